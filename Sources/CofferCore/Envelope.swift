@@ -1,0 +1,92 @@
+import CofferCrypto
+import CofferStore
+
+/// The envelope scheme: a per-subject DEK wrapped under a KEK, and per-field keys derived
+/// from the DEK.
+///
+/// - The wrapping key is BLAKE2b(KEK, "coffer.wrap.v1", subject), so a wrapped DEK moved onto
+///   another subject's row does not open.
+/// - The field key is BLAKE2b(DEK, "coffer.field.v1", subject, field), so a sealed value moved
+///   to another field or subject does not open.
+///
+/// Working keys live in the slots of a `KeyScratch`: slot 0 the wrapping key, slot 1 the DEK,
+/// slot 2 the field key.
+struct Envelope: Sendable {
+    static let wrapLabel = "coffer.wrap.v1"
+    static let fieldLabel = "coffer.field.v1"
+
+    let keys: KeyRing
+
+    /// Puts a fresh random DEK in slot 1 and returns it wrapped under the current KEK.
+    func newDEK(subject: String, in scratch: KeyScratch) throws -> WrappedKey {
+        try scratch.withSlot(1) { try Random.fill($0) }
+        return try wrapDEK(subject: subject, in: scratch)
+    }
+
+    /// Wraps the DEK in slot 1 under the current KEK.
+    func wrapDEK(subject: String, in scratch: KeyScratch) throws -> WrappedKey {
+        let version = keys.currentKEKVersion
+        try deriveWrappingKey(version: version, subject: subject, in: scratch)
+        let sealed = try scratch.withSlot(0) { wrapKey in
+            try scratch.withSlot(1) { dek in try SecretBox.seal(UnsafeRawBufferPointer(dek), key: UnsafeRawBufferPointer(wrapKey)) }
+        }
+        return WrappedKey(kekVersion: version, sealed: sealed)
+    }
+
+    /// Unwraps `wrapped` into slot 1.
+    func unwrapDEK(_ wrapped: WrappedKey, subject: String, in scratch: KeyScratch) throws {
+        try deriveWrappingKey(version: wrapped.kekVersion, subject: subject, in: scratch)
+        do {
+            try wrapped.sealed.withUnsafeBytes { sealed in
+                try scratch.withSlot(0) { wrapKey in
+                    try scratch.withSlot(1) { dek in try SecretBox.open(sealed, key: UnsafeRawBufferPointer(wrapKey), into: dek) }
+                }
+            }
+        } catch let error as CryptoError {
+            throw VaultError(.integrity, "the data key of subject '\(subject)' failed to open: \(error)")
+        }
+    }
+
+    private func deriveWrappingKey(version: UInt32, subject: String, in scratch: KeyScratch) throws {
+        let kek = try keys.kek(version: version)
+        try kek.withUnsafeBytes { kekBytes in
+            try scratch.withSlot(0) { out in
+                try KeyedHash.hash(key: kekBytes, label: Self.wrapLabel, parts: [Array(subject.utf8)], into: out)
+            }
+        }
+    }
+
+    /// Derives the key for (subject, field) from the DEK in slot 1 into slot 2.
+    private func deriveFieldKey(subject: String, field: String, in scratch: KeyScratch) throws {
+        try scratch.withSlot(1) { dek in
+            try scratch.withSlot(2) { out in
+                try KeyedHash.hash(
+                    key: UnsafeRawBufferPointer(dek), label: Self.fieldLabel,
+                    parts: [Array(subject.utf8), Array(field.utf8)], into: out)
+            }
+        }
+    }
+
+    /// Seals a field value under the DEK in slot 1.
+    func seal(_ value: [UInt8], subject: String, field: String, in scratch: KeyScratch) throws -> [UInt8] {
+        try deriveFieldKey(subject: subject, field: field, in: scratch)
+        return try scratch.withSlot(2) { key in try SecretBox.seal(value, key: UnsafeRawBufferPointer(key)) }
+    }
+
+    /// Opens a sealed field value under the DEK in slot 1.
+    func open(_ sealed: [UInt8], subject: String, field: String, in scratch: KeyScratch) throws -> [UInt8] {
+        try deriveFieldKey(subject: subject, field: field, in: scratch)
+        do {
+            return try scratch.withSlot(2) { key in try SecretBox.open(sealed, key: UnsafeRawBufferPointer(key)) }
+        } catch let error as CryptoError {
+            throw VaultError(.integrity, "field '\(field)' of subject '\(subject)' failed to open: \(error)")
+        }
+    }
+
+    /// The blind-index tag of an already normalised email or phone.
+    func indexTag(kind: IndexKind, normalized: [UInt8]) throws -> [UInt8] {
+        try keys.indexKey.withUnsafeBytes { key in
+            try KeyedHash.hash(key: key, label: "coffer.index.\(kind.rawValue).v1", parts: [normalized])
+        }
+    }
+}

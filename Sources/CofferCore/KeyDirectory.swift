@@ -1,0 +1,150 @@
+import CofferCrypto
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The key directory's on-disk layout and its rules. Each key is a file of exactly 32 raw
+/// bytes, mode 0600, in a directory of mode 0700 that is kept apart from the data directory:
+///
+/// - `kek-<version>.key`: the key-encrypting keys, one per version (1, 2, …);
+/// - `index.key`: the blind-index key (keyed BLAKE2b of normalised emails and phones);
+/// - `auth.key`: the key under which client secrets are hashed.
+public enum KeyDirectory {
+    public static let indexKeyFile = "index.key"
+    public static let authKeyFile = "auth.key"
+
+    public static func kekFileName(version: UInt32) -> String { "kek-\(version).key" }
+
+    /// The version a file name denotes, if it names a KEK.
+    static func kekVersion(fileName: String) -> UInt32? {
+        guard fileName.hasPrefix("kek-"), fileName.hasSuffix(".key") else { return nil }
+        let digits = fileName.dropFirst(4).dropLast(4)
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+            digits.first != "0", let version = UInt32(digits)
+        else { return nil }
+        return version
+    }
+
+    /// True if the directory holds any key file (so `init` must not touch it).
+    static func holdsKeys(_ directory: String) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.contains { $0.hasSuffix(".key") }
+    }
+
+    /// Creates a fresh key directory with KEK version 1, an index key and an auth key.
+    static func create(at directory: String) throws {
+        try makePrivateDirectory(directory)
+        try writeKey(SymmetricKey.random(), to: path(directory, kekFileName(version: 1)))
+        try writeKey(SymmetricKey.random(), to: path(directory, indexKeyFile))
+        try writeKey(SymmetricKey.random(), to: path(directory, authKeyFile))
+        try syncDirectory(directory)
+    }
+
+    /// Loads every key, refusing a directory whose key files are exposed or malformed.
+    static func load(from directory: String) throws -> KeyRing {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
+        else { throw VaultError(.keys, "key directory \(directory) does not exist") }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            throw VaultError(.keys, "key directory \(directory) cannot be read")
+        }
+        var keks: [UInt32: SymmetricKey] = [:]
+        for name in names {
+            if let version = kekVersion(fileName: name) {
+                keks[version] = try readKey(path(directory, name))
+            }
+        }
+        guard !keks.isEmpty else { throw VaultError(.keys, "key directory \(directory) holds no kek-N.key file") }
+        let index = try readKey(path(directory, indexKeyFile))
+        let auth = try readKey(path(directory, authKeyFile))
+        return KeyRing(keks: keks, indexKey: index, authKey: auth)
+    }
+
+    static func path(_ directory: String, _ name: String) -> String {
+        (directory as NSString).appendingPathComponent(name)
+    }
+
+    /// Reads a key file straight into guarded memory, after checking its mode and size on the
+    /// open descriptor (so the checks and the read see the same file).
+    static func readKey(_ path: String) throws -> SymmetricKey {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw VaultError(.keys, "key file \(path) cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw VaultError(.keys, "key file \(path) is not a regular file")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw VaultError(
+                .keys,
+                "key file \(path) is readable or writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it"
+            )
+        }
+        guard info.st_size == off_t(SymmetricKey.length) else {
+            throw VaultError(
+                .keys, "key file \(path) has the wrong size: \(info.st_size) bytes, expected \(SymmetricKey.length)")
+        }
+        var bytes = try SecureBytes(count: SymmetricKey.length)
+        let complete = bytes.withUnsafeMutableBytes { buffer -> Bool in
+            var filled = 0
+            while filled < buffer.count {
+                let n = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                filled += n
+            }
+            return true
+        }
+        guard complete else { throw VaultError(.keys, "key file \(path) could not be read in full") }
+        return try SymmetricKey(bytes)
+    }
+
+    /// Writes a key file with mode 0600, refusing to overwrite one, and syncs it to disk.
+    static func writeKey(_ key: SymmetricKey, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw VaultError(.keys, "key file \(path) cannot be created: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let written = key.withUnsafeBytes { buffer -> Bool in
+            var done = 0
+            while done < buffer.count {
+                let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        guard written, fsync(fd) == 0 else {
+            unlink(path)
+            throw VaultError(.keys, "key file \(path) could not be written")
+        }
+    }
+
+    /// Creates `directory` with mode 0700, or tightens an existing empty one to 0700.
+    static func makePrivateDirectory(_ directory: String) throws {
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            throw VaultError(.setup, "directory \(directory) cannot be created: \(String(cString: strerror(errno)))")
+        }
+        guard chmod(directory, 0o700) == 0 else {
+            throw VaultError(.setup, "directory \(directory) cannot be set to mode 0700")
+        }
+    }
+
+    static func syncDirectory(_ directory: String) throws {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw VaultError(.setup, "directory \(directory) cannot be opened") }
+        defer { close(fd) }
+        _ = fsync(fd)
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+/// How much of a category's values a role sees.
+public enum ReadLevel: String, Sendable, Codable, CaseIterable {
+    case plain
+    case masked
+    case none
+}
+
+/// Operations that are not reads or writes of a field.
+public enum Operation: String, Sendable, Codable, CaseIterable {
+    /// `EXISTS`: learn whether a subject is stored.
+    case exists
+    /// `FIND`: look subjects up by email or phone.
+    case find
+    /// `SHRED`: destroy a subject.
+    case shred
+    /// `CLIENT.*`: add, list, revoke clients.
+    case clients
+}
+
+/// What one role may do. Anything not granted here is denied.
+public struct RoleGrants: Sendable, Hashable {
+    public var read: [DataCategory: ReadLevel]
+    public var write: Set<DataCategory>
+    public var operations: Set<Operation>
+
+    public init(read: [DataCategory: ReadLevel] = [:], write: Set<DataCategory> = [], operations: Set<Operation> = []) {
+        self.read = read
+        self.write = write
+        self.operations = operations
+    }
+
+    public func readLevel(_ category: DataCategory) -> ReadLevel { read[category] ?? .none }
+}
+
+/// A request for access, as the one decision function sees it.
+public enum Access: Sendable, Hashable {
+    case read(Field)
+    case write(Field)
+    case operation(Operation)
+}
+
+public enum Decision: Sendable, Hashable {
+    case allow(ReadLevel)
+    case deny
+}
+
+/// The role → grants map. Deny by default: an unknown role, category or operation gets nothing.
+public struct Policy: Sendable, Hashable {
+    public var roles: [String: RoleGrants]
+
+    public init(roles: [String: RoleGrants]) { self.roles = roles }
+
+    /// The built-in roles, used when no `--policy` file is given.
+    public static let builtIn = Policy(roles: [
+        "billing": RoleGrants(
+            read: [.card: .plain, .contact: .masked, .consent: .plain], write: [.card], operations: [.exists]),
+        "support": RoleGrants(
+            read: [.contact: .plain, .card: .masked, .consent: .plain], write: [.contact, .consent],
+            operations: [.exists, .find]),
+        "admin": RoleGrants(operations: [.shred, .clients]),
+        "auditor": RoleGrants(),
+    ])
+
+    /// What the operator at the machine (the CLI, with the key directory in hand) may do offline:
+    /// manage clients and shred, but read no data.
+    static let localOperator = RoleGrants(operations: [.shred, .clients])
+
+    /// The single decision function every entry point goes through.
+    public func decide(role: String, _ access: Access) -> Decision {
+        guard let grants = roles[role] else { return .deny }
+        return Self.decide(grants, access)
+    }
+
+    static func decide(_ grants: RoleGrants, _ access: Access) -> Decision {
+        switch access {
+        case .read(let field):
+            let level = grants.readLevel(field.category)
+            return level == .none ? .deny : .allow(level)
+        case .write(let field):
+            return grants.write.contains(field.category) ? .allow(.plain) : .deny
+        case .operation(let operation):
+            return grants.operations.contains(operation) ? .allow(.plain) : .deny
+        }
+    }
+
+    public func isKnownRole(_ role: String) -> Bool { roles[role] != nil }
+}
+
+extension Policy {
+    /// Loads a policy file (JSON; see `Deploy/policy.example.json`). Every category, level and
+    /// operation must be one the vault knows, so a typo cannot silently grant or drop access.
+    public static func load(path: String) throws -> Policy {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw VaultError(.setup, "policy file \(path) cannot be read")
+        }
+        let file: PolicyFile
+        do { file = try JSONDecoder().decode(PolicyFile.self, from: data) } catch {
+            throw VaultError(.setup, "policy file \(path) is not valid: \(error)")
+        }
+        var roles: [String: RoleGrants] = [:]
+        for (name, role) in file.roles {
+            guard (1...64).contains(name.count) else { throw VaultError(.setup, "policy file \(path): bad role name") }
+            var grants = RoleGrants()
+            for (category, level) in role.read ?? [:] {
+                guard let c = DataCategory(rawValue: category) else {
+                    throw VaultError(.setup, "policy file \(path): role \(name): unknown category '\(category)'")
+                }
+                guard let l = ReadLevel(rawValue: level) else {
+                    throw VaultError(.setup, "policy file \(path): role \(name): unknown read level '\(level)'")
+                }
+                grants.read[c] = l
+            }
+            for category in role.write ?? [] {
+                guard let c = DataCategory(rawValue: category) else {
+                    throw VaultError(.setup, "policy file \(path): role \(name): unknown category '\(category)'")
+                }
+                grants.write.insert(c)
+            }
+            for operation in role.operations ?? [] {
+                guard let o = Operation(rawValue: operation) else {
+                    throw VaultError(.setup, "policy file \(path): role \(name): unknown operation '\(operation)'")
+                }
+                grants.operations.insert(o)
+            }
+            roles[name] = grants
+        }
+        return Policy(roles: roles)
+    }
+
+    private struct PolicyFile: Decodable {
+        struct Role: Decodable {
+            var read: [String: String]?
+            var write: [String]?
+            var operations: [String]?
+        }
+        var roles: [String: Role]
+    }
+}

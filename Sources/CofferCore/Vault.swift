@@ -1,0 +1,121 @@
+import CofferCrypto
+import CofferStore
+import Foundation
+import Logging
+
+/// An open vault: the one place where every access decision, every encryption and every
+/// write is made. The server and the CLI both call this API; neither decides anything itself.
+public final class Vault: Sendable {
+    public let configuration: VaultConfiguration
+    let store: SQLiteStore
+    let keys: KeyRing
+    let envelope: Envelope
+    let scratch = KeyScratchPool()
+    let logger: Logger
+
+    private init(configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.keys = keys
+        self.envelope = Envelope(keys: keys)
+        self.logger = logger
+    }
+
+    public var policy: Policy { configuration.policy }
+    public var currentKEKVersion: UInt32 { keys.currentKEKVersion }
+    public var databasePath: String { store.path }
+
+    /// Opens an existing vault, refusing if a key file is exposed or malformed, or if a KEK
+    /// version that stored data still references is missing.
+    public static func open(
+        _ configuration: VaultConfiguration, logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> Vault {
+        try checkSeparate(configuration)
+        let databasePath = configuration.databasePath
+        guard FileManager.default.fileExists(atPath: databasePath) else {
+            throw VaultError(
+                .setup, "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
+        }
+        let keys = try KeyDirectory.load(from: configuration.keyDirectory)
+        let store = try storageCall {
+            try SQLiteStore(path: databasePath, durability: configuration.durability, create: false)
+        }
+        let referenced = try storageCall { try store.read { try $0.referencedKEKVersions() } }
+        for version in referenced where !keys.kekVersions.contains(version) {
+            throw VaultError(
+                .keys,
+                "KEK version \(version) still wraps stored data keys but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))) is missing"
+            )
+        }
+        logger.info(
+            "vault opened",
+            metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
+        return Vault(configuration: configuration, store: store, keys: keys, logger: logger)
+    }
+
+    /// Creates a new vault: the data directory and its database, the key directory and its
+    /// keys, and the first admin client, named `admin`, whose secret is returned (once).
+    /// Refuses, touching nothing, if either directory already holds a vault.
+    public static func initialize(
+        _ configuration: VaultConfiguration, adminName: String = "admin",
+        logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> String {
+        try checkSeparate(configuration)
+        let databasePath = configuration.databasePath
+        if FileManager.default.fileExists(atPath: databasePath) {
+            throw VaultError(.setup, "a vault already exists at \(databasePath); refusing to touch it")
+        }
+        if KeyDirectory.holdsKeys(configuration.keyDirectory) {
+            throw VaultError(
+                .setup, "key directory \(configuration.keyDirectory) already holds key files; refusing to touch it")
+        }
+        var created: [String] = []
+        do {
+            try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
+            created = [
+                KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
+            ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
+            try KeyDirectory.create(at: configuration.keyDirectory)
+            created += [databasePath, databasePath + "-wal", databasePath + "-shm"]
+            let store = try storageCall { try SQLiteStore(path: databasePath, durability: configuration.durability) }
+            try storageCall { try store.close() }
+            let vault = try open(configuration, logger: logger)
+            let secret = try vault.addClient(name: adminName, role: "admin", as: .localOperator)
+            try storageCall { try vault.store.close() }
+            return secret
+        } catch {
+            for path in created { unlink(path) }
+            throw error
+        }
+    }
+
+    /// Closes the database cleanly (checkpointing the WAL).
+    public func close() throws {
+        try Self.storageCall { try store.close() }
+    }
+
+    /// Data and keys must never share a directory, nor sit one inside the other: a copy of the
+    /// data directory must not carry the keys with it.
+    static func checkSeparate(_ configuration: VaultConfiguration) throws {
+        func canonical(_ path: String) -> String {
+            URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        }
+        let data = canonical(configuration.dataDirectory)
+        let keys = canonical(configuration.keyDirectory)
+        if data == keys || data.hasPrefix(keys + "/") || keys.hasPrefix(data + "/") {
+            throw VaultError(
+                .setup,
+                "the data directory (\(data)) and the key directory (\(keys)) must be separate; neither may contain the other"
+            )
+        }
+    }
+
+    /// Runs a storage call, turning database errors into a `STORAGE` error that carries no values.
+    static func storageCall<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as VaultError { throw error } catch let error as CryptoError {
+            throw VaultError(.integrity, "\(error)")
+        } catch {
+            throw VaultError(.storage, "storage failed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import CofferStore
+
+/// Everything needed to open a vault. Every parameter but the two directories has a default.
+public struct VaultConfiguration: Sendable {
+    /// Holds `coffer.db` (and its WAL) and, by default, the server's socket. Mode 0700.
+    public var dataDirectory: String
+    /// Holds the key files. Mode 0700, kept apart from the data directory.
+    public var keyDirectory: String
+    /// Role grants; the built-in roles unless a policy file says otherwise.
+    public var policy: Policy
+    /// SQLite `synchronous`: `full` (default) keeps acknowledged writes through power loss.
+    public var durability: SQLiteStore.Durability
+    /// Consecutive failed AUTH attempts after which a client is locked out.
+    public var maximumFailedLogins: Int
+    /// How long a lock-out lasts, in seconds.
+    public var lockoutSeconds: Double
+
+    public init(
+        dataDirectory: String,
+        keyDirectory: String,
+        policy: Policy = .builtIn,
+        durability: SQLiteStore.Durability = .full,
+        maximumFailedLogins: Int = 10,
+        lockoutSeconds: Double = 30 * 60
+    ) {
+        self.dataDirectory = dataDirectory
+        self.keyDirectory = keyDirectory
+        self.policy = policy
+        self.durability = durability
+        self.maximumFailedLogins = maximumFailedLogins
+        self.lockoutSeconds = lockoutSeconds
+    }
+
+    var databasePath: String { KeyDirectory.path(dataDirectory, SQLiteStore.fileName) }
+}

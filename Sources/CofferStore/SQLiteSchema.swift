@@ -1,0 +1,43 @@
+import GRDB
+
+/// Numbered, append-only migrations. A migration that has shipped is never edited: later
+/// changes are new entries.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-subjects-fields-index-clients") { db in
+            // 72 = 24-byte nonce + 16-byte MAC + 32-byte DEK; 41 is the smallest sealed field.
+            try db.execute(
+                sql: """
+                    CREATE TABLE subject (
+                        id TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 128),
+                        kek_version INTEGER NOT NULL CHECK (kek_version > 0),
+                        wrapped_dek BLOB NOT NULL CHECK (length(wrapped_dek) = 72)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX subject_kek_version ON subject(kek_version);
+                    CREATE TABLE field (
+                        subject_id TEXT NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+                        sealed BLOB NOT NULL CHECK (length(sealed) > 40),
+                        PRIMARY KEY (subject_id, name)
+                    );
+                    CREATE TABLE blind_index (
+                        kind TEXT NOT NULL CHECK (kind IN ('email', 'phone')),
+                        tag BLOB NOT NULL CHECK (length(tag) = 32),
+                        subject_id TEXT NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        PRIMARY KEY (kind, tag, subject_id)
+                    ) WITHOUT ROWID;
+                    CREATE UNIQUE INDEX blind_index_subject ON blind_index(subject_id, kind);
+                    CREATE TABLE client (
+                        name TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+                        role TEXT NOT NULL CHECK (length(role) BETWEEN 1 AND 64),
+                        secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+                        failed_attempts INTEGER NOT NULL DEFAULT 0 CHECK (failed_attempts >= 0),
+                        locked_until REAL,
+                        created_at REAL NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import GRDB
+
+/// The SQLite implementation of `VaultStore`: one WAL-mode `DatabasePool` per file, so reads
+/// run concurrently with the single writer.
+public final class SQLiteStore: VaultStore {
+    public static let fileName = "coffer.db"
+
+    /// How hard a commit is pushed to disk. `full` (the default) makes every acknowledged write
+    /// survive a process crash and a power loss; `normal` survives a process crash only.
+    public enum Durability: String, Sendable, CaseIterable {
+        case full
+        case normal
+    }
+
+    private let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    public init(path: String, durability: Durability = .full, create: Bool = true) throws {
+        if !create && !FileManager.default.fileExists(atPath: path) {
+            throw StoreError("database file \(path) does not exist")
+        }
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        config.label = "coffer"
+        let synchronous = durability == .full ? "FULL" : "NORMAL"
+        config.prepareDatabase { db in
+            // Freed pages and cells are zeroed, so deleted ciphertext does not linger in the file.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            // Sorts and temporary tables stay in memory, never in temp files.
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        self.path = path
+        // The file is created with the process umask; tighten it to owner-only before use.
+        let oldMask = umask(0o077)
+        defer { umask(oldMask) }
+        pool = try DatabasePool(path: path, configuration: config)
+        try SQLiteSchema.migrator.migrate(pool)
+    }
+
+    public func read<T>(_ body: (any StoreReading) throws -> T) throws -> T {
+        try pool.read { db in try body(SQLiteTransaction(db: db)) }
+    }
+
+    public func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
+        try pool.write { db in try body(SQLiteTransaction(db: db)) }
+    }
+
+    @discardableResult
+    public func checkpoint() throws -> Bool {
+        try pool.writeWithoutTransaction { db in
+            let result = try db.checkpoint(.truncate)
+            return result.walFrameCount == result.checkpointedFrameCount
+        }
+    }
+
+    public func close() throws {
+        try pool.close()
+    }
+}
+
+/// The store's view of one transaction. Statements are cached per connection, so the hot
+/// paths prepare each SQL string once.
+struct SQLiteTransaction: StoreWriting {
+    let db: Database
+
+    func subjectKey(_ subject: String) throws -> WrappedKey? {
+        let statement = try db.cachedStatement(sql: "SELECT kek_version, wrapped_dek FROM subject WHERE id = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [subject]) else { return nil }
+        let version: Int64 = row[0]
+        let sealed: Data = row[1]
+        return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: version), sealed: [UInt8](sealed))
+    }
+
+    func sealedFields(_ subject: String, names: [String]) throws -> [String: [UInt8]] {
+        let statement = try db.cachedStatement(sql: "SELECT sealed FROM field WHERE subject_id = ? AND name = ?")
+        var result: [String: [UInt8]] = [:]
+        for name in names where result[name] == nil {
+            if let data = try Data.fetchOne(statement, arguments: [subject, name]) {
+                result[name] = [UInt8](data)
+            }
+        }
+        return result
+    }
+
+    func allSealedFields(_ subject: String) throws -> [(name: String, sealed: [UInt8])] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT name, sealed FROM field WHERE subject_id = ? ORDER BY name")
+        return try Row.fetchAll(statement, arguments: [subject]).map { row in
+            let name: String = row[0]
+            let sealed: Data = row[1]
+            return (name, [UInt8](sealed))
+        }
+    }
+
+    func subjects(indexKind: IndexKind, tag: [UInt8]) throws -> [String] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT subject_id FROM blind_index WHERE kind = ? AND tag = ? ORDER BY subject_id")
+        return try String.fetchAll(statement, arguments: [indexKind.rawValue, Data(tag)])
+    }
+
+    func referencedKEKVersions() throws -> [UInt32] {
+        try Int64.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY kek_version")
+            .map { UInt32(truncatingIfNeeded: $0) }
+    }
+
+    func client(named name: String) throws -> ClientRecord? {
+        let statement = try db.cachedStatement(
+            sql: "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at FROM client WHERE name = ?"
+        )
+        return try Row.fetchOne(statement, arguments: [name]).map(Self.clientRecord)
+    }
+
+    func clients() throws -> [ClientRecord] {
+        try Row.fetchAll(
+            db,
+            sql: "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at FROM client ORDER BY name"
+        ).map(Self.clientRecord)
+    }
+
+    private static func clientRecord(_ row: Row) -> ClientRecord {
+        let hash: Data = row[2]
+        return ClientRecord(
+            name: row[0], role: row[1], secretHash: [UInt8](hash), failedAttempts: row[3], lockedUntil: row[4],
+            createdAt: row[5])
+    }
+
+    func insertSubject(_ subject: String, key: WrappedKey) throws {
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO subject (id, kek_version, wrapped_dek) VALUES (?, ?, ?)")
+        try statement.execute(arguments: [subject, Int64(key.kekVersion), Data(key.sealed)])
+    }
+
+    func upsertSealedField(subject: String, name: String, sealed: [UInt8]) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO field (subject_id, name, sealed) VALUES (?, ?, ?)
+                ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed
+                """)
+        try statement.execute(arguments: [subject, name, Data(sealed)])
+    }
+
+    func deleteFields(subject: String, names: [String]) throws -> Int {
+        let statement = try db.cachedStatement(sql: "DELETE FROM field WHERE subject_id = ? AND name = ?")
+        var removed = 0
+        for name in Set(names) {
+            try statement.execute(arguments: [subject, name])
+            removed += db.changesCount
+        }
+        return removed
+    }
+
+    func setIndexTag(subject: String, kind: IndexKind, tag: [UInt8]?) throws {
+        let delete = try db.cachedStatement(sql: "DELETE FROM blind_index WHERE subject_id = ? AND kind = ?")
+        try delete.execute(arguments: [subject, kind.rawValue])
+        if let tag {
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO blind_index (kind, tag, subject_id) VALUES (?, ?, ?)")
+            try insert.execute(arguments: [kind.rawValue, Data(tag), subject])
+        }
+    }
+
+    func deleteSubject(_ subject: String) throws -> Bool {
+        // Explicit deletes first, so secure_delete zeroes every cell even if a future schema
+        // change forgot a cascade.
+        try db.execute(sql: "DELETE FROM field WHERE subject_id = ?", arguments: [subject])
+        try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ?", arguments: [subject])
+        try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject])
+        return db.changesCount > 0
+    }
+
+    func insertClient(_ client: ClientRecord) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO client (name, role, secret_hash, failed_attempts, locked_until, created_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                client.name, client.role, Data(client.secretHash), client.failedAttempts, client.lockedUntil,
+                client.createdAt,
+            ])
+    }
+
+    func deleteClient(named name: String) throws -> Bool {
+        try db.execute(sql: "DELETE FROM client WHERE name = ?", arguments: [name])
+        return db.changesCount > 0
+    }
+
+    func updateClientLock(name: String, failedAttempts: Int, lockedUntil: Double?) throws {
+        let statement = try db.cachedStatement(
+            sql: "UPDATE client SET failed_attempts = ?, locked_until = ? WHERE name = ?")
+        try statement.execute(arguments: [failedAttempts, lockedUntil, name])
+    }
+}

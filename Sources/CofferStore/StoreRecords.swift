@@ -1,0 +1,44 @@
+/// A subject's data key, sealed under one version of the key-encrypting key.
+public struct WrappedKey: Sendable, Hashable {
+    public var kekVersion: UInt32
+    public var sealed: [UInt8]
+
+    public init(kekVersion: UInt32, sealed: [UInt8]) {
+        self.kekVersion = kekVersion
+        self.sealed = sealed
+    }
+}
+
+/// What a blind-index tag was computed from.
+public enum IndexKind: String, Sendable, CaseIterable {
+    case email
+    case phone
+}
+
+/// A client allowed to connect. Only a keyed hash of its secret is stored.
+public struct ClientRecord: Sendable, Hashable {
+    public var name: String
+    public var role: String
+    public var secretHash: [UInt8]
+    public var failedAttempts: Int
+    /// Seconds since 1970 until which the client is locked out, if it is.
+    public var lockedUntil: Double?
+    public var createdAt: Double
+
+    public init(
+        name: String, role: String, secretHash: [UInt8], failedAttempts: Int = 0, lockedUntil: Double? = nil,
+        createdAt: Double
+    ) {
+        self.name = name
+        self.role = role
+        self.secretHash = secretHash
+        self.failedAttempts = failedAttempts
+        self.lockedUntil = lockedUntil
+        self.createdAt = createdAt
+    }
+}
+
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,38 @@
+/// The narrow storage interface the vault core is written against. A store keeps only
+/// ciphertext, wrapped keys, keyed hashes and client records: it never sees plaintext or a key.
+///
+/// SQLite (`SQLiteStore`) implements it today; a PostgreSQL backend can implement the same
+/// protocol later.
+public protocol VaultStore: Sendable {
+    /// Runs `body` in a read transaction that sees one consistent snapshot.
+    func read<T>(_ body: (any StoreReading) throws -> T) throws -> T
+    /// Runs `body` in a write transaction: everything it writes commits together, or nothing does.
+    func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T
+    /// Copies the write-ahead log into the main file and truncates it, so that pages freed by a
+    /// shred survive nowhere. Returns false if readers kept part of the log alive.
+    @discardableResult func checkpoint() throws -> Bool
+}
+
+public protocol StoreReading {
+    func subjectKey(_ subject: String) throws -> WrappedKey?
+    func sealedFields(_ subject: String, names: [String]) throws -> [String: [UInt8]]
+    func allSealedFields(_ subject: String) throws -> [(name: String, sealed: [UInt8])]
+    func subjects(indexKind: IndexKind, tag: [UInt8]) throws -> [String]
+    /// Every KEK version that still wraps at least one DEK.
+    func referencedKEKVersions() throws -> [UInt32]
+    func client(named name: String) throws -> ClientRecord?
+    func clients() throws -> [ClientRecord]
+}
+
+public protocol StoreWriting: StoreReading {
+    func insertSubject(_ subject: String, key: WrappedKey) throws
+    func upsertSealedField(subject: String, name: String, sealed: [UInt8]) throws
+    func deleteFields(subject: String, names: [String]) throws -> Int
+    /// Sets (or with nil clears) the subject's single blind-index tag of `kind`.
+    func setIndexTag(subject: String, kind: IndexKind, tag: [UInt8]?) throws
+    /// Deletes the subject row, which cascades to its fields and index tags.
+    func deleteSubject(_ subject: String) throws -> Bool
+    func insertClient(_ client: ClientRecord) throws
+    func deleteClient(named name: String) throws -> Bool
+    func updateClientLock(name: String, failedAttempts: Int, lockedUntil: Double?) throws
+}

@@ -1,0 +1,1 @@
+@main struct Coffer { static func main() {} }
