@@ -65,7 +65,10 @@ let package = Package(
         ),
         .testTarget(name: "CofferCryptoTests", dependencies: ["CofferCrypto"]),
         .testTarget(name: "CofferStoreTests", dependencies: ["CofferStore"]),
-        .testTarget(name: "CofferCoreTests", dependencies: ["CofferCore", "CofferCrypto", "CofferStore"]),
+        .testTarget(
+            name: "CofferCoreTests",
+            dependencies: ["CofferCore", "CofferCrypto", "CofferStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "CofferProtocolTests",
             dependencies: [

@@ -28,7 +28,9 @@ struct Envelope: Sendable {
         let version = keys.currentKEKVersion
         try deriveWrappingKey(version: version, subject: subject, in: scratch)
         let sealed = try scratch.withSlot(0) { wrapKey in
-            try scratch.withSlot(1) { dek in try SecretBox.seal(UnsafeRawBufferPointer(dek), key: UnsafeRawBufferPointer(wrapKey)) }
+            try scratch.withSlot(1) { dek in
+                try SecretBox.seal(UnsafeRawBufferPointer(dek), key: UnsafeRawBufferPointer(wrapKey))
+            }
         }
         return WrappedKey(kekVersion: version, sealed: sealed)
     }
@@ -39,7 +41,9 @@ struct Envelope: Sendable {
         do {
             try wrapped.sealed.withUnsafeBytes { sealed in
                 try scratch.withSlot(0) { wrapKey in
-                    try scratch.withSlot(1) { dek in try SecretBox.open(sealed, key: UnsafeRawBufferPointer(wrapKey), into: dek) }
+                    try scratch.withSlot(1) { dek in
+                        try SecretBox.open(sealed, key: UnsafeRawBufferPointer(wrapKey), into: dek)
+                    }
                 }
             }
         } catch let error as CryptoError {

@@ -30,6 +30,5 @@ public struct Field: Sendable, Hashable {
     }
 }
 
-
 /// The blind indexes a subject can be found by (`FIND email …`, `FIND phone …`).
 public typealias IndexKind = CofferStore.IndexKind

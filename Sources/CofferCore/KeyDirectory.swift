@@ -93,7 +93,7 @@ public enum KeyDirectory {
             throw VaultError(
                 .keys, "key file \(path) has the wrong size: \(info.st_size) bytes, expected \(SymmetricKey.length)")
         }
-        var bytes = try SecureBytes(count: SymmetricKey.length)
+        let bytes = try SecureBytes(count: SymmetricKey.length)
         let complete = bytes.withUnsafeMutableBytes { buffer -> Bool in
             var filled = 0
             while filled < buffer.count {
@@ -133,6 +133,10 @@ public enum KeyDirectory {
 
     /// Creates `directory` with mode 0700, or tightens an existing empty one to 0700.
     static func makePrivateDirectory(_ directory: String) throws {
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty {
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw VaultError(.setup, "directory \(directory) cannot be created: \(String(cString: strerror(errno)))")
         }

@@ -8,7 +8,7 @@ public enum ReadLevel: String, Sendable, Codable, CaseIterable {
 }
 
 /// Operations that are not reads or writes of a field.
-public enum Operation: String, Sendable, Codable, CaseIterable {
+public enum Privilege: String, Sendable, Codable, CaseIterable {
     /// `EXISTS`: learn whether a subject is stored.
     case exists
     /// `FIND`: look subjects up by email or phone.
@@ -23,9 +23,9 @@ public enum Operation: String, Sendable, Codable, CaseIterable {
 public struct RoleGrants: Sendable, Hashable {
     public var read: [DataCategory: ReadLevel]
     public var write: Set<DataCategory>
-    public var operations: Set<Operation>
+    public var operations: Set<Privilege>
 
-    public init(read: [DataCategory: ReadLevel] = [:], write: Set<DataCategory> = [], operations: Set<Operation> = []) {
+    public init(read: [DataCategory: ReadLevel] = [:], write: Set<DataCategory> = [], operations: Set<Privilege> = []) {
         self.read = read
         self.write = write
         self.operations = operations
@@ -38,7 +38,7 @@ public struct RoleGrants: Sendable, Hashable {
 public enum Access: Sendable, Hashable {
     case read(Field)
     case write(Field)
-    case operation(Operation)
+    case operation(Privilege)
 }
 
 public enum Decision: Sendable, Hashable {
@@ -120,7 +120,7 @@ extension Policy {
                 grants.write.insert(c)
             }
             for operation in role.operations ?? [] {
-                guard let o = Operation(rawValue: operation) else {
+                guard let o = Privilege(rawValue: operation) else {
                     throw VaultError(.setup, "policy file \(path): role \(name): unknown operation '\(operation)'")
                 }
                 grants.operations.insert(o)

@@ -49,7 +49,9 @@ extension Vault {
             try store.read { tx in
                 let role = try resolve(caller, in: tx)
                 let levels = try fields.map { try role.require(.read($0), "read field '\($0.name)'") }
-                guard let wrapped = try tx.subjectKey(subject) else { return Array(repeating: nil, count: fields.count) }
+                guard let wrapped = try tx.subjectKey(subject) else {
+                    return Array(repeating: nil, count: fields.count)
+                }
                 let sealed = try tx.sealedFields(subject, names: names)
                 return try scratch.withScratch { scratch in
                     try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)

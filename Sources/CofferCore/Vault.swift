@@ -34,7 +34,8 @@ public final class Vault: Sendable {
         let databasePath = configuration.databasePath
         guard FileManager.default.fileExists(atPath: databasePath) else {
             throw VaultError(
-                .setup, "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
+                .setup,
+                "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
         }
         let keys = try KeyDirectory.load(from: configuration.keyDirectory)
         let store = try storageCall {

@@ -12,7 +12,7 @@ public final class KeyScratch: @unchecked Sendable {
     public static let slotLength = 32
     public static let slotCount = 3
 
-    private var bytes: SecureBytes
+    private let bytes: SecureBytes
 
     fileprivate init() throws {
         bytes = try SecureBytes(count: Self.slotLength * Self.slotCount)
@@ -24,7 +24,9 @@ public final class KeyScratch: @unchecked Sendable {
     {
         precondition(index >= 0 && index < Self.slotCount)
         return try bytes.withUnsafeMutableBytes { (all) throws(E) -> R in
-            try body(UnsafeMutableRawBufferPointer(rebasing: all[(index * Self.slotLength)..<((index + 1) * Self.slotLength)]))
+            try body(
+                UnsafeMutableRawBufferPointer(
+                    rebasing: all[(index * Self.slotLength)..<((index + 1) * Self.slotLength)]))
         }
     }
 

@@ -78,4 +78,3 @@ public enum SecretBox {
         return plaintext
     }
 }
-

@@ -43,14 +43,16 @@ public struct SecureBytes: ~Copyable {
         try body(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
-    public mutating func withUnsafeMutableBytes<R, E: Error>(
+    /// Non-mutating: the struct only holds a pointer, and the guarded memory it points to is
+    /// stable for the value's lifetime, so several slots of one buffer may be lent at once.
+    public borrowing func withUnsafeMutableBytes<R, E: Error>(
         _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
         try body(UnsafeMutableRawBufferPointer(start: pointer, count: count))
     }
 
     /// Overwrites the bytes with zeros, for scratch buffers that are reused.
-    public mutating func wipe() {
+    public borrowing func wipe() {
         sodium_memzero(pointer, count)
     }
 

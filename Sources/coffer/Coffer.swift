@@ -1,1 +1,38 @@
-@main struct Coffer { static func main() {} }
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Coffer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coffer",
+        abstract: "A vault for personal and payment-card data: encrypted fields, per-role access, crypto-shredding.",
+        discussion: """
+            Every command needs the data directory and the key directory, given with --data and --keys or \
+            with the COFFER_DATA and COFFER_KEYS environment variables. They must be two separate \
+            directories: the keys are kept apart from the data they protect.
+            """,
+        subcommands: [Init.self, Serve.self, Clients.self]
+    )
+
+    /// Logging goes to stderr at `COFFER_LOG_LEVEL` (default `notice`), before any command runs.
+    static func main() async {
+        let level =
+            ProcessInfo.processInfo.environment["COFFER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

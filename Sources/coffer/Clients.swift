@@ -1,0 +1,75 @@
+import ArgumentParser
+import CofferCore
+
+struct Clients: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage the clients allowed to connect (works whether or not the server runs).",
+        subcommands: [Add.self, List.self, Revoke.self, Unlock.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a client with a role and print its secret, alone, on stdout (shown only once).")
+        @OptionGroup var vault: VaultOptions
+        @Argument(help: "The client name: 1-64 letters, digits and . _ : -") var name: String
+        @Option(name: .long, help: "The client's role (billing, support, admin, auditor, or one from --policy).")
+        var role: String
+
+        func run() throws {
+            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            let secret = try reportingErrors { try opened.addClient(name: name, role: role, as: .localOperator) }
+            try opened.close()
+            note("coffer: client '\(name)' added with role '\(role)'; its secret follows and is shown only once")
+            print(secret)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List clients and their roles (never secrets).")
+        @OptionGroup var vault: VaultOptions
+
+        func run() throws {
+            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            for client in try reportingErrors({ try opened.listClients(as: .localOperator) }) {
+                print("\(client.name) \(client.role)\(client.locked ? " locked" : "")")
+            }
+            try opened.close()
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a client; its open connections fail from their next command.")
+        @OptionGroup var vault: VaultOptions
+        @Argument var name: String
+
+        func run() throws {
+            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            let removed = try reportingErrors { try opened.revokeClient(name: name, as: .localOperator) }
+            try opened.close()
+            guard removed else {
+                note("coffer: no client named '\(name)'")
+                throw ExitCode.failure
+            }
+            note("coffer: client '\(name)' revoked")
+        }
+    }
+
+    struct Unlock: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift a lock-out imposed after repeated failed AUTH attempts.")
+        @OptionGroup var vault: VaultOptions
+        @Argument var name: String
+
+        func run() throws {
+            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            let found = try reportingErrors { try opened.unlockClient(name: name, as: .localOperator) }
+            try opened.close()
+            guard found else {
+                note("coffer: no client named '\(name)'")
+                throw ExitCode.failure
+            }
+            note("coffer: client '\(name)' unlocked")
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import CofferCore
+import Foundation
+import Testing
+
+@Suite struct KeyDirectoryTests {
+    func expectOpenRefused(_ t: TestVault, mentioning fragment: String) {
+        #expect {
+            _ = try Vault.open(t.configuration)
+        } throws: { error in
+            guard let e = error as? VaultError, e.code == .keys else { return false }
+            return e.message.contains(fragment)
+        }
+    }
+
+    @Test func initCreatesPrivateDirectoriesAndKeys() throws {
+        let t = try TestVault()
+        for dir in [t.configuration.dataDirectory, t.configuration.keyDirectory] {
+            let mode = try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as! Int
+            #expect(mode == 0o700)
+        }
+        for file in ["kek-1.key", "index.key", "auth.key"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: t.configuration.keyDirectory + "/" + file)
+            #expect(attributes[.posixPermissions] as! Int == 0o600)
+            #expect(attributes[.size] as! Int == 32)
+        }
+        #expect(t.adminSecret.count == 64)
+    }
+
+    @Test func secondInitRefusesAndTouchesNothing() throws {
+        let t = try TestVault()
+        let before = FileManager.default.contents(atPath: t.configuration.keyDirectory + "/kek-1.key")
+        expectError(.setup) { _ = try Vault.initialize(t.configuration) }
+        #expect(FileManager.default.contents(atPath: t.configuration.keyDirectory + "/kek-1.key") == before)
+        // A fresh data directory next to an existing key directory is refused too.
+        var other = t.configuration
+        other.dataDirectory = t.root + "/data2"
+        expectError(.setup) { _ = try Vault.initialize(other) }
+        #expect(!FileManager.default.fileExists(atPath: other.dataDirectory))
+    }
+
+    @Test func dataAndKeysMustBeSeparate() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-sep-\(UUID())").path
+        for (data, keys) in [(root, root), (root + "/d", root + "/d/keys"), (root + "/k/data", root + "/k")] {
+            expectError(.setup) {
+                _ = try Vault.initialize(VaultConfiguration(dataDirectory: data, keyDirectory: keys))
+            }
+        }
+    }
+
+    @Test(arguments: ["kek-1.key", "index.key", "auth.key"])
+    func refusesKeyFileReadableByOthers(file: String) throws {
+        let t = try TestVault()
+        let path = t.configuration.keyDirectory + "/" + file
+        #expect(chmod(path, 0o640) == 0)
+        expectOpenRefused(t, mentioning: path)
+        #expect(chmod(path, 0o604) == 0)
+        expectOpenRefused(t, mentioning: "group or others")
+        #expect(chmod(path, 0o600) == 0)
+        _ = try Vault.open(t.configuration)
+    }
+
+    @Test(arguments: [0, 31, 33, 64])
+    func refusesKeyFileOfWrongSize(size: Int) throws {
+        let t = try TestVault()
+        let path = t.configuration.keyDirectory + "/index.key"
+        try Data(repeating: 1, count: size).write(to: URL(fileURLWithPath: path))
+        #expect(chmod(path, 0o600) == 0)
+        expectOpenRefused(t, mentioning: "wrong size")
+    }
+
+    @Test func refusesWhenAReferencedKEKVersionIsMissing() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "A")])
+        // Pretend a newer KEK exists, then lose the one the data was wrapped under.
+        let dir = t.configuration.keyDirectory
+        try FileManager.default.copyItem(atPath: dir + "/kek-1.key", toPath: dir + "/kek-2.key")
+        try FileManager.default.removeItem(atPath: dir + "/kek-1.key")
+        expectOpenRefused(t, mentioning: "KEK version 1")
+    }
+
+    @Test func refusesWhenNoVaultExists() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-none-\(UUID())").path
+        expectError(.setup) {
+            _ = try Vault.open(VaultConfiguration(dataDirectory: root + "/d", keyDirectory: root + "/k"))
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import CofferCore
+import Foundation
+import Testing
+
+@Suite struct ShredTests {
+    @Test func shredLeavesNoTraceInTheDataFiles() throws {
+        let t = try TestVault()
+        // Bulk both before and after, so the victim's pages are interior, not at the file's end.
+        for i in 0..<200 { _ = try t.put("before-\(i)", [("name", "Person \(i)"), ("email", "p\(i)@example.com")]) }
+        let email = "victim.\(UUID().uuidString.prefix(8))@example.com"
+        let name = "VICTIM-\(UUID().uuidString)"
+        let address = String(repeating: "long address line ", count: 300)  // spills to overflow pages
+        _ = try t.put(
+            "victim", [("name", name), ("email", email), ("phone", "+15550001234"), ("postal_address", address)])
+        _ = try t.put("victim", [("card.pan", "4111111111111111")], as: TestVault.billing)
+        _ = try t.put("victim", [("name", name + "-updated")])  // an older ciphertext existed too
+        for i in 0..<200 { _ = try t.put("after-\(i)", [("name", "Person \(i)")]) }
+
+        var secrets: [(String, [UInt8])] = [
+            ("wrapped DEK", try #require(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='victim'")))
+        ]
+        for field in ["name", "email", "phone", "postal_address", "card.pan"] {
+            let sealed = try #require(
+                try t.fetchBlob("SELECT sealed FROM field WHERE subject_id='victim' AND name=?", [field]))
+            secrets.append(("\(field) ciphertext", sealed))
+        }
+        for kind in ["email", "phone"] {
+            secrets.append(
+                (
+                    "\(kind) index tag",
+                    try #require(
+                        try t.fetchBlob("SELECT tag FROM blind_index WHERE subject_id='victim' AND kind=?", [kind]))
+                ))
+        }
+        // Sanity check of the scan itself: before the shred, every secret's first 40 bytes (nonce
+        // and MAC, random) are found on disk. Long values span overflow pages, so afterwards every
+        // 32-byte chunk is searched for, not only the whole value.
+        try t.vault.close()
+        let reopened = try Vault.open(t.configuration)
+        for (what, bytes) in secrets {
+            #expect(
+                !(try DataFileScan.occurrences(of: Array(bytes.prefix(40)), under: t.configuration.dataDirectory))
+                    .isEmpty, "\(what) not found before shred")
+        }
+
+        #expect(try reopened.shred(subject: "victim", as: TestVault.admin))
+        #expect(try reopened.shred(subject: "victim", as: TestVault.admin) == false)
+        for (what, bytes) in secrets {
+            for start in stride(from: 0, to: bytes.count, by: 32) {
+                let chunk = Array(bytes[start..<min(start + 32, bytes.count)])
+                guard chunk.count >= 16 else { continue }
+                let hits = try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory)
+                #expect(hits.isEmpty, "\(what) bytes \(start)..<\(start + chunk.count) still present in \(hits)")
+            }
+        }
+        for plaintext in [name, email, "+15550001234", "4111111111111111"] {
+            #expect(
+                try DataFileScan.occurrences(of: Array(plaintext.utf8), under: t.configuration.dataDirectory).isEmpty)
+        }
+        // Reads answer as if the subject never existed.
+        #expect(try reopened.get(subject: "victim", fields: ["name"], as: TestVault.support) == [nil])
+        #expect(try reopened.exists(subject: "victim", as: TestVault.support) == false)
+        #expect(try reopened.find(.email, value: Array(email.utf8), as: TestVault.support).isEmpty)
+        // Everyone else is intact.
+        #expect(
+            try reopened.get(subject: "before-7", fields: ["name"], as: TestVault.support) == [Array("Person 7".utf8)])
+    }
+}

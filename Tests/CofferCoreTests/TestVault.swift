@@ -1,0 +1,69 @@
+import CofferCore
+import Foundation
+import GRDB
+import Testing
+
+/// A vault in a fresh temporary directory, with one client per built-in data role.
+struct TestVault {
+    let root: String
+    let configuration: VaultConfiguration
+    let vault: Vault
+    let adminSecret: String
+
+    static let billing = Caller.client("billing1")
+    static let support = Caller.client("support1")
+    static let admin = Caller.client("admin")
+    static let auditor = Caller.client("auditor1")
+
+    init(policy: Policy = .builtIn) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-core-\(UUID())").path
+        configuration = VaultConfiguration(
+            dataDirectory: root + "/data", keyDirectory: root + "/keys", policy: policy)
+        adminSecret = try Vault.initialize(configuration)
+        vault = try Vault.open(configuration)
+        for (name, role) in [("billing1", "billing"), ("support1", "support"), ("auditor1", "auditor")]
+        where policy.isKnownRole(role) {
+            _ = try vault.addClient(name: name, role: role, as: .localOperator)
+        }
+    }
+
+    /// Direct SQL on the database file, as an attacker with write access to it would do.
+    func sql(_ statement: String, _ arguments: StatementArguments = []) throws {
+        let queue = try DatabaseQueue(path: configuration.dataDirectory + "/coffer.db")
+        try queue.write { try $0.execute(sql: statement, arguments: arguments) }
+        try queue.close()
+    }
+
+    func fetchBlob(_ query: String, _ arguments: StatementArguments = []) throws -> [UInt8]? {
+        let queue = try DatabaseQueue(path: configuration.dataDirectory + "/coffer.db")
+        defer { try? queue.close() }
+        return try queue.read { try Data.fetchOne($0, sql: query, arguments: arguments) }.map { [UInt8]($0) }
+    }
+
+    func put(_ subject: String, _ pairs: [(String, String)], as caller: Caller = TestVault.support) throws -> Int {
+        try vault.put(subject: subject, values: pairs.map { ($0.0, Array($0.1.utf8)) }, as: caller)
+    }
+
+    func get(_ subject: String, _ fields: [String], as caller: Caller) throws -> [String?] {
+        try vault.get(subject: subject, fields: fields, as: caller).map {
+            $0.map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+}
+
+/// Expects `body` to throw a `VaultError` with `code`.
+func expectError(
+    _ code: VaultError.Code, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
+) {
+    do {
+        try body()
+        Issue.record(
+            "expected \(code.rawValue), nothing was thrown. \(comment.map { "\($0)" } ?? "")",
+            sourceLocation: sourceLocation)
+    } catch let error as VaultError {
+        #expect(error.code == code, "\(error) \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected \(code.rawValue), got \(error)", sourceLocation: sourceLocation)
+    }
+}

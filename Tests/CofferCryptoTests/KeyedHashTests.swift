@@ -1,0 +1,48 @@
+import CofferCrypto
+import Testing
+
+@Suite struct KeyedHashTests {
+    let key = try! SymmetricKey.random()
+
+    func hash(_ label: String, _ parts: [String], key: SymmetricKey? = nil) throws -> [UInt8] {
+        try (key ?? self.key).withUnsafeBytes {
+            try KeyedHash.hash(key: $0, label: label, parts: parts.map { Array($0.utf8) })
+        }
+    }
+
+    @Test func isDeterministicAndKeyed() throws {
+        #expect(try hash("l", ["a"]) == hash("l", ["a"]))
+        #expect(try hash("l", ["a"]) != hash("l", ["a"], key: SymmetricKey.random()))
+        #expect(try hash("l", ["a"]).count == 32)
+    }
+
+    @Test func labelsAndFramingSeparateInputs() throws {
+        #expect(try hash("email", ["x"]) != hash("phone", ["x"]))
+        #expect(try hash("l", ["ab", "c"]) != hash("l", ["a", "bc"]))
+        #expect(try hash("l", ["abc"]) != hash("l", ["ab", "c"]))
+    }
+
+    @Test func constantTimeEquality() throws {
+        #expect(ConstantTime.equals([1, 2, 3], [1, 2, 3]))
+        #expect(!ConstantTime.equals([1, 2, 3], [1, 2, 4]))
+        #expect(!ConstantTime.equals([1, 2, 3], [1, 2]))
+    }
+
+    @Test func secureBytesCompareAndWipe() throws {
+        let bytes = try SecureBytes(count: 4)
+        bytes.withUnsafeMutableBytes { $0.copyBytes(from: [9, 8, 7, 6]) }
+        #expect([UInt8]([9, 8, 7, 6]).withUnsafeBytes { bytes.constantTimeEquals($0) })
+        bytes.wipe()
+        #expect([UInt8]([0, 0, 0, 0]).withUnsafeBytes { bytes.constantTimeEquals($0) })
+    }
+
+    @Test func scratchSlotsAreWipedBetweenUses() throws {
+        let pool = KeyScratchPool(limit: 1)
+        try pool.withScratch { scratch in
+            scratch.withSlot(1) { $0.copyBytes(from: [UInt8](repeating: 0xAB, count: 32)) }
+        }
+        try pool.withScratch { scratch in
+            scratch.withSlot(1) { slot in #expect(slot.allSatisfy { $0 == 0 }) }
+        }
+    }
+}

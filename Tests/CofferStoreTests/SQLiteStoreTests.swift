@@ -1,0 +1,84 @@
+import CofferStore
+import Foundation
+import Testing
+
+@Suite struct SQLiteStoreTests {
+    let directory: String
+    let store: SQLiteStore
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-store-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try SQLiteStore(path: directory + "/coffer.db")
+    }
+
+    func key(_ version: UInt32 = 1) -> WrappedKey {
+        WrappedKey(kekVersion: version, sealed: Array(repeating: 1, count: 72))
+    }
+
+    @Test func writesAreAllOrNothing() throws {
+        struct Abort: Error {}
+        #expect(throws: Abort.self) {
+            try store.write { tx in
+                try tx.insertSubject("s1", key: key())
+                try tx.upsertSealedField(subject: "s1", name: "name", sealed: Array(repeating: 2, count: 50))
+                throw Abort()
+            }
+        }
+        #expect(try store.read { try $0.subjectKey("s1") } == nil)
+        #expect(try store.read { try $0.allSealedFields("s1") }.isEmpty)
+    }
+
+    @Test func schemaRefusesMalformedRows() throws {
+        #expect(throws: (any Error).self) {
+            try store.write { try $0.insertSubject("s1", key: WrappedKey(kekVersion: 1, sealed: [1, 2, 3])) }
+        }
+        #expect(throws: (any Error).self) {
+            try store.write { try $0.insertSubject("s1", key: key(0)) }
+        }
+        // A field cannot exist without its subject (foreign key).
+        #expect(throws: (any Error).self) {
+            try store.write {
+                try $0.upsertSealedField(subject: "ghost", name: "name", sealed: Array(repeating: 1, count: 50))
+            }
+        }
+    }
+
+    @Test func deleteSubjectRemovesFieldsAndIndex() throws {
+        try store.write { tx in
+            try tx.insertSubject("s1", key: key())
+            try tx.upsertSealedField(subject: "s1", name: "email", sealed: Array(repeating: 3, count: 60))
+            try tx.setIndexTag(subject: "s1", kind: .email, tag: Array(repeating: 9, count: 32))
+        }
+        #expect(try store.read { try $0.subjects(indexKind: .email, tag: Array(repeating: 9, count: 32)) } == ["s1"])
+        #expect(try store.write { try $0.deleteSubject("s1") })
+        #expect(try store.read { try $0.allSealedFields("s1") }.isEmpty)
+        #expect(try store.read { try $0.subjects(indexKind: .email, tag: Array(repeating: 9, count: 32)) }.isEmpty)
+        #expect(try store.write { try $0.deleteSubject("s1") } == false)
+    }
+
+    @Test func indexTagIsReplacedNotAccumulated() throws {
+        try store.write { tx in
+            try tx.insertSubject("s1", key: key())
+            try tx.setIndexTag(subject: "s1", kind: .phone, tag: Array(repeating: 1, count: 32))
+            try tx.setIndexTag(subject: "s1", kind: .phone, tag: Array(repeating: 2, count: 32))
+        }
+        #expect(try store.read { try $0.subjects(indexKind: .phone, tag: Array(repeating: 1, count: 32)) }.isEmpty)
+        #expect(try store.read { try $0.subjects(indexKind: .phone, tag: Array(repeating: 2, count: 32)) } == ["s1"])
+    }
+
+    @Test func referencedVersionsAndClients() throws {
+        try store.write { tx in
+            try tx.insertSubject("a", key: key(1))
+            try tx.insertSubject("b", key: key(3))
+            try tx.insertClient(
+                ClientRecord(name: "c", role: "billing", secretHash: Array(repeating: 0, count: 32), createdAt: 0))
+            try tx.updateClientLock(name: "c", failedAttempts: 4, lockedUntil: 99)
+        }
+        #expect(try store.read { try $0.referencedKEKVersions() } == [1, 3])
+        let client = try #require(try store.read { try $0.client(named: "c") })
+        #expect(client.failedAttempts == 4 && client.lockedUntil == 99)
+        #expect(try store.write { try $0.deleteClient(named: "c") })
+        #expect(try store.read { try $0.clients() }.isEmpty)
+    }
+}
