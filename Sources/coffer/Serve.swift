@@ -1,13 +1,88 @@
 import ArgumentParser
 import CofferCore
+import CofferServer
+import Foundation
+import Logging
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the vault server.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the vault: a Redis-compatible (RESP2/RESP3) server on a Unix socket and, optionally, TCP.",
+        discussion: """
+            Opens the vault (checking the key files and running migrations) before any listener \
+            accepts a connection; if that fails, exits non-zero saying why. Listens on a Unix socket \
+            (default DATA/coffer.sock, mode 0660; a stale socket left by a crashed server is \
+            replaced, a live one never is) and, with --listen, on TCP, which without TLS may only \
+            bind to a loopback address. SIGTERM or SIGINT stop accepting, finish the commands in \
+            flight, close the database and exit 0.
+
+            Connect with any Redis client, e.g. redis-cli -s DATA/coffer.sock, then AUTH <client> <secret>.
+            """
+    )
+
     @OptionGroup var vault: VaultOptions
 
+    @Option(name: .long, help: ArgumentHelp("Unix socket path (default: DATA/coffer.sock).", valueName: "path"))
+    var socket: String?
+
+    @Flag(name: .long, help: "Do not listen on a Unix socket (then --listen is required).")
+    var noSocket = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also listen on TCP at HOST:PORT (loopback only without TLS; port 0 picks one).", valueName: "host:port"))
+    var listen: String?
+
+    @Option(name: .long, help: "Most clients connected at once.")
+    var maxClients = 1024
+
+    @Option(name: .long, help: "Seconds of silence after which a connection is closed.")
+    var idleTimeout: Int64 = 300
+
     func run() async throws {
-        let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+        let configuration = try vault.resolved()
+        let tcp = try listen.map { text in
+            do { return try ListenAddress(parsing: text) } catch { throw ValidationError("\(error)") }
+        }
+        guard maxClients > 0 else { throw ValidationError("--max-clients must be positive") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        if noSocket && tcp == nil { throw ValidationError("--no-socket needs --listen") }
+        if let tcp, !tcp.isLoopback {
+            note("coffer: refusing to listen on \(tcp): without TLS, TCP may only bind to a loopback address")
+            throw ExitCode.failure
+        }
+        let logger = Logger(label: "coffer")
+        let opened = try reportingErrors { try Vault.open(configuration, logger: logger) }
+        let socketPath =
+            noSocket ? nil : (socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock"))
+        let server = CofferServer(
+            vault: opened,
+            configuration: ServerConfiguration(
+                socketPath: socketPath, tcp: tcp, maximumClients: maxClients, idleTimeoutSeconds: idleTimeout,
+                onReady: { listeners in
+                    for listener in listeners { note("coffer: listening on \(listener)") }
+                    note("coffer: ready")
+                }),
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? opened.close()
+            note("coffer: \(Self.describe(error))")
+            throw ExitCode.failure
+        }
         try opened.close()
-        note("coffer: vault opened; the socket server is not built yet")
+        note("coffer: stopped")
+    }
+
+    /// ServiceGroup wraps a service's error; show the cause.
+    static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        if let range = text.range(of: "underlying error: ") { return String(text[range.upperBound...]) }
+        return text
     }
 }

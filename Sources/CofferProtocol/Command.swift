@@ -1,0 +1,73 @@
+/// A request parsed into a command with typed arguments. Parsing checks only the shape (the
+/// number and form of arguments); whether the caller may run it, and whether the values are
+/// valid, is decided by the vault core.
+public enum Command: Sendable, Equatable {
+    case auth(client: String, secret: [UInt8])
+    case hello(version: Int?, auth: Credentials?, clientName: String?)
+    case ping(message: [UInt8]?)
+    case quit
+    case whoami
+    case put(subject: String, values: [FieldValue])
+    case get(subject: String, fields: [String])
+    case export(subject: String)
+    case delete(subject: String, fields: [String])
+    case exists(subject: String)
+    case find(kind: String, value: [UInt8])
+    case shred(subject: String)
+    case clientAdd(name: String, role: String)
+    case clientList
+    case clientRevoke(name: String)
+    /// Connection housekeeping that Redis client libraries send on connect (`CLIENT SETINFO`,
+    /// `CLIENT SETNAME`, …); acknowledged so that those libraries keep working.
+    case clientHousekeeping(subcommand: String, name: String?)
+    /// `COMMAND` / `COMMAND DOCS`, which redis-cli sends to learn command hints.
+    case commandIntrospection
+
+    public struct Credentials: Sendable, Equatable {
+        public var client: String
+        public var secret: [UInt8]
+    }
+
+    public struct FieldValue: Sendable, Equatable {
+        public var field: String
+        public var value: [UInt8]
+    }
+
+    /// True for the commands an unauthenticated connection may run.
+    public var allowedBeforeAuth: Bool {
+        switch self {
+        case .auth, .hello, .ping, .quit: true
+        default: false
+        }
+    }
+
+    /// The upper-case command name, for errors and the audit trail.
+    public var name: String {
+        switch self {
+        case .auth: "AUTH"
+        case .hello: "HELLO"
+        case .ping: "PING"
+        case .quit: "QUIT"
+        case .whoami: "WHOAMI"
+        case .put: "PUT"
+        case .get: "GET"
+        case .export: "EXPORT"
+        case .delete: "DEL"
+        case .exists: "EXISTS"
+        case .find: "FIND"
+        case .shred: "SHRED"
+        case .clientAdd: "CLIENT.ADD"
+        case .clientList: "CLIENT.LIST"
+        case .clientRevoke: "CLIENT.REVOKE"
+        case .clientHousekeeping: "CLIENT"
+        case .commandIntrospection: "COMMAND"
+        }
+    }
+}
+
+/// A request that is not a well-formed command: `-ERR …`, and the connection goes on.
+public struct CommandError: Error, Hashable, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { "ERR \(message)" }
+}

@@ -1,0 +1,112 @@
+/// Turns a `RESPRequest` into a `Command`, checking the number and form of arguments.
+public enum CommandParser {
+    public static func parse(_ request: RESPRequest) throws -> Command {
+        guard let first = request.arguments.first else { throw CommandError("empty command") }
+        let name = String(decoding: first, as: UTF8.self).uppercased()
+        let args = Array(request.arguments.dropFirst())
+        func text(_ i: Int) -> String { String(decoding: args[i], as: UTF8.self) }
+        func arity(_ valid: Bool) throws {
+            if !valid { throw CommandError("wrong number of arguments for '\(name.lowercased())' command") }
+        }
+        switch name {
+        case "AUTH":
+            // `AUTH <secret>` alone names no client; Coffer has no default user.
+            try arity(args.count == 2)
+            return .auth(client: text(0), secret: args[1])
+        case "HELLO":
+            return try parseHello(args)
+        case "PING":
+            try arity(args.count <= 1)
+            return .ping(message: args.first)
+        case "QUIT":
+            return .quit
+        case "WHOAMI":
+            try arity(args.isEmpty)
+            return .whoami
+        case "PUT":
+            try arity(args.count >= 3 && args.count % 2 == 1)
+            let values = stride(from: 1, to: args.count, by: 2).map {
+                Command.FieldValue(field: text($0), value: args[$0 + 1])
+            }
+            return .put(subject: text(0), values: values)
+        case "GET":
+            try arity(args.count >= 2)
+            return .get(subject: text(0), fields: (1..<args.count).map(text))
+        case "EXPORT":
+            try arity(args.count == 1)
+            return .export(subject: text(0))
+        case "DEL":
+            try arity(args.count >= 2)
+            return .delete(subject: text(0), fields: (1..<args.count).map(text))
+        case "EXISTS":
+            try arity(args.count == 1)
+            return .exists(subject: text(0))
+        case "FIND":
+            try arity(args.count == 2)
+            return .find(kind: text(0).lowercased(), value: args[1])
+        case "SHRED":
+            try arity(args.count == 1)
+            return .shred(subject: text(0))
+        case "CLIENT.ADD":
+            try arity(args.count == 2)
+            return .clientAdd(name: text(0), role: text(1))
+        case "CLIENT.LIST":
+            try arity(args.isEmpty)
+            return .clientList
+        case "CLIENT.REVOKE":
+            try arity(args.count == 1)
+            return .clientRevoke(name: text(0))
+        case "CLIENT":
+            try arity(!args.isEmpty)
+            let sub = text(0).uppercased()
+            switch sub {
+            case "SETINFO", "SETNAME", "GETNAME", "ID", "NO-EVICT", "NO-TOUCH":
+                return .clientHousekeeping(subcommand: sub, name: sub == "SETNAME" && args.count > 1 ? text(1) : nil)
+            default:
+                throw CommandError("unknown subcommand '\(printable(text(0)))' for 'client'")
+            }
+        case "COMMAND":
+            return .commandIntrospection
+        default:
+            let preview = args.prefix(3).map { "'\(printable(String(decoding: $0, as: UTF8.self)))'" }
+            throw CommandError(
+                "unknown command '\(printable(name.lowercased()))', with args beginning with: \(preview.joined(separator: " "))"
+            )
+        }
+    }
+
+    private static func parseHello(_ args: [[UInt8]]) throws -> Command {
+        var version: Int?
+        var index = 0
+        if let first = args.first {
+            guard let v = Int(String(decoding: first, as: UTF8.self)) else {
+                throw CommandError("Protocol version is not an integer or out of range")
+            }
+            version = v
+            index = 1
+        }
+        var credentials: Command.Credentials?
+        var clientName: String?
+        while index < args.count {
+            let option = String(decoding: args[index], as: UTF8.self).uppercased()
+            if option == "AUTH" && index + 2 < args.count {
+                credentials = Command.Credentials(
+                    client: String(decoding: args[index + 1], as: UTF8.self), secret: args[index + 2])
+                index += 3
+            } else if option == "SETNAME" && index + 1 < args.count {
+                clientName = String(decoding: args[index + 1], as: UTF8.self)
+                index += 2
+            } else {
+                throw CommandError("Syntax error in HELLO option '\(printable(option))'")
+            }
+        }
+        return .hello(version: version, auth: credentials, clientName: clientName)
+    }
+
+    /// Echoes user input into an error safely: control characters replaced, length capped.
+    static func printable(_ text: String) -> String {
+        let cleaned = String(
+            String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
+        return cleaned.count > 64 ? String(cleaned.prefix(64)) + "…" : cleaned
+    }
+}

@@ -1,0 +1,35 @@
+/// How `CofferServer` listens. Every parameter has a default.
+public struct ServerConfiguration: Sendable {
+    /// The Unix socket path; nil for none. `coffer serve` defaults it to `DATA/coffer.sock`.
+    public var socketPath: String?
+    /// File mode of the Unix socket (default 0660: owner and group may connect).
+    public var socketMode: UInt16
+    /// An optional TCP listener. Without TLS it must be a loopback address.
+    public var tcp: ListenAddress?
+    /// Most connections served at once (default 1024); more are answered with an error and closed.
+    public var maximumClients: Int
+    /// Seconds a connection may stay silent before it is closed (default 300).
+    public var idleTimeoutSeconds: Int64
+    /// Threads that run vault work (SQLite, crypto) off the event loops.
+    public var workerThreads: Int
+    /// Called once every listener is bound, with a line describing each.
+    public var onReady: @Sendable ([String]) -> Void
+
+    public init(
+        socketPath: String? = nil,
+        socketMode: UInt16 = 0o660,
+        tcp: ListenAddress? = nil,
+        maximumClients: Int = 1024,
+        idleTimeoutSeconds: Int64 = 300,
+        workerThreads: Int = 4,
+        onReady: @escaping @Sendable ([String]) -> Void = { _ in }
+    ) {
+        self.socketPath = socketPath
+        self.socketMode = socketMode
+        self.tcp = tcp
+        self.maximumClients = maximumClients
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.workerThreads = workerThreads
+        self.onReady = onReady
+    }
+}
