@@ -26,11 +26,21 @@ public enum Command: Sendable, Equatable {
     public struct Credentials: Sendable, Equatable {
         public var client: String
         public var secret: [UInt8]
+
+        public init(client: String, secret: [UInt8]) {
+            self.client = client
+            self.secret = secret
+        }
     }
 
     public struct FieldValue: Sendable, Equatable {
         public var field: String
         public var value: [UInt8]
+
+        public init(field: String, value: [UInt8]) {
+            self.field = field
+            self.value = value
+        }
     }
 
     /// True for the commands an unauthenticated connection may run.

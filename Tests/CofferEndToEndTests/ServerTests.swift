@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct ServerTests {
+    @Test func rolesDriveWhatEachClientSeesOverTheSocket() throws {
+        let server = try TestServer()
+        let supportSecret = try server.addClient("support1", role: "support")
+        let billingSecret = try server.addClient("billing1", role: "billing")
+        let support = try server.authenticated("support1", secret: supportSecret)
+        let billing = try server.authenticated("billing1", secret: billingSecret)
+        let admin = try server.authenticated()
+
+        #expect(try support.call("WHOAMI") == .array([.bulk("support1"), .bulk("support")]))
+        #expect(
+            try support.call(
+                "PUT", "cust-1", "name", "Jane Doe", "email", "Jane@Example.COM", "phone", "+1 718 942 9990")
+                == .integer(3))
+        #expect(
+            try billing.call("PUT", "cust-1", "card.pan", "4111 1111 1111 1111", "card.expiry", "07/2029")
+                == .integer(2))
+        #expect(
+            try billing.call("get", "cust-1", "card.pan", "email", "phone", "name")
+                == .array([.bulk("4111111111111111"), .bulk("J***@example.com"), .bulk("+*******9990"), .bulk("J. D.")])
+        )
+        #expect(
+            try support.call("GET", "cust-1", "card.pan", "birthday") == .array([.bulk("************1111"), .null]))
+        #expect(
+            try support.call("EXPORT", "cust-1")
+                == .array([
+                    .bulk("name"), .bulk("Jane Doe"), .bulk("email"), .bulk("Jane@example.com"), .bulk("phone"),
+                    .bulk("+17189429990"),
+                    .bulk("card.pan"), .bulk("************1111"), .bulk("card.expiry"), .bulk("**/**"),
+                ]))
+        #expect(try support.call("FIND", "phone", "+1 (718) 942-9990") == .array([.bulk("cust-1")]))
+        #expect(try support.call("EXISTS", "cust-1") == .integer(1))
+
+        // Denials name what was denied, and change nothing.
+        #expect(
+            try billing.call("PUT", "cust-1", "name", "Mallory").errorText
+                == "NOPERM role 'billing' may not write field 'name'")
+        #expect(try admin.call("GET", "cust-1", "name").errorText?.hasPrefix("NOPERM") == true)
+        #expect(try billing.call("FIND", "email", "jane@example.com").errorText?.hasPrefix("NOPERM") == true)
+        #expect(try support.call("SHRED", "cust-1").errorText?.hasPrefix("NOPERM") == true)
+        #expect(try support.call("CLIENT.LIST").errorText?.hasPrefix("NOPERM") == true)
+        #expect(try support.call("GET", "cust-1", "name") == .array([.bulk("Jane Doe")]))
+
+        // Validation errors name the field; nothing of the write lands.
+        let invalid = try support.call("PUT", "cust-1", "name", "New", "birthday", "1990-02-30")
+        #expect(invalid.errorText?.hasPrefix("INVALID birthday:") == true, "\(invalid)")
+        #expect(try support.call("GET", "cust-1", "name") == .array([.bulk("Jane Doe")]))
+        #expect(try billing.call("PUT", "cust-1", "card.cvv", "123").errorText?.contains("PCI DSS 3.3") == true)
+        #expect(
+            try support.call("PUT", "jane@example.com", "name", "x").errorText?.hasPrefix("INVALID subject id") == true)
+
+        // Errors of form keep the connection.
+        #expect(try support.call("FLUSHALL").errorText?.hasPrefix("ERR unknown command 'flushall'") == true)
+        #expect(try support.call("GET", "cust-1").errorText == "ERR wrong number of arguments for 'get' command")
+        #expect(try support.call("PING") == .simple("PONG"))
+
+        #expect(try support.call("DEL", "cust-1", "phone") == .integer(1))
+        #expect(try support.call("FIND", "phone", "+17189429990") == .array([]))
+        #expect(try admin.call("SHRED", "cust-1") == .integer(1))
+        #expect(try admin.call("SHRED", "cust-1") == .integer(0))
+        #expect(try billing.call("GET", "cust-1", "card.pan") == .array([.null]))
+        #expect(try support.call("EXISTS", "cust-1") == .integer(0))
+        #expect(server.stop() == 0)
+    }
+
+    @Test func anonymousConnectionsMayOnlyAuthPingQuit() throws {
+        let server = try TestServer()
+        let anonymous = try server.client()
+        #expect(try anonymous.call("PING") == .simple("PONG"))
+        #expect(try anonymous.call("PING", "hi") == .bulk("hi"))
+        for words in [
+            ["GET", "a", "name"], ["WHOAMI"], ["CLIENT.LIST"], ["SHRED", "a"], ["NOSUCH"], ["EXPORT", "a"],
+        ] {
+            #expect(try anonymous.call(words.map { Array($0.utf8) }) == .error("NOAUTH Authentication required."))
+        }
+        #expect(try anonymous.call("AUTH", "admin", "wrong").errorText?.hasPrefix("WRONGPASS") == true)
+        #expect(try anonymous.call("AUTH", "nobody", "wrong").errorText?.hasPrefix("WRONGPASS") == true)
+        // A secret far beyond the anonymous limits is a protocol error that closes only this connection.
+        let other = try server.authenticated()
+        #expect(
+            try anonymous.call("AUTH", "admin", String(repeating: "x", count: 1024 * 1024)).errorText?.hasPrefix(
+                "ERR Protocol error") == true)
+        #expect(anonymous.isClosed())
+        #expect(try other.call("PING") == .simple("PONG"))
+        #expect(try server.client().call("QUIT") == .simple("OK"))
+    }
+
+    @Test func helloSwitchesToRESP3AndAuthenticates() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("s", role: "support")
+        let c = try server.client()
+        guard case .map(let hello) = try c.call("HELLO", "3", "AUTH", "s", secret, "SETNAME", "tool") else {
+            Issue.record("HELLO 3 did not answer with a map")
+            return
+        }
+        #expect(hello.contains(.bulk("proto")) && hello.contains(.integer(3)))
+        #expect(try c.call("PUT", "x", "name", "Ann Lee") == .integer(1))
+        #expect(try c.call("GET", "x", "name", "email") == .array([.bulk("Ann Lee"), .null]))
+        #expect(try c.call("EXPORT", "x") == .map([.bulk("name"), .bulk("Ann Lee")]))
+        #expect(try c.call("HELLO", "4").errorText?.hasPrefix("NOPROTO") == true)
+        #expect(try c.call("HELLO", "2", "AUTH", "s", "wrong").errorText?.hasPrefix("WRONGPASS") == true)
+        // Still authenticated, still RESP3, after the failed HELLO.
+        #expect(try c.call("GET", "x", "email") == .array([.null]))
+        #expect(try c.call("CLIENT", "SETINFO", "LIB-NAME", "x") == .simple("OK"))
+    }
+
+    @Test func protocolErrorsCloseTheConnectionOnly() throws {
+        let server = try TestServer()
+        let bystander = try server.authenticated()
+        for bad in [
+            "*3000000000\r\n", "*1\r\nfoo\r\n", "*2\r\n$3\r\nGET\r\n$blabla\r\n", "*1\r\n$-10\r\n",
+            "GET \"unbalanced\r\n",
+        ] {
+            let c = try server.authenticated()
+            try c.send(bad)
+            let reply = try c.read()
+            #expect(reply.errorText?.hasPrefix("ERR Protocol error") == true, "\(bad.debugDescription) → \(reply)")
+            #expect(c.isClosed(), "\(bad.debugDescription) left the connection open")
+        }
+        // Negative counts are ignored, as in Redis.
+        let c = try server.authenticated()
+        try c.send("*-10\r\n")
+        #expect(try c.call("PING") == .simple("PONG"))
+        // A pipeline of mixed good and bad commands answers each in order.
+        try c.send("PING\r\nNOPE\r\n*1\r\n$4\r\nPING\r\n")
+        #expect(try c.read() == .simple("PONG"))
+        #expect(try c.read().errorText?.hasPrefix("ERR unknown command") == true)
+        #expect(try c.read() == .simple("PONG"))
+        #expect(try bystander.call("PING") == .simple("PONG"))
+    }
+
+    @Test func revokedClientsFailOnTheirNextCommandAndCLIChangesAreSeenAtOnce() throws {
+        let server = try TestServer()
+        // A client added by the CLI while the server runs can log in at once.
+        let added = try CofferBinary.run(["clients", "add", "late", "--role", "support"], environment: server.env)
+        #expect(added.status == 0, "\(added.stderr)")
+        let late = try server.authenticated(
+            "late", secret: added.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(try late.call("EXISTS", "a") == .integer(0))
+        // Revoked through the CLI: the open connection fails from its next command.
+        #expect(try CofferBinary.run(["clients", "revoke", "late"], environment: server.env).status == 0)
+        #expect(try late.call("EXISTS", "a").errorText?.hasPrefix("NOAUTH") == true)
+        #expect(try late.call("EXISTS", "a") == .error("NOAUTH Authentication required."))
+        // Revoked over the socket, likewise.
+        let secret = try server.addClient("b", role: "billing")
+        let b = try server.authenticated("b", secret: secret)
+        #expect(try server.authenticated().call("CLIENT.REVOKE", "b") == .integer(1))
+        #expect(try b.call("GET", "a", "card.pan").errorText?.hasPrefix("NOAUTH") == true)
+        let listing = try server.authenticated().call("CLIENT.LIST")
+        #expect(listing == .array([.bulk("admin admin")]))
+    }
+
+    @Test func repeatedFailuresLockAClientUntilUnlocked() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("victim", role: "support")
+        let c = try server.client()
+        for _ in 0..<10 { #expect(try c.call("AUTH", "victim", "guess").errorText?.hasPrefix("WRONGPASS") == true) }
+        #expect(try c.call("AUTH", "victim", secret).errorText?.hasPrefix("WRONGPASS") == true)
+        #expect(
+            try server.authenticated().call("CLIENT.LIST")
+                == .array([.bulk("admin admin"), .bulk("victim support locked")]))
+        #expect(try CofferBinary.run(["clients", "unlock", "victim"], environment: server.env).status == 0)
+        #expect(try c.call("AUTH", "victim", secret) == .simple("OK"))
+    }
+
+    @Test func tcpListenerServesAndNonLoopbackIsRefused() throws {
+        let server = try TestServer()
+        #expect(server.tcpPort > 0)
+        let tcp = try RESPClient(tcpPort: server.tcpPort)
+        #expect(try tcp.call("AUTH", "admin", server.adminSecret) == .simple("OK"))
+        let refused = try CofferBinary.run(["serve", "--listen", "0.0.0.0:0", "--no-socket"], environment: server.env)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("loopback"))
+    }
+
+    @Test func socketFileHandling() throws {
+        let server = try TestServer()
+        // A second server on the same live socket refuses to start.
+        let second = try CofferBinary.run(["serve"], environment: server.env)
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("already listening"), "\(second.stderr)")
+        #expect(try server.client().call("PING") == .simple("PONG"))
+        let mode = try FileManager.default.attributesOfItem(atPath: server.socketPath)[.posixPermissions] as? Int
+        #expect(mode == 0o660)
+        // After a crash the stale socket is replaced.
+        server.stop(signal: SIGKILL)
+        #expect(FileManager.default.fileExists(atPath: server.socketPath))
+        let restarted = try TestServer(root: server.root)
+        #expect(try restarted.client().call("PING") == .simple("PONG"))
+        #expect(restarted.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: server.socketPath))
+    }
+
+    @Test func startupFailureExitsNonZeroWithTheReason() throws {
+        let root = CofferBinary.temporaryDirectory("bad")
+        #expect(try CofferBinary.run(["init", "--data", root + "/d", "--keys", root + "/k"]).status == 0)
+        chmod(root + "/k/kek-1.key", 0o640)
+        let result = try CofferBinary.run(["serve", "--data", root + "/d", "--keys", root + "/k"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("kek-1.key"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/d/coffer.sock"))
+    }
+
+    @Test func clientCapAndIdleTimeout() throws {
+        let server = try TestServer(extraArguments: ["--max-clients", "2", "--idle-timeout", "1"])
+        let a = try server.client()
+        let b = try server.client()
+        #expect(try a.call("PING") == .simple("PONG"))
+        #expect(try b.call("PING") == .simple("PONG"))
+        let c = try server.client()
+        #expect(try c.read() == .error("ERR max number of clients reached"))
+        // Idle connections are closed, which frees their places.
+        usleep(1_800_000)
+        #expect(a.isClosed())
+        #expect(try server.client().call("PING") == .simple("PONG"))
+    }
+
+    @Test func sigtermFinishesInFlightWorkAndExitsCleanly() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("s", role: "support")
+        let c = try server.authenticated("s", secret: secret)
+        // A pipeline in flight when SIGTERM arrives is answered before the connection closes.
+        var pipeline: [UInt8] = []
+        for i in 0..<200 {
+            pipeline += RESPClient.encode([
+                Array("PUT".utf8), Array("p\(i)".utf8), Array("name".utf8), Array("N \(i)".utf8),
+            ])
+        }
+        try c.send(pipeline)
+        // Once the first reply is back the server has read (part of) the pipeline: stop it now.
+        #expect(try c.read() == .integer(1))
+        kill(server.process.processIdentifier, SIGTERM)
+        var answered = 1
+        while case .integer(1) = try c.read() { answered += 1 }
+        #expect(server.stop() == 0)
+        // Every acknowledged write is there after a restart.
+        let restarted = try TestServer(root: server.root)
+        let check = try restarted.authenticated("s", secret: secret)
+        for i in 0..<answered { #expect(try check.call("GET", "p\(i)", "name") == .array([.bulk("N \(i)")])) }
+        #expect(answered > 0)
+    }
+}

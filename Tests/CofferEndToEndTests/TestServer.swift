@@ -1,0 +1,113 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real `coffer serve` process on a fresh vault in a temporary directory.
+final class TestServer {
+    let root: String
+    let data: String
+    let keys: String
+    let adminSecret: String
+    private(set) var process: Process
+    private(set) var tcpPort: Int = 0
+    private let stderrPipe = Pipe()
+    private let stderrLines = LinesCollector()
+
+    var socketPath: String { data + "/coffer.sock" }
+    var env: [String: String] { ["COFFER_DATA": data, "COFFER_KEYS": keys] }
+
+    init(extraArguments: [String] = [], root: String? = nil) throws {
+        self.root = root ?? CofferBinary.temporaryDirectory("srv")
+        data = self.root + "/data"
+        keys = self.root + "/keys"
+        if !FileManager.default.fileExists(atPath: data + "/coffer.db") {
+            let initialized = try CofferBinary.run(["init", "--data", data, "--keys", keys])
+            guard initialized.status == 0 else { throw TestFailure("init failed: \(initialized.stderr)") }
+            adminSecret = initialized.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            adminSecret = ""
+        }
+        process = Process()
+        try start(extraArguments: extraArguments)
+    }
+
+    /// Starts `coffer serve` and waits for its "ready" line.
+    private func start(extraArguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: CofferBinary.path)
+        process.arguments = ["serve", "--data", data, "--keys", keys, "--listen", "127.0.0.1:0"] + extraArguments
+        process.standardError = stderrPipe
+        process.standardOutput = FileHandle.nullDevice
+        let collector = stderrLines
+        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            if !chunk.isEmpty { collector.append(chunk) }
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let text = stderrLines.text
+            if text.contains("coffer: ready") {
+                if let range = text.range(of: "listening on tcp 127.0.0.1:") {
+                    let digits = text[range.upperBound...].prefix { $0.isNumber }
+                    tcpPort = Int(digits) ?? 0
+                }
+                return
+            }
+            if !process.isRunning { throw TestFailure("coffer serve exited: \(text)") }
+            usleep(20_000)
+        }
+        throw TestFailure("coffer serve did not become ready: \(stderrLines.text)")
+    }
+
+    var stderr: String { stderrLines.text }
+
+    func client() throws -> RESPClient { try RESPClient(unixPath: socketPath) }
+
+    func authenticated(_ name: String = "admin", secret: String? = nil) throws -> RESPClient {
+        let c = try client()
+        let reply = try c.call("AUTH", name, secret ?? adminSecret)
+        guard reply == .simple("OK") else { throw TestFailure("AUTH \(name) failed: \(reply)") }
+        return c
+    }
+
+    /// Adds a client through the running server (as admin) and returns its secret.
+    func addClient(_ name: String, role: String) throws -> String {
+        let admin = try authenticated()
+        guard case .bulk(let secret) = try admin.call("CLIENT.ADD", name, role) else {
+            throw TestFailure("CLIENT.ADD failed")
+        }
+        return secret
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        process.waitUntilExit()
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+final class LinesCollector: @unchecked Sendable {
+    // @unchecked Sendable: every access to `data` holds `lock`.
+    private let lock = NSLock()
+    private var data = Data()
+
+    func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

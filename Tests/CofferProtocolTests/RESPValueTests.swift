@@ -1,0 +1,64 @@
+import CofferProtocol
+import NIOCore
+import Testing
+
+@Suite struct RESPValueTests {
+    func encoded(_ value: RESPValue, _ version: Int) -> String {
+        var buffer = ByteBuffer()
+        value.encode(into: &buffer, version: version)
+        return String(buffer: buffer)
+    }
+
+    @Test func encodesRESP2AndRESP3() {
+        #expect(encoded(.simpleString("OK"), 2) == "+OK\r\n")
+        #expect(encoded(.error("ERR bad\r\nthing"), 2) == "-ERR bad  thing\r\n")
+        #expect(encoded(.integer(-3), 2) == ":-3\r\n")
+        #expect(encoded(.bulk("hé"), 2) == "$3\r\nhé\r\n")
+        #expect(encoded(.null, 2) == "$-1\r\n")
+        #expect(encoded(.null, 3) == "_\r\n")
+        #expect(encoded(.array([.bulk("a"), .null]), 2) == "*2\r\n$1\r\na\r\n$-1\r\n")
+        let map = RESPValue.map([(.bulk("name"), .bulk("J"))])
+        #expect(encoded(map, 2) == "*2\r\n$4\r\nname\r\n$1\r\nJ\r\n")
+        #expect(encoded(map, 3) == "%1\r\n$4\r\nname\r\n$1\r\nJ\r\n")
+    }
+}
+
+@Suite struct CommandParserTests {
+    func parse(_ words: String...) throws -> Command {
+        try CommandParser.parse(RESPRequest(arguments: words.map { Array($0.utf8) }))
+    }
+
+    @Test func parsesCommandsCaseInsensitively() throws {
+        #expect(try parse("get", "s", "name", "email") == .get(subject: "s", fields: ["name", "email"]))
+        #expect(
+            try parse("Put", "s", "name", "J")
+                == .put(subject: "s", values: [.init(field: "name", value: Array("J".utf8))]))
+        #expect(
+            try parse("HELLO", "3", "AUTH", "admin", "pw", "SETNAME", "x")
+                == .hello(version: 3, auth: .init(client: "admin", secret: Array("pw".utf8)), clientName: "x"))
+        #expect(try parse("hello") == .hello(version: nil, auth: nil, clientName: nil))
+        #expect(try parse("FIND", "EMAIL", "a@b.co") == .find(kind: "email", value: Array("a@b.co".utf8)))
+        #expect(
+            try parse("client", "setinfo", "lib-name", "redis-py")
+                == .clientHousekeeping(subcommand: "SETINFO", name: nil))
+        #expect(try parse("CLIENT.ADD", "n", "billing") == .clientAdd(name: "n", role: "billing"))
+    }
+
+    @Test(arguments: [
+        ["PING", "a", "b"], ["GET", "s"], ["PUT", "s", "name"], ["AUTH", "x"], ["EXISTS"], ["SHRED", "a", "b"],
+        ["DEL", "s"],
+    ])
+    func wrongArityIsAnError(words: [String]) {
+        #expect {
+            _ = try CommandParser.parse(RESPRequest(arguments: words.map { Array($0.utf8) }))
+        } throws: { ($0 as? CommandError)?.message.contains("wrong number of arguments") == true }
+    }
+
+    @Test func unknownCommandsAreNamed() {
+        #expect {
+            _ = try parse("FLUSHALL")
+        } throws: { ($0 as? CommandError)?.message.hasPrefix("unknown command 'flushall'") == true }
+        #expect(throws: CommandError.self) { _ = try parse("HELLO", "x") }
+        #expect(throws: CommandError.self) { _ = try parse("HELLO", "3", "BOGUS") }
+    }
+}
