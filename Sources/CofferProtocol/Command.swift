@@ -5,6 +5,7 @@ public enum Command: Sendable, Equatable {
     case auth(client: String, secret: [UInt8])
     case hello(version: Int?, auth: Credentials?, clientName: String?)
     case ping(message: [UInt8]?)
+    case echo(message: [UInt8])
     case quit
     case whoami
     case put(subject: String, values: [FieldValue])
@@ -57,6 +58,7 @@ public enum Command: Sendable, Equatable {
         case .auth: "AUTH"
         case .hello: "HELLO"
         case .ping: "PING"
+        case .echo: "ECHO"
         case .quit: "QUIT"
         case .whoami: "WHOAMI"
         case .put: "PUT"

@@ -18,6 +18,9 @@ public enum CommandParser {
         case "PING":
             try arity(args.count <= 1)
             return .ping(message: args.first)
+        case "ECHO":
+            try arity(args.count == 1)
+            return .echo(message: args[0])
         case "QUIT":
             return .quit
         case "WHOAMI":

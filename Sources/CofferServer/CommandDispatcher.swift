@@ -60,6 +60,8 @@ struct CommandDispatcher: Sendable {
         switch command {
         case .ping(let message):
             return Reply(value: message.map { .bulkString($0) } ?? .simpleString("PONG"))
+        case .echo(let message):
+            return Reply(value: .bulkString(message))
         case .quit:
             return Reply(value: .simpleString("OK"), close: true)
         case .auth(let client, let secret):

@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+/// Real Redis clients against the real server: redis-cli (Debian's redis-tools) and redis-py
+/// (PyPI). `.ci/install-deps` installs both; a missing client fails the test rather than skipping.
+@Suite struct InteropTests {
+    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop")
+
+    func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func redisCLIScenario() throws {
+        let server = try TestServer()
+        let (status, output) = try run(
+            "bash",
+            [Self.scripts.appendingPathComponent("redis_cli_scenario.sh").path, server.socketPath, server.adminSecret])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("redis-cli: 19 passed, 0 failed"), "\(output)")
+    }
+
+    @Test func redisPyScenario() throws {
+        let server = try TestServer()
+        let (status, output) = try run(
+            "python3",
+            [
+                Self.scripts.appendingPathComponent("redis_py_scenario.py").path, server.socketPath,
+                "\(server.tcpPort)", server.adminSecret,
+            ])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("redis-py: 21 passed, 0 failed"), "\(output)")
+    }
+}
