@@ -1,8 +1,35 @@
-/// Who is asking. Every vault operation takes one, and the vault resolves it to a role itself,
-/// on every call, so a revoked client is refused from its next command.
-public enum Caller: Sendable, Hashable {
-    /// An authenticated client, by name.
-    case client(String)
-    /// The operator at the machine, using the CLI offline with the key directory in hand.
-    case localOperator
+/// Who is asking, and from where. Every vault operation takes one; the vault resolves the
+/// identity to a role itself, on every call, so a revoked client is refused from its next
+/// command. The origin is recorded in the audit trail.
+public struct Caller: Sendable, Hashable {
+    public enum Identity: Sendable, Hashable {
+        /// An authenticated client, by name.
+        case client(String)
+        /// The operator at the machine, using the CLI offline with the key directory in hand.
+        case localOperator
+        /// A connection that has not authenticated (only AUTH reaches the vault from one).
+        case anonymous
+    }
+
+    public var identity: Identity
+    /// Where the request came from: `unix`, `tcp 127.0.0.1:5123`, `cli`.
+    public var origin: String
+
+    public init(identity: Identity, origin: String) {
+        self.identity = identity
+        self.origin = origin
+    }
+
+    public static func client(_ name: String, origin: String = "local") -> Caller {
+        Caller(identity: .client(name), origin: origin)
+    }
+
+    public static let localOperator = Caller(identity: .localOperator, origin: "cli")
+
+    public static func anonymous(origin: String) -> Caller { Caller(identity: .anonymous, origin: origin) }
+
+    /// The client name, if this is a client.
+    public var clientName: String? {
+        if case .client(let name) = identity { name } else { nil }
+    }
 }

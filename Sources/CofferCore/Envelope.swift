@@ -25,8 +25,10 @@ struct Envelope: Sendable {
 
     /// Wraps the DEK in slot 1 under the current KEK.
     func wrapDEK(subject: String, in scratch: KeyScratch) throws -> WrappedKey {
-        let version = keys.currentKEKVersion
-        try deriveWrappingKey(version: version, subject: subject, in: scratch)
+        guard let (version, kek) = keys.currentKEK() else {
+            throw VaultError(.keys, "the current KEK is not loaded")
+        }
+        try deriveWrappingKey(kek, subject: subject, in: scratch)
         let sealed = try scratch.withSlot(0) { wrapKey in
             try scratch.withSlot(1) { dek in
                 try SecretBox.seal(UnsafeRawBufferPointer(dek), key: UnsafeRawBufferPointer(wrapKey))
@@ -37,7 +39,7 @@ struct Envelope: Sendable {
 
     /// Unwraps `wrapped` into slot 1.
     func unwrapDEK(_ wrapped: WrappedKey, subject: String, in scratch: KeyScratch) throws {
-        try deriveWrappingKey(version: wrapped.kekVersion, subject: subject, in: scratch)
+        try deriveWrappingKey(keys.kek(version: wrapped.kekVersion), subject: subject, in: scratch)
         do {
             try wrapped.sealed.withUnsafeBytes { sealed in
                 try scratch.withSlot(0) { wrapKey in
@@ -51,8 +53,7 @@ struct Envelope: Sendable {
         }
     }
 
-    private func deriveWrappingKey(version: UInt32, subject: String, in scratch: KeyScratch) throws {
-        let kek = try keys.kek(version: version)
+    private func deriveWrappingKey(_ kek: SymmetricKey, subject: String, in scratch: KeyScratch) throws {
         try kek.withUnsafeBytes { kekBytes in
             try scratch.withSlot(0) { out in
                 try KeyedHash.hash(key: kekBytes, label: Self.wrapLabel, parts: [Array(subject.utf8)], into: out)

@@ -14,10 +14,12 @@ import Foundation
 ///
 /// - `kek-<version>.key`: the key-encrypting keys, one per version (1, 2, …);
 /// - `index.key`: the blind-index key (keyed BLAKE2b of normalised emails and phones);
-/// - `auth.key`: the key under which client secrets are hashed.
+/// - `auth.key`: the key under which client secrets are hashed;
+/// - `audit.key`: the key of the audit trail's MAC chain.
 public enum KeyDirectory {
     public static let indexKeyFile = "index.key"
     public static let authKeyFile = "auth.key"
+    public static let auditKeyFile = "audit.key"
 
     public static func kekFileName(version: UInt32) -> String { "kek-\(version).key" }
 
@@ -43,6 +45,7 @@ public enum KeyDirectory {
         try writeKey(SymmetricKey.random(), to: path(directory, kekFileName(version: 1)))
         try writeKey(SymmetricKey.random(), to: path(directory, indexKeyFile))
         try writeKey(SymmetricKey.random(), to: path(directory, authKeyFile))
+        try writeKey(SymmetricKey.random(), to: path(directory, auditKeyFile))
         try syncDirectory(directory)
     }
 
@@ -64,7 +67,8 @@ public enum KeyDirectory {
         guard !keks.isEmpty else { throw VaultError(.keys, "key directory \(directory) holds no kek-N.key file") }
         let index = try readKey(path(directory, indexKeyFile))
         let auth = try readKey(path(directory, authKeyFile))
-        return KeyRing(keks: keks, indexKey: index, authKey: auth)
+        let audit = try readKey(path(directory, auditKeyFile))
+        return KeyRing(keks: keks, indexKey: index, authKey: auth, auditKey: audit)
     }
 
     static func path(_ directory: String, _ name: String) -> String {
@@ -128,6 +132,24 @@ public enum KeyDirectory {
         guard written, fsync(fd) == 0 else {
             unlink(path)
             throw VaultError(.keys, "key file \(path) could not be written")
+        }
+    }
+
+    /// Overwrites a key file with zeros, syncs, and unlinks it (retirement). On flash storage
+    /// the old blocks may survive the overwrite; the data directory's own encryption and the
+    /// separation of key and data backups are what protect against that.
+    static func destroyKey(at path: String) throws {
+        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw VaultError(
+                .keys, "key file \(path) cannot be opened to destroy it: \(String(cString: strerror(errno)))")
+        }
+        let zeros = [UInt8](repeating: 0, count: SymmetricKey.length)
+        let written = zeros.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == zeros.count, synced == 0, unlink(path) == 0 else {
+            throw VaultError(.keys, "key file \(path) could not be destroyed")
         }
     }
 

@@ -17,21 +17,38 @@ public enum Privilege: String, Sendable, Codable, CaseIterable {
     case shred
     /// `CLIENT.*`: add, list, revoke clients.
     case clients
+    /// `KEYS.*` and `REKEY`: rotate, inspect and retire KEKs, give a subject a fresh DEK.
+    case keys
+    /// `AUDIT.*`: read and verify the audit trail.
+    case audit
 }
 
 /// What one role may do. Anything not granted here is denied.
 public struct RoleGrants: Sendable, Hashable {
+    /// Read level per category.
     public var read: [DataCategory: ReadLevel]
+    /// Read level per field, overriding the field's category (for narrow roles like marketing).
+    public var readFields: [String: ReadLevel]
     public var write: Set<DataCategory>
     public var operations: Set<Privilege>
+    /// A consent field (such as `consent.marketing`) that must be `yes` for this role to read a
+    /// subject's data; otherwise the subject's fields answer as absent.
+    public var consentCondition: String?
 
-    public init(read: [DataCategory: ReadLevel] = [:], write: Set<DataCategory> = [], operations: Set<Privilege> = []) {
+    public init(
+        read: [DataCategory: ReadLevel] = [:], readFields: [String: ReadLevel] = [:], write: Set<DataCategory> = [],
+        operations: Set<Privilege> = [], consentCondition: String? = nil
+    ) {
         self.read = read
+        self.readFields = readFields
         self.write = write
         self.operations = operations
+        self.consentCondition = consentCondition
     }
 
     public func readLevel(_ category: DataCategory) -> ReadLevel { read[category] ?? .none }
+
+    public func readLevel(for field: Field) -> ReadLevel { readFields[field.name] ?? readLevel(field.category) }
 }
 
 /// A request for access, as the one decision function sees it.
@@ -59,13 +76,15 @@ public struct Policy: Sendable, Hashable {
         "support": RoleGrants(
             read: [.contact: .plain, .card: .masked, .consent: .plain], write: [.contact, .consent],
             operations: [.exists, .find]),
-        "admin": RoleGrants(operations: [.shred, .clients]),
-        "auditor": RoleGrants(),
+        "admin": RoleGrants(operations: [.shred, .clients, .keys, .audit]),
+        "auditor": RoleGrants(operations: [.audit]),
+        // GDPR Art. 21: marketing sees a subject's name and email only while consent.marketing is yes.
+        "marketing": RoleGrants(readFields: ["name": .plain, "email": .plain], consentCondition: "consent.marketing"),
     ])
 
     /// What the operator at the machine (the CLI, with the key directory in hand) may do offline:
     /// manage clients and shred, but read no data.
-    static let localOperator = RoleGrants(operations: [.shred, .clients])
+    static let localOperator = RoleGrants(operations: [.shred, .clients, .keys, .audit])
 
     /// The single decision function every entry point goes through.
     public func decide(role: String, _ access: Access) -> Decision {
@@ -76,7 +95,7 @@ public struct Policy: Sendable, Hashable {
     static func decide(_ grants: RoleGrants, _ access: Access) -> Decision {
         switch access {
         case .read(let field):
-            let level = grants.readLevel(field.category)
+            let level = grants.readLevel(for: field)
             return level == .none ? .deny : .allow(level)
         case .write(let field):
             return grants.write.contains(field.category) ? .allow(.plain) : .deny
@@ -113,6 +132,22 @@ extension Policy {
                 }
                 grants.read[c] = l
             }
+            for (fieldName, level) in role.fields ?? [:] {
+                guard (try? FieldCatalogue.field(named: fieldName)) != nil else {
+                    throw VaultError(.setup, "policy file \(path): role \(name): unknown field '\(fieldName)'")
+                }
+                guard let l = ReadLevel(rawValue: level) else {
+                    throw VaultError(.setup, "policy file \(path): role \(name): unknown read level '\(level)'")
+                }
+                grants.readFields[fieldName] = l
+            }
+            if let condition = role.requiresConsent {
+                guard let field = try? FieldCatalogue.field(named: condition), field.kind == .yesNo else {
+                    throw VaultError(
+                        .setup, "policy file \(path): role \(name): requiresConsent must name a yes/no consent field")
+                }
+                grants.consentCondition = condition
+            }
             for category in role.write ?? [] {
                 guard let c = DataCategory(rawValue: category) else {
                     throw VaultError(.setup, "policy file \(path): role \(name): unknown category '\(category)'")
@@ -133,7 +168,9 @@ extension Policy {
     private struct PolicyFile: Decodable {
         struct Role: Decodable {
             var read: [String: String]?
+            var fields: [String: String]?
             var write: [String]?
+            var requiresConsent: String?
             var operations: [String]?
         }
         var roles: [String: Role]

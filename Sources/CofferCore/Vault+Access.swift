@@ -22,15 +22,30 @@ struct ResolvedRole {
     }
 
     static let operatorRole = "(local operator)"
+
+    /// The read grant for `field`, or `NOPERM`.
+    func requireRead(_ field: Field) throws -> ReadGrant {
+        let level = try require(.read(field), "read field '\(field.name)'")
+        let grants = name == Self.operatorRole ? self.grants : (policy.roles[name] ?? RoleGrants())
+        return ReadGrant(level: level, requiresConsent: grants.consentCondition)
+    }
+}
+
+/// A permitted read: how much is seen, and which consent field (if any) must say `yes`.
+struct ReadGrant {
+    let level: ReadLevel
+    let requiresConsent: String?
 }
 
 extension Vault {
     /// Resolves `caller` against the client table in the same transaction as the work it
     /// guards, so a client revoked a moment ago is refused now.
     func resolve(_ caller: Caller, in tx: any StoreReading) throws -> ResolvedRole {
-        switch caller {
+        switch caller.identity {
         case .localOperator:
             return ResolvedRole(name: ResolvedRole.operatorRole, policy: policy, grants: Policy.localOperator)
+        case .anonymous:
+            throw VaultError(.noAuth, "Authentication required.")
         case .client(let name):
             guard let client = try tx.client(named: name) else {
                 throw VaultError(.noAuth, "client '\(name)' is no longer registered")
@@ -39,8 +54,16 @@ extension Vault {
         }
     }
 
+    /// Resolves the caller and records its role in the command's audit entry.
+    func resolve(_ caller: Caller, in tx: any StoreReading, recordingIn draft: inout AuditDraft) throws -> ResolvedRole
+    {
+        let role = try resolve(caller, in: tx)
+        draft.role = role.name
+        return role
+    }
+
     /// The role a caller has right now, for `WHOAMI`.
     public func role(of caller: Caller) throws -> String {
-        try Self.storageCall { try store.read { tx in try resolve(caller, in: tx).name } }
+        try audited("WHOAMI", caller) { tx, draft in try resolve(caller, in: tx, recordingIn: &draft).name }
     }
 }

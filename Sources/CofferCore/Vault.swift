@@ -10,7 +10,9 @@ public final class Vault: Sendable {
     let store: SQLiteStore
     let keys: KeyRing
     let envelope: Envelope
+    let audit: AuditLog
     let scratch = KeyScratchPool()
+    public let rewrapProgress = RewrapProgress()
     let logger: Logger
 
     private init(configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, logger: Logger) {
@@ -18,6 +20,7 @@ public final class Vault: Sendable {
         self.store = store
         self.keys = keys
         self.envelope = Envelope(keys: keys)
+        self.audit = AuditLog(key: keys.auditKey)
         self.logger = logger
     }
 
@@ -48,6 +51,7 @@ public final class Vault: Sendable {
                 "KEK version \(version) still wraps stored data keys but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))) is missing"
             )
         }
+        try reconcileCurrentKEK(store: store, keys: keys, configuration: configuration, logger: logger)
         logger.info(
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
@@ -75,6 +79,7 @@ public final class Vault: Sendable {
             try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
             created = [
                 KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
+                KeyDirectory.auditKeyFile,
             ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
             try KeyDirectory.create(at: configuration.keyDirectory)
             created += [databasePath, databasePath + "-wal", databasePath + "-shm"]
@@ -88,6 +93,39 @@ public final class Vault: Sendable {
             for path in created { unlink(path) }
             throw error
         }
+    }
+
+    /// The database records which KEK version is current; the key directory holds the files.
+    /// They must agree. The one disagreement that is repaired is a rotation interrupted between
+    /// writing the new key file and recording it: exactly one newer file, unreferenced.
+    private static func reconcileCurrentKEK(
+        store: SQLiteStore, keys: KeyRing, configuration: VaultConfiguration, logger: Logger
+    ) throws {
+        let records = try storageCall { try store.read { try $0.kekRecords() } }
+        guard let current = records.first(where: { $0.state == .current })?.version else {
+            throw VaultError(.keys, "the database records no current KEK version")
+        }
+        let newestFile = keys.kekVersions.max() ?? 0
+        let known = Set(records.map(\.version))
+        if newestFile == current + 1 && !known.contains(newestFile) {
+            try storageCall { try store.write { try $0.setCurrentKEK(newestFile, at: Date().timeIntervalSince1970) } }
+            logger.notice("completed an interrupted KEK rotation", metadata: ["kek.current": "\(newestFile)"])
+            keys.setCurrent(newestFile)
+            return
+        }
+        guard keys.kekVersions.contains(current) else {
+            throw VaultError(
+                .keys,
+                "the database says KEK version \(current) is current but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: current))) is missing"
+            )
+        }
+        guard newestFile == current else {
+            throw VaultError(
+                .keys,
+                "the key directory and the database disagree about the current KEK: the newest key file is version \(newestFile), the database says \(current)"
+            )
+        }
+        keys.setCurrent(current)
     }
 
     /// Closes the database cleanly (checkpointing the WAL).

@@ -18,6 +18,12 @@ public enum Command: Sendable, Equatable {
     case clientAdd(name: String, role: String)
     case clientList
     case clientRevoke(name: String)
+    case keysRotate
+    case keysStatus
+    case keysRetire(version: UInt32)
+    case rekey(subject: String)
+    case auditTail(count: Int)
+    case auditVerify
     /// Connection housekeeping that Redis client libraries send on connect (`CLIENT SETINFO`,
     /// `CLIENT SETNAME`, …); acknowledged so that those libraries keep working.
     case clientHousekeeping(subcommand: String, name: String?)
@@ -71,6 +77,12 @@ public enum Command: Sendable, Equatable {
         case .clientAdd: "CLIENT.ADD"
         case .clientList: "CLIENT.LIST"
         case .clientRevoke: "CLIENT.REVOKE"
+        case .keysRotate: "KEYS.ROTATE"
+        case .keysStatus: "KEYS.STATUS"
+        case .keysRetire: "KEYS.RETIRE"
+        case .rekey: "REKEY"
+        case .auditTail: "AUDIT.TAIL"
+        case .auditVerify: "AUDIT.VERIFY"
         case .clientHousekeeping: "CLIENT"
         case .commandIntrospection: "COMMAND"
         }

@@ -59,6 +59,30 @@ public enum CommandParser {
         case "CLIENT.REVOKE":
             try arity(args.count == 1)
             return .clientRevoke(name: text(0))
+        case "KEYS.ROTATE":
+            try arity(args.isEmpty)
+            return .keysRotate
+        case "KEYS.STATUS":
+            try arity(args.isEmpty)
+            return .keysStatus
+        case "KEYS.RETIRE":
+            try arity(args.count == 1)
+            guard let version = UInt32(text(0)), version > 0 else {
+                throw CommandError("KEK version must be a positive integer")
+            }
+            return .keysRetire(version: version)
+        case "REKEY":
+            try arity(args.count == 1)
+            return .rekey(subject: text(0))
+        case "AUDIT.TAIL":
+            try arity(args.count <= 1)
+            guard let count = args.isEmpty ? 10 : Int(text(0)) else {
+                throw CommandError("value is not an integer or out of range")
+            }
+            return .auditTail(count: count)
+        case "AUDIT.VERIFY":
+            try arity(args.isEmpty)
+            return .auditVerify
         case "CLIENT":
             try arity(!args.isEmpty)
             let sub = text(0).uppercased()

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -79,8 +80,10 @@ public final class CofferServer: Service, Sendable {
         configuration.onReady(descriptions)
 
         let serverChannels = listeners.map(\.channel)
+        let stopping = StopFlag()
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.rewrapLoop(threadPool: threadPool, stopping: stopping) }
                 for listener in listeners {
                     // One discarding group per listener: finished connection tasks are freed at
                     // once instead of piling up until the server stops.
@@ -97,11 +100,28 @@ public final class CofferServer: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.logger.notice("shutting down: no new connections; finishing commands in flight")
+            stopping.set()
             for channel in serverChannels { channel.close(promise: nil) }
             self.connections.drain()
         }
         if let path = configuration.socketPath { unlink(path) }
         logger.notice("stopped")
+    }
+
+    /// Moves DEKs still wrapped under an older KEK to the current one, one batch (one short
+    /// write transaction) at a time, so no request ever waits behind more than one batch. All
+    /// progress is in the database, so after a crash the next start carries on where it stopped.
+    private func rewrapLoop(threadPool: NIOThreadPool, stopping: StopFlag) async {
+        let vault = self.vault
+        while !stopping.isSet {
+            do {
+                let count = try await threadPool.runIfActive { try vault.rewrapBatch(limit: 1000) }
+                if count > 0 { continue }
+            } catch {
+                logger.error("rewrap batch failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     private func bootstrap() -> ServerBootstrap {
@@ -135,7 +155,13 @@ public final class CofferServer: Service, Sendable {
             return
         }
         defer { connections.unregister(channel) }
-        var session = Session(id: id)
+        let origin: String
+        if let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
+            origin = "tcp \(ip):\(port)"
+        } else {
+            origin = "unix"
+        }
+        var session = Session(id: id, origin: origin)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 do {
@@ -157,4 +183,11 @@ public final class CofferServer: Service, Sendable {
             logger.debug("connection ended", metadata: ["connection": "\(id)"])
         }
     }
+}
+
+/// Set once, when graceful shutdown begins.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
 }

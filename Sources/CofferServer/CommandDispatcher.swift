@@ -1,5 +1,6 @@
 import CofferCore
 import CofferProtocol
+import Foundation
 import Logging
 import NIOPosix
 
@@ -37,7 +38,7 @@ struct CommandDispatcher: Sendable {
         } catch let error as VaultError {
             if error.code == .noAuth {
                 // The client was revoked: the connection is anonymous from now on.
-                session.caller = nil
+                session.client = nil
                 limits.setAuthenticated(false)
             }
             if error.code == .integrity || error.code == .storage {
@@ -57,6 +58,7 @@ struct CommandDispatcher: Sendable {
 
     private func run(_ command: Command, session: inout Session, limits: RESPLimitSwitch) async throws -> Reply {
         let vault = self.vault
+        let caller = session.caller
         switch command {
         case .ping(let message):
             return Reply(value: message.map { .bulkString($0) } ?? .simpleString("PONG"))
@@ -76,63 +78,70 @@ struct CommandDispatcher: Sendable {
                     client: credentials.client, secret: credentials.secret, session: &session, limits: limits)
             }
             if let version { session.protocolVersion = version }
-            if let clientName { session.clientName = clientName }
+            if let clientName { session.connectionName = clientName }
             return Reply(value: helloReply(session))
         case .whoami:
-            guard case .client(let name) = session.caller else {
-                return Reply(value: .error("NOAUTH Authentication required."))
-            }
-            let caller = session.caller!
             let role = try await work { try vault.role(of: caller) }
-            return Reply(value: .array([.bulk(name), .bulk(role)]))
+            return Reply(value: .array([.bulk(session.client ?? "-"), .bulk(role)]))
         case .put(let subject, let values):
-            let caller = session.caller!
             let count = try await work {
                 try vault.put(subject: subject, values: values.map { ($0.field, $0.value) }, as: caller)
             }
             return Reply(value: .integer(count))
         case .get(let subject, let fields):
-            let caller = session.caller!
             let values = try await work { try vault.get(subject: subject, fields: fields, as: caller) }
             return Reply(value: .array(values.map { $0.map(RESPValue.bulkString) ?? .null }))
         case .export(let subject):
-            let caller = session.caller!
             let pairs = try await work { try vault.export(subject: subject, as: caller) }
             return Reply(value: .map(pairs.map { (.bulk($0.field), .bulkString($0.value)) }))
         case .delete(let subject, let fields):
-            let caller = session.caller!
             return Reply(
                 value: .integer(try await work { try vault.delete(subject: subject, fields: fields, as: caller) }))
         case .exists(let subject):
-            let caller = session.caller!
             return Reply(value: .integer(try await work { try vault.exists(subject: subject, as: caller) } ? 1 : 0))
         case .find(let kindName, let value):
             guard let kind = IndexKind(rawValue: kindName) else {
                 return Reply(value: .error("ERR FIND takes 'email' or 'phone', not '\(kindName.prefix(32))'"))
             }
-            let caller = session.caller!
             let subjects = try await work { try vault.find(kind, value: value, as: caller) }
             return Reply(value: .array(subjects.map(RESPValue.bulk)))
         case .shred(let subject):
-            let caller = session.caller!
             return Reply(value: .integer(try await work { try vault.shred(subject: subject, as: caller) } ? 1 : 0))
         case .clientAdd(let name, let role):
-            let caller = session.caller!
             return Reply(value: .bulk(try await work { try vault.addClient(name: name, role: role, as: caller) }))
         case .clientList:
-            let caller = session.caller!
             let clients = try await work { try vault.listClients(as: caller) }
             return Reply(value: .array(clients.map { .bulk("\($0.name) \($0.role)\($0.locked ? " locked" : "")") }))
         case .clientRevoke(let name):
-            let caller = session.caller!
             return Reply(value: .integer(try await work { try vault.revokeClient(name: name, as: caller) } ? 1 : 0))
+        case .keysRotate:
+            let version = try await work { try vault.rotateKEK(as: caller) }
+            return Reply(value: .integer(Int(version)))
+        case .keysStatus:
+            let status = try await work { try vault.keyStatus(as: caller) }
+            return Reply(value: Self.statusReply(status))
+        case .keysRetire(let version):
+            try await work { try vault.retireKEK(version, as: caller) }
+            return Reply(value: .simpleString("OK"))
+        case .rekey(let subject):
+            return Reply(value: .integer(try await work { try vault.rekey(subject: subject, as: caller) } ? 1 : 0))
+        case .auditTail(let count):
+            let lines = try await work { try vault.auditTail(count, as: caller) }
+            return Reply(value: .array(lines.map(RESPValue.bulk)))
+        case .auditVerify:
+            switch try await work({ try vault.verifyAudit(as: caller) }) {
+            case .verified(let count):
+                return Reply(value: .simpleString("OK \(count) entries verified"))
+            case .tampered(let seq, let reason):
+                return Reply(value: .error("TAMPERED at seq \(seq): \(reason)"))
+            }
         case .clientHousekeeping(let subcommand, let name):
             switch subcommand {
             case "SETNAME":
-                session.clientName = name
+                session.connectionName = name
                 return Reply(value: .simpleString("OK"))
             case "GETNAME":
-                return Reply(value: session.clientName.map(RESPValue.bulk) ?? .null)
+                return Reply(value: session.connectionName.map(RESPValue.bulk) ?? .null)
             case "ID":
                 return Reply(value: .integer(session.id))
             default:
@@ -143,16 +152,32 @@ struct CommandDispatcher: Sendable {
         }
     }
 
+    static func statusReply(_ status: KeyStatus) -> RESPValue {
+        .map([
+            (.bulk("current"), .integer(Int(status.current))),
+            (
+                .bulk("versions"),
+                .array(
+                    status.versions.map { .array([.integer(Int($0.version)), .bulk($0.state), .integer($0.dataKeys)]) })
+            ),
+            (.bulk("rewrap.pending"), .integer(status.pending)),
+            (.bulk("rewrap.done"), .integer(status.rewrap.done)),
+            (.bulk("rewrap.rate"), .bulk(String(format: "%.0f/s", status.rewrap.rate))),
+            (.bulk("rewrap.state"), .bulk(status.pending == 0 ? "idle" : "running")),
+        ])
+    }
+
     /// Checks the secret in the vault core; failures are slowed in proportion to the run of
     /// failures against that name (capped), on top of the lock-out the core applies.
     private func authenticate(
         client: String, secret: [UInt8], session: inout Session, limits: RESPLimitSwitch
     ) async throws {
         let vault = self.vault
-        let outcome = try await work { try vault.authenticate(client: client, secret: secret) }
+        let origin = session.origin
+        let outcome = try await work { try vault.authenticate(client: client, secret: secret, origin: origin) }
         switch outcome {
         case .success:
-            session.caller = .client(client)
+            session.client = client
             limits.setAuthenticated(true)
         case .failure(let failures):
             logger.notice("AUTH failed", metadata: ["connection": "\(session.id)"])
@@ -171,7 +196,7 @@ struct CommandDispatcher: Sendable {
             (.bulk("role"), .bulk("master")),
             (.bulk("modules"), .array([])),
         ]
-        if case .client(let name) = session.caller { pairs.append((.bulk("client"), .bulk(name))) }
+        if let name = session.client { pairs.append((.bulk("client"), .bulk(name))) }
         return .map(pairs)
     }
 }

@@ -38,6 +38,32 @@ enum SQLiteSchema {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v2-audit-and-kek-versions") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit (
+                        seq INTEGER PRIMARY KEY NOT NULL CHECK (seq > 0),
+                        at TEXT NOT NULL,
+                        client TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        origin TEXT NOT NULL,
+                        command TEXT NOT NULL,
+                        subject TEXT,
+                        fields TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        mac BLOB NOT NULL CHECK (length(mac) = 32)
+                    );
+                    CREATE TABLE kek (
+                        version INTEGER PRIMARY KEY NOT NULL CHECK (version > 0),
+                        state TEXT NOT NULL CHECK (state IN ('current', 'active', 'retired')),
+                        created_at REAL NOT NULL,
+                        retired_at REAL
+                    );
+                    CREATE UNIQUE INDEX kek_single_current ON kek(state) WHERE state = 'current';
+                    INSERT INTO kek (version, state, created_at)
+                        VALUES (COALESCE((SELECT MAX(kek_version) FROM subject), 1), 'current', CAST(strftime('%s', 'now') AS REAL));
+                    """)
+        }
         return migrator
     }
 }

@@ -128,6 +128,100 @@ struct SQLiteTransaction: StoreWriting {
             createdAt: row[5])
     }
 
+    func lastAudit() throws -> (seq: Int64, mac: [UInt8])? {
+        let statement = try db.cachedStatement(sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1")
+        guard let row = try Row.fetchOne(statement) else { return nil }
+        let mac: Data = row[1]
+        return (row[0], [UInt8](mac))
+    }
+
+    private static let auditColumns = "seq, at, client, role, origin, command, subject, fields, outcome, mac"
+
+    private static func auditRecord(_ row: Row) -> AuditRecord {
+        let mac: Data = row[9]
+        return AuditRecord(
+            seq: row[0], at: row[1], client: row[2], role: row[3], origin: row[4], command: row[5], subject: row[6],
+            fields: row[7], outcome: row[8], mac: [UInt8](mac))
+    }
+
+    func auditRecords(after: Int64, limit: Int) throws -> [AuditRecord] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT \(Self.auditColumns) FROM audit WHERE seq > ? ORDER BY seq LIMIT ?")
+        return try Row.fetchAll(statement, arguments: [after, limit]).map(Self.auditRecord)
+    }
+
+    func auditTail(_ count: Int) throws -> [AuditRecord] {
+        try Row.fetchAll(
+            db, sql: "SELECT \(Self.auditColumns) FROM audit ORDER BY seq DESC LIMIT ?", arguments: [count]
+        ).map(Self.auditRecord).reversed()
+    }
+
+    func appendAudit(_ record: AuditRecord) throws {
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO audit (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        try statement.execute(arguments: [
+            record.seq, record.at, record.client, record.role, record.origin, record.command, record.subject,
+            record.fields, record.outcome, Data(record.mac),
+        ])
+    }
+
+    func kekRecords() throws -> [KEKRecord] {
+        try Row.fetchAll(db, sql: "SELECT version, state, created_at, retired_at FROM kek ORDER BY version").map {
+            row in
+            let version: Int64 = row[0]
+            let state: String = row[1]
+            return KEKRecord(
+                version: UInt32(truncatingIfNeeded: version), state: KEKState(rawValue: state) ?? .active,
+                createdAt: row[2], retiredAt: row[3])
+        }
+    }
+
+    func dekCounts() throws -> [UInt32: Int] {
+        var counts: [UInt32: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT kek_version, COUNT(*) FROM subject GROUP BY kek_version") {
+            let version: Int64 = row[0]
+            counts[UInt32(truncatingIfNeeded: version)] = row[1]
+        }
+        return counts
+    }
+
+    func subjectsNotWrapped(under version: UInt32, limit: Int) throws -> [(subject: String, key: WrappedKey)] {
+        // kek_version is indexed, so both ranges are index scans however large the table.
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT id, kek_version, wrapped_dek FROM subject WHERE kek_version < ?1
+                UNION ALL
+                SELECT id, kek_version, wrapped_dek FROM subject WHERE kek_version > ?1
+                LIMIT ?2
+                """)
+        return try Row.fetchAll(statement, arguments: [Int64(version), limit]).map { row in
+            let v: Int64 = row[1]
+            let sealed: Data = row[2]
+            return (row[0], WrappedKey(kekVersion: UInt32(truncatingIfNeeded: v), sealed: [UInt8](sealed)))
+        }
+    }
+
+    func updateSubjectKey(_ subject: String, key: WrappedKey) throws {
+        let statement = try db.cachedStatement(sql: "UPDATE subject SET kek_version = ?, wrapped_dek = ? WHERE id = ?")
+        try statement.execute(arguments: [Int64(key.kekVersion), Data(key.sealed), subject])
+    }
+
+    func setCurrentKEK(_ version: UInt32, at time: Double) throws {
+        try db.execute(sql: "UPDATE kek SET state = 'active' WHERE state = 'current'")
+        try db.execute(
+            sql: """
+                INSERT INTO kek (version, state, created_at) VALUES (?, 'current', ?)
+                ON CONFLICT (version) DO UPDATE SET state = 'current', retired_at = NULL
+                """,
+            arguments: [Int64(version), time])
+    }
+
+    func retireKEK(_ version: UInt32, at time: Double) throws {
+        try db.execute(
+            sql: "UPDATE kek SET state = 'retired', retired_at = ? WHERE version = ? AND state = 'active'",
+            arguments: [time, Int64(version)])
+    }
+
     func insertSubject(_ subject: String, key: WrappedKey) throws {
         let statement = try db.cachedStatement(
             sql: "INSERT INTO subject (id, kek_version, wrapped_dek) VALUES (?, ?, ?)")

@@ -42,3 +42,47 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// One audit-trail row. It never holds a value, a secret or a key.
+public struct AuditRecord: Sendable, Hashable {
+    public var seq: Int64
+    public var at: String
+    public var client: String
+    public var role: String
+    public var origin: String
+    public var command: String
+    public var subject: String?
+    public var fields: String
+    public var outcome: String
+    public var mac: [UInt8]
+
+    public init(
+        seq: Int64, at: String, client: String, role: String, origin: String, command: String, subject: String?,
+        fields: String, outcome: String, mac: [UInt8]
+    ) {
+        self.seq = seq
+        self.at = at
+        self.client = client
+        self.role = role
+        self.origin = origin
+        self.command = command
+        self.subject = subject
+        self.fields = fields
+        self.outcome = outcome
+        self.mac = mac
+    }
+}
+
+/// The life of a KEK version, as the database records it.
+public enum KEKState: String, Sendable, Hashable {
+    case current
+    case active
+    case retired
+}
+
+public struct KEKRecord: Sendable, Hashable {
+    public var version: UInt32
+    public var state: KEKState
+    public var createdAt: Double
+    public var retiredAt: Double?
+}

@@ -22,6 +22,17 @@ public protocol StoreReading {
     func referencedKEKVersions() throws -> [UInt32]
     func client(named name: String) throws -> ClientRecord?
     func clients() throws -> [ClientRecord]
+    /// The newest audit entry's sequence number and MAC, if any.
+    func lastAudit() throws -> (seq: Int64, mac: [UInt8])?
+    /// Audit entries with `seq > after`, oldest first, at most `limit`.
+    func auditRecords(after: Int64, limit: Int) throws -> [AuditRecord]
+    /// The newest `count` audit entries, oldest first.
+    func auditTail(_ count: Int) throws -> [AuditRecord]
+    func kekRecords() throws -> [KEKRecord]
+    /// How many DEKs each KEK version wraps.
+    func dekCounts() throws -> [UInt32: Int]
+    /// Up to `limit` subjects whose DEK is wrapped under a version other than `version`.
+    func subjectsNotWrapped(under version: UInt32, limit: Int) throws -> [(subject: String, key: WrappedKey)]
 }
 
 public protocol StoreWriting: StoreReading {
@@ -35,4 +46,10 @@ public protocol StoreWriting: StoreReading {
     func insertClient(_ client: ClientRecord) throws
     func deleteClient(named name: String) throws -> Bool
     func updateClientLock(name: String, failedAttempts: Int, lockedUntil: Double?) throws
+    func appendAudit(_ record: AuditRecord) throws
+    /// Replaces a subject's wrapped DEK (rewrap or rekey).
+    func updateSubjectKey(_ subject: String, key: WrappedKey) throws
+    /// Makes `version` current; the previous current version becomes active.
+    func setCurrentKEK(_ version: UInt32, at time: Double) throws
+    func retireKEK(_ version: UInt32, at time: Double) throws
 }

@@ -17,7 +17,8 @@ import Testing
         "billing": [.card], "support": [.contact, .consent], "admin": [], "auditor": [],
     ]
     static let expectedOperations: [String: Set<Privilege>] = [
-        "billing": [.exists], "support": [.exists, .find], "admin": [.shred, .clients], "auditor": [],
+        "billing": [.exists], "support": [.exists, .find], "admin": [.shred, .clients, .keys, .audit],
+        "auditor": [.audit],
     ]
 
     static let sample: [String: String] = [
@@ -92,6 +93,10 @@ import Testing
                 { _ = try t.vault.addClient(name: "new-\(UUID().uuidString.prefix(6))", role: "billing", as: probe) }
             ),
             (.clients, { _ = try t.vault.revokeClient(name: "nobody", as: probe) }),
+            (.keys, { _ = try t.vault.keyStatus(as: probe) }),
+            (.keys, { _ = try t.vault.rekey(subject: "s", as: probe) }),
+            (.audit, { _ = try t.vault.auditTail(5, as: probe) }),
+            (.audit, { _ = try t.vault.verifyAudit(as: probe) }),
         ]
         for (operation, call) in checks {
             if ops.contains(operation) {
@@ -135,7 +140,8 @@ import Testing
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let policy = try Policy.load(path: root.appendingPathComponent("Deploy/policy.example.json").path)
-        for role in ["billing", "support", "admin", "auditor"] {
+        #expect(Set(policy.roles.keys) == Set(Policy.builtIn.roles.keys))
+        for role in Policy.builtIn.roles.keys {
             #expect(policy.roles[role] == Policy.builtIn.roles[role], "example differs from built-in for \(role)")
         }
     }

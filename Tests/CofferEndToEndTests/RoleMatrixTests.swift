@@ -15,13 +15,17 @@ import Testing
         "billing": ["card"], "support": ["contact", "consent"], "admin": [], "auditor": [],
     ]
     static let operations: [String: Set<String>] = [
-        "billing": ["EXISTS"], "support": ["EXISTS", "FIND"], "admin": ["SHRED", "CLIENT.ADD", "CLIENT.LIST", "CLIENT.REVOKE"],
-        "auditor": [],
+        "billing": ["EXISTS"], "support": ["EXISTS", "FIND"],
+        "admin": [
+            "SHRED", "CLIENT.ADD", "CLIENT.LIST", "CLIENT.REVOKE", "KEYS.STATUS", "REKEY", "AUDIT.TAIL", "AUDIT.VERIFY",
+        ],
+        "auditor": ["AUDIT.TAIL", "AUDIT.VERIFY"],
     ]
     /// One sample value per field, and the category it belongs to.
     static let fields: [(name: String, category: String, value: String)] = [
         ("name", "contact", "Jane Doe"), ("email", "contact", "jane@example.com"), ("phone", "contact", "+17189429990"),
-        ("organization", "contact", "Acme"), ("postal_address", "contact", "1 Main St"), ("birthday", "contact", "1990-01-02"),
+        ("organization", "contact", "Acme"), ("postal_address", "contact", "1 Main St"),
+        ("birthday", "contact", "1990-01-02"),
         ("gender", "contact", "female"), ("card.pan", "card", "4111111111111111"), ("card.expiry", "card", "07/29"),
         ("card.holder", "card", "JANE DOE"), ("consent.marketing", "consent", "yes"),
     ]
@@ -45,7 +49,8 @@ import Testing
             case .none: #expect(denied(got), "\(role) GET \(field.name): \(got)")
             case .plain: #expect(got == .array([.bulk(field.value)]), "\(role) GET \(field.name)")
             case .masked:
-                #expect(!denied(got) && got != .array([.bulk(field.value)]), "\(role) GET \(field.name) not masked: \(got)")
+                #expect(
+                    !denied(got) && got != .array([.bulk(field.value)]), "\(role) GET \(field.name) not masked: \(got)")
             }
             let put = try probe.call("PUT", "w", field.name, field.value)
             let del = try probe.call("DEL", "w", field.name)
@@ -68,7 +73,8 @@ import Testing
         let commands: [(String, [String])] = [
             ("EXISTS", ["EXISTS", "s"]), ("FIND", ["FIND", "email", "jane@example.com"]),
             ("CLIENT.LIST", ["CLIENT.LIST"]), ("CLIENT.ADD", ["CLIENT.ADD", "extra", "auditor"]),
-            ("CLIENT.REVOKE", ["CLIENT.REVOKE", "extra"]), ("SHRED", ["SHRED", "s"]),
+            ("CLIENT.REVOKE", ["CLIENT.REVOKE", "extra"]), ("KEYS.STATUS", ["KEYS.STATUS"]), ("REKEY", ["REKEY", "s"]),
+            ("AUDIT.TAIL", ["AUDIT.TAIL", "3"]), ("AUDIT.VERIFY", ["AUDIT.VERIFY"]), ("SHRED", ["SHRED", "s"]),
         ]
         for (name, words) in commands {
             let reply = try probe.call(words.map { Array($0.utf8) })

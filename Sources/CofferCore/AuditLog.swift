@@ -1,0 +1,117 @@
+import CofferCrypto
+import CofferStore
+import Foundation
+
+/// How a command ended, as the audit trail records it.
+public enum AuditOutcome: String, Sendable, Hashable {
+    case ok
+    case denied
+    case invalid
+    case error
+    /// A consent-conditioned grant found no consent: the fields were answered as absent.
+    case noConsent = "no-consent"
+
+    init(_ error: any Error) {
+        switch (error as? VaultError)?.code {
+        case .noPermission, .noAuth, .wrongPass: self = .denied
+        case .invalid: self = .invalid
+        default: self = .error
+        }
+    }
+}
+
+/// What a command contributes to its audit entry; the log adds the sequence number, the time
+/// and the MAC.
+struct AuditDraft {
+    var client: String
+    var role: String
+    var origin: String
+    var command: String
+    var subject: String?
+    var fields: [String]
+    var outcome: AuditOutcome = .ok
+}
+
+/// The tamper-evident audit trail: each entry carries
+/// `MAC = BLAKE2b(audit.key, "coffer.audit.v1", previous MAC ‖ the entry's own columns)`, so
+/// changing, deleting, inserting or reordering a stored entry breaks the chain from there on.
+struct AuditLog: Sendable {
+    static let label = "coffer.audit.v1"
+    static let genesis = [UInt8](repeating: 0, count: 32)
+
+    let key: SymmetricKey
+
+    static func timestamp(_ date: Date) -> String {
+        // Fixed-width UTC with milliseconds, independent of locale.
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let seconds = time_t(millis / 1000)
+        var parts = tm()
+        var copy = seconds
+        gmtime_r(&copy, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(millis % 1000))
+    }
+
+    func mac(previous: [UInt8], _ record: AuditRecord) throws -> [UInt8] {
+        let parts: [[UInt8]] = [
+            previous, Array(String(record.seq).utf8), Array(record.at.utf8), Array(record.client.utf8),
+            Array(record.role.utf8), Array(record.origin.utf8), Array(record.command.utf8),
+            record.subject.map { [1] + Array($0.utf8) } ?? [0], Array(record.fields.utf8), Array(record.outcome.utf8),
+        ]
+        return try key.withUnsafeBytes { try KeyedHash.hash(key: $0, label: Self.label, parts: parts) }
+    }
+
+    /// Appends `draft` as the next entry, inside the caller's transaction.
+    @discardableResult
+    func append(_ draft: AuditDraft, in tx: any StoreWriting, now: Date = Date()) throws -> AuditRecord {
+        let last = try tx.lastAudit()
+        var record = AuditRecord(
+            seq: (last?.seq ?? 0) + 1, at: Self.timestamp(now), client: draft.client, role: draft.role,
+            origin: draft.origin, command: draft.command, subject: draft.subject,
+            fields: draft.fields.joined(separator: ","), outcome: draft.outcome.rawValue, mac: [])
+        record.mac = try mac(previous: last?.mac ?? Self.genesis, record)
+        try tx.appendAudit(record)
+        return record
+    }
+
+    enum Verification: Equatable {
+        case ok(count: Int)
+        case tampered(seq: Int64, reason: String)
+    }
+
+    /// Walks the whole chain in pages.
+    func verify(_ store: any VaultStore) throws -> Verification {
+        var previous = Self.genesis
+        var expected: Int64 = 1
+        var count = 0
+        while true {
+            let page = try store.read { try $0.auditRecords(after: expected - 1, limit: 5000) }
+            if page.isEmpty { return .ok(count: count) }
+            for record in page {
+                if record.seq != expected {
+                    return .tampered(seq: expected, reason: "entry \(expected) is missing")
+                }
+                guard ConstantTime.equals(try mac(previous: previous, record), record.mac) else {
+                    return .tampered(seq: record.seq, reason: "entry \(record.seq) does not match its MAC")
+                }
+                previous = record.mac
+                expected += 1
+                count += 1
+            }
+        }
+    }
+
+    /// One entry as a JSON object on one line (for AUDIT.TAIL and `coffer audit export`).
+    static func json(_ record: AuditRecord) -> String {
+        var object: [String: Any] = [
+            "seq": record.seq, "at": record.at, "client": record.client, "role": record.role, "origin": record.origin,
+            "command": record.command,
+            "fields": record.fields.isEmpty ? [] : record.fields.split(separator: ",").map(String.init),
+            "outcome": record.outcome, "mac": record.mac.map { String(format: "%02x", $0) }.joined(),
+        ]
+        object["subject"] = record.subject ?? NSNull()
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

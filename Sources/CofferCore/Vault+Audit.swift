@@ -1,0 +1,105 @@
+import CofferStore
+import Foundation
+
+extension Caller {
+    /// How the caller appears in the audit trail.
+    var auditName: String {
+        switch identity {
+        case .client(let name): name
+        case .localOperator: "(operator)"
+        case .anonymous: "-"
+        }
+    }
+}
+
+extension Vault {
+    /// Runs one command in one write transaction that also appends its audit entry, so the
+    /// command's effect and its entry commit together or not at all. If the command fails, its
+    /// entry (denied, invalid, error) is written in a transaction of its own. If no entry can be
+    /// written, the command fails and returns nothing: the vault fails closed.
+    ///
+    /// Subject ids and field names go into the entry only once validated, so a mistyped email
+    /// in place of an id never reaches the trail.
+    func audited<T>(
+        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
+        _ body: (any StoreWriting, inout AuditDraft) throws -> T
+    ) throws -> T {
+        var draft = AuditDraft(
+            client: caller.auditName, role: "-", origin: caller.origin, command: command,
+            subject: subject.map { (try? SubjectID.validate($0)) != nil ? $0 : "(invalid)" },
+            fields: fields.map { (try? FieldCatalogue.field(named: $0)) != nil ? $0 : "(unknown)" })
+        var bodyFailed = false
+        do {
+            return try Self.storageCall {
+                try store.write { tx in
+                    let result: T
+                    do { result = try body(tx, &draft) } catch {
+                        bodyFailed = true
+                        throw error
+                    }
+                    try audit.append(draft, in: tx)
+                    return result
+                }
+            }
+        } catch {
+            guard bodyFailed else {
+                logger.error("audit entry could not be written; command refused", metadata: ["command": "\(command)"])
+                throw VaultError(.storage, "the audit entry could not be written, so the command was not carried out")
+            }
+            draft.outcome = AuditOutcome(error)
+            do {
+                try Self.storageCall { try store.write { tx in try audit.append(draft, in: tx) } }
+            } catch {
+                logger.error(
+                    "audit entry of a failed command could not be written", metadata: ["command": "\(command)"])
+            }
+            throw error
+        }
+    }
+
+    /// `AUDIT.TAIL`: the newest `count` entries (1…1000), oldest first, as JSON lines.
+    public func auditTail(_ count: Int, as caller: Caller) throws -> [String] {
+        guard (1...1000).contains(count) else { throw VaultError(.invalid, "AUDIT.TAIL count must be 1 to 1000") }
+        return try audited("AUDIT.TAIL", caller) { tx, draft in
+            let role = try resolve(caller, in: tx)
+            draft.role = role.name
+            try role.require(.operation(.audit), "AUDIT.TAIL")
+            return try tx.auditTail(count).map(AuditLog.json)
+        }
+    }
+
+    /// The result of walking the audit chain.
+    public enum AuditVerification: Sendable, Equatable {
+        case verified(count: Int)
+        case tampered(seq: Int64, reason: String)
+    }
+
+    /// `AUDIT.VERIFY`: recomputes every MAC of the chain. The check itself is audited after the walk.
+    public func verifyAudit(as caller: Caller) throws -> AuditVerification {
+        try audited("AUDIT.VERIFY", caller) { tx, draft in
+            let role = try resolve(caller, in: tx)
+            draft.role = role.name
+            try role.require(.operation(.audit), "AUDIT.VERIFY")
+        }
+        switch try Self.storageCall({ try audit.verify(store) }) {
+        case .ok(let count): return .verified(count: count)
+        case .tampered(let seq, let reason): return .tampered(seq: seq, reason: reason)
+        }
+    }
+
+    /// `coffer audit export`: entries after `since`, as JSON lines, in pages.
+    public func exportAudit(since: Int64, as caller: Caller, page: (_ lines: [String]) throws -> Void) throws {
+        try audited("AUDIT.EXPORT", caller) { tx, draft in
+            let role = try resolve(caller, in: tx)
+            draft.role = role.name
+            try role.require(.operation(.audit), "AUDIT.EXPORT")
+        }
+        var after = since
+        while true {
+            let records = try Self.storageCall { try store.read { try $0.auditRecords(after: after, limit: 5000) } }
+            if records.isEmpty { return }
+            try page(records.map(AuditLog.json))
+            after = records.last!.seq
+        }
+    }
+}
