@@ -58,6 +58,9 @@ let package = Package(
             dependencies: [
                 "CofferCore",
                 "CofferServer",
+                "CofferStore",
+                "CofferProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

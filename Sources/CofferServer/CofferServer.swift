@@ -113,9 +113,10 @@ public final class CofferServer: Service, Sendable {
     /// progress is in the database, so after a crash the next start carries on where it stopped.
     private func rewrapLoop(threadPool: NIOThreadPool, stopping: StopFlag) async {
         let vault = self.vault
+        let batchSize = configuration.rewrapBatchSize
         while !stopping.isSet {
             do {
-                let count = try await threadPool.runIfActive { try vault.rewrapBatch(limit: 1000) }
+                let count = try await threadPool.runIfActive { try vault.rewrapBatch(limit: batchSize) }
                 if count > 0 { continue }
             } catch {
                 logger.error("rewrap batch failed; retrying", metadata: ["error": "\(error)"])

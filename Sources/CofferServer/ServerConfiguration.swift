@@ -10,6 +10,9 @@ public struct ServerConfiguration: Sendable {
     public var maximumClients: Int
     /// Seconds a connection may stay silent before it is closed (default 300).
     public var idleTimeoutSeconds: Int64
+    /// Data keys rewrapped per transaction by the background rewrap (default 1000); a request
+    /// waits behind at most one batch.
+    public var rewrapBatchSize: Int
     /// Threads that run vault work (SQLite, crypto) off the event loops.
     public var workerThreads: Int
     /// Called once every listener is bound, with a line describing each.
@@ -21,6 +24,7 @@ public struct ServerConfiguration: Sendable {
         tcp: ListenAddress? = nil,
         maximumClients: Int = 1024,
         idleTimeoutSeconds: Int64 = 300,
+        rewrapBatchSize: Int = 1000,
         workerThreads: Int = 4,
         onReady: @escaping @Sendable ([String]) -> Void = { _ in }
     ) {
@@ -29,6 +33,7 @@ public struct ServerConfiguration: Sendable {
         self.tcp = tcp
         self.maximumClients = maximumClients
         self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.rewrapBatchSize = rewrapBatchSize
         self.workerThreads = workerThreads
         self.onReady = onReady
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CofferCore
 import CofferServer
+import CofferStore
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -40,8 +41,23 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds of silence after which a connection is closed.")
     var idleTimeout: Int64 = 300
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "full: every acknowledged write survives power loss (SQLite synchronous=FULL). normal: survives a crash of the process, not of the machine.",
+            valueName: "full|normal"))
+    var durability = "full"
+
+    @Option(name: .long, help: "Data keys rewrapped per transaction after a KEK rotation.")
+    var rewrapBatch = 1000
+
     func run() async throws {
-        let configuration = try vault.resolved()
+        var configuration = try vault.resolved()
+        guard let mode = SQLiteStore.Durability(rawValue: durability) else {
+            throw ValidationError("--durability must be full or normal")
+        }
+        configuration.durability = mode
+        guard rewrapBatch > 0 else { throw ValidationError("--rewrap-batch must be positive") }
         let tcp = try listen.map { text in
             do { return try ListenAddress(parsing: text) } catch { throw ValidationError("\(error)") }
         }
@@ -60,6 +76,7 @@ struct Serve: AsyncParsableCommand {
             vault: opened,
             configuration: ServerConfiguration(
                 socketPath: socketPath, tcp: tcp, maximumClients: maxClients, idleTimeoutSeconds: idleTimeout,
+                rewrapBatchSize: rewrapBatch,
                 onReady: { listeners in
                     for listener in listeners { note("coffer: listening on \(listener)") }
                     note("coffer: ready")

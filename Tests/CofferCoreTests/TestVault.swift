@@ -34,6 +34,13 @@ struct TestVault {
         try queue.close()
     }
 
+    /// A consistent copy of the database file (SQLite's VACUUM INTO).
+    func snapshot(to path: String) throws {
+        let queue = try DatabaseQueue(path: configuration.dataDirectory + "/coffer.db")
+        try queue.writeWithoutTransaction { try $0.execute(sql: "VACUUM INTO ?", arguments: [path]) }
+        try queue.close()
+    }
+
     func fetchBlob(_ query: String, _ arguments: StatementArguments = []) throws -> [UInt8]? {
         let queue = try DatabaseQueue(path: configuration.dataDirectory + "/coffer.db")
         defer { try? queue.close() }

@@ -18,7 +18,8 @@ final class TestServer {
     var socketPath: String { data + "/coffer.sock" }
     var env: [String: String] { ["COFFER_DATA": data, "COFFER_KEYS": keys] }
 
-    init(extraArguments: [String] = [], root: String? = nil) throws {
+    /// With `root`, restarts on an existing vault (pass its admin secret along).
+    init(extraArguments: [String] = [], root: String? = nil, adminSecret knownSecret: String = "") throws {
         self.root = root ?? CofferBinary.temporaryDirectory("srv")
         data = self.root + "/data"
         keys = self.root + "/keys"
@@ -27,7 +28,7 @@ final class TestServer {
             guard initialized.status == 0 else { throw TestFailure("init failed: \(initialized.stderr)") }
             adminSecret = initialized.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
-            adminSecret = ""
+            adminSecret = knownSecret
         }
         process = Process()
         try start(extraArguments: extraArguments)

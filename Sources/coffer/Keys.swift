@@ -1,0 +1,182 @@
+import ArgumentParser
+import CofferCore
+import CofferProtocol
+import Foundation
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rotate, inspect and retire key-encrypting keys.",
+        discussion: """
+            With a server running on the vault's socket these go through it (authenticating as \
+            --client, default admin, with its secret from --secret-file or COFFER_SECRET), so the \
+            server's keyring changes at once and its background job rewraps the data keys. With no \
+            server running they act on the files directly.
+            """,
+        subcommands: [Rotate.self, Status.self, Retire.self]
+    )
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create KEK version n+1 and make it current; print the new version.",
+            discussion: """
+                Existing data keys are rewrapped under the new version in batches in the background \
+                while the server serves (offline: with --wait, here; otherwise at the next start). \
+                --wait shows a progress bar until every data key is under the new version.
+                """)
+        @OptionGroup var vault: VaultOptions
+        @OptionGroup var credentials: ServerCredentials
+        @Option(name: .long, help: "The server's socket, if not DATA/coffer.sock.") var socket: String?
+        @Flag(name: .long, help: "Wait until every data key is rewrapped, showing progress.") var wait = false
+
+        func run() throws {
+            let configuration = try vault.resolved()
+            if let server = try credentials.connectIfServing(configuration, socket: socket) {
+                let reply = try reportingCLIErrors { try server.expect("KEYS.ROTATE") }
+                guard case .integer(let version) = reply else { throw CLIError("unexpected reply \(reply)") }
+                print(version)
+                if wait { try waitForRewrap(server) }
+                return
+            }
+            let opened = try reportingErrors { try Vault.open(configuration) }
+            defer { try? opened.close() }
+            let version = try reportingErrors { try opened.rotateKEK(as: .localOperator) }
+            print(version)
+            guard wait else {
+                note("coffer: data keys will be rewrapped when the server next runs (or use --wait)")
+                return
+            }
+            let total = try reportingErrors { try opened.keyStatus(as: .localOperator).pending }
+            var done = 0
+            let start = Date()
+            while true {
+                let count = try reportingErrors { try opened.rewrapBatch(limit: 2000) }
+                if count == 0 { break }
+                done += count
+                progress(done: done, total: total, rate: Double(done) / max(Date().timeIntervalSince(start), 0.001))
+            }
+            progress(done: done, total: total, rate: Double(done) / max(Date().timeIntervalSince(start), 0.001))
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+
+        private func waitForRewrap(_ server: ServerConnection) throws {
+            var total: Int?
+            while true {
+                let status = try reportingCLIErrors { try server.expect("KEYS.STATUS") }
+                let fields = StatusFields(status)
+                let pending = fields.integer("rewrap.pending")
+                if total == nil { total = max(pending, 1) }
+                let done = max(total! - pending, 0)
+                progress(
+                    done: done, total: total!, rate: Double(fields.text("rewrap.rate").prefix { $0.isNumber }) ?? 0)
+                if pending == 0 { break }
+                usleep(200_000)
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the current KEK version, how many data keys each version wraps, and rewrap progress.")
+        @OptionGroup var vault: VaultOptions
+        @OptionGroup var credentials: ServerCredentials
+        @Option(name: .long, help: "The server's socket, if not DATA/coffer.sock.") var socket: String?
+
+        func run() throws {
+            let configuration = try vault.resolved()
+            if let server = try credentials.connectIfServing(configuration, socket: socket) {
+                let fields = StatusFields(try reportingCLIErrors { try server.expect("KEYS.STATUS") })
+                print("current \(fields.integer("current"))")
+                if case .array(let versions)? = fields.value("versions") {
+                    for case .array(let v) in versions where v.count == 3 {
+                        print(
+                            "version \(StatusFields.int(v[0])) \(StatusFields.string(v[1])) \(StatusFields.int(v[2])) data keys"
+                        )
+                    }
+                }
+                print(
+                    "rewrap \(fields.text("rewrap.state")): \(fields.integer("rewrap.pending")) pending, \(fields.integer("rewrap.done")) done, \(fields.text("rewrap.rate"))"
+                )
+                return
+            }
+            let opened = try reportingErrors { try Vault.open(configuration) }
+            defer { try? opened.close() }
+            let status = try reportingErrors { try opened.keyStatus(as: .localOperator) }
+            print("current \(status.current)")
+            for v in status.versions { print("version \(v.version) \(v.state) \(v.dataKeys) data keys") }
+            print("rewrap \(status.pending == 0 ? "idle" : "pending (no server running)"): \(status.pending) pending")
+        }
+    }
+
+    struct Retire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Destroy a KEK version that is not current and wraps no data key.",
+            discussion: """
+                Refused, with the reason, while the version is current or still wraps any data key. \
+                Otherwise the key file is overwritten and deleted, and the version is recorded as retired: \
+                backups whose data keys were wrapped only under it can no longer be read.
+                """)
+        @OptionGroup var vault: VaultOptions
+        @OptionGroup var credentials: ServerCredentials
+        @Option(name: .long, help: "The server's socket, if not DATA/coffer.sock.") var socket: String?
+        @Argument(help: "The KEK version to retire.") var version: UInt32
+
+        func run() throws {
+            let configuration = try vault.resolved()
+            if let server = try credentials.connectIfServing(configuration, socket: socket) {
+                _ = try reportingCLIErrors { try server.expect("KEYS.RETIRE", "\(version)") }
+            } else {
+                let opened = try reportingErrors { try Vault.open(configuration) }
+                defer { try? opened.close() }
+                try reportingErrors { try opened.retireKEK(version, as: .localOperator) }
+            }
+            note("coffer: KEK version \(version) retired")
+        }
+    }
+}
+
+/// Reads the fields of a `KEYS.STATUS` reply (a map in RESP3, a flat array in RESP2).
+struct StatusFields {
+    private var values: [String: RESPValue] = [:]
+
+    init(_ reply: RESPValue) {
+        var pairs: [(RESPValue, RESPValue)] = []
+        switch reply {
+        case .map(let m): pairs = m
+        case .array(let a): pairs = stride(from: 0, to: a.count - 1, by: 2).map { (a[$0], a[$0 + 1]) }
+        default: break
+        }
+        for (key, value) in pairs { values[Self.string(key)] = value }
+    }
+
+    func value(_ key: String) -> RESPValue? { values[key] }
+    func integer(_ key: String) -> Int { values[key].map(Self.int) ?? 0 }
+    func text(_ key: String) -> String { values[key].map(Self.string) ?? "" }
+
+    static func int(_ value: RESPValue) -> Int { if case .integer(let i) = value { i } else { 0 } }
+    static func string(_ value: RESPValue) -> String {
+        switch value {
+        case .bulkString(let b): String(decoding: b, as: UTF8.self)
+        case .simpleString(let s): s
+        default: ""
+        }
+    }
+}
+
+/// A one-line progress bar on stderr.
+func progress(done: Int, total: Int, rate: Double) {
+    let fraction = total > 0 ? min(Double(done) / Double(total), 1) : 1
+    let width = 30
+    let filled = Int(fraction * Double(width))
+    let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+    let line = String(format: "\r[%@] %3.0f%% %d/%d data keys, %.0f/s", bar, fraction * 100, done, total, rate)
+    FileHandle.standardError.write(Data(line.utf8))
+}
+
+/// Turns an error reply from the server into a message on stderr and a non-zero exit.
+func reportingCLIErrors<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as CLIError {
+        note("coffer: \(error)")
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,72 @@
+import CofferProtocol
+import Foundation
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A blocking connection to a running `coffer serve` over its Unix socket, for CLI commands
+/// that must go through the server while it runs (so its in-memory keyring stays right).
+final class ServerConnection {
+    private let fd: Int32
+    private var buffer = ByteBuffer()
+
+    /// Connects, or returns nil if nothing answers on `path`.
+    init?(socketPath path: String) {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            return nil
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            close(fd)
+            return nil
+        }
+    }
+
+    deinit { close(fd) }
+
+    func call(_ words: [String]) throws -> RESPValue {
+        var out: [UInt8] = Array("*\(words.count)\r\n".utf8)
+        for word in words { out += Array("$\(word.utf8.count)\r\n\(word)\r\n".utf8) }
+        var sent = 0
+        while sent < out.count {
+            let n = out[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw CLIError("the server closed the connection") }
+            sent += n
+        }
+        while true {
+            if let reply = try RESPReplyParser.parse(&buffer) { return reply }
+            var chunk = [UInt8](repeating: 0, count: 16384)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw CLIError("the server closed the connection") }
+            buffer.writeBytes(chunk[0..<n])
+        }
+    }
+
+    /// Calls and turns an error reply into a thrown error.
+    func expect(_ words: String...) throws -> RESPValue {
+        let reply = try call(words)
+        if case .error(let message) = reply { throw CLIError(message) }
+        return reply
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,144 @@
+import CofferCore
+import Foundation
+import GRDB
+import Testing
+
+@Suite struct AuditTests {
+    func entries(_ t: TestVault) throws -> [[String: Any]] {
+        try t.vault.auditTail(1000, as: TestVault.admin).map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
+    @Test func everyCommandIsAuditedWithItsOutcomeAndNoValues() throws {
+        let t = try TestVault()
+        _ = try t.put("c1", [("name", "Secret Name"), ("email", "secret@example.com")])
+        _ = try t.get("c1", ["name"], as: TestVault.support)
+        expectError(.noPermission) { _ = try t.get("c1", ["name"], as: TestVault.admin) }
+        expectError(.invalid) { _ = try t.put("c1", [("phone", "not a phone")]) }
+        expectError(.invalid) { _ = try t.put("jane@example.com", [("name", "x")]) }
+        _ = try t.vault.find(.email, value: Array("secret@example.com".utf8), as: TestVault.support)
+        _ = try t.vault.authenticate(client: "admin", secret: Array("wrong".utf8), origin: "tcp 127.0.0.1:5000")
+        _ = try t.vault.shred(subject: "c1", as: TestVault.admin)
+        let log = try entries(t)
+        let put = log.first { $0["command"] as? String == "PUT" }!
+        #expect(put["subject"] as? String == "c1")
+        #expect(put["fields"] as? [String] == ["name", "email"])
+        let commands = log.map { "\($0["command"]!)/\($0["outcome"]!)" }
+        // (The AUDIT.TAIL that read the log is recorded after its own read.)
+        #expect(
+            Array(commands.suffix(8)) == [
+                "PUT/ok", "GET/ok", "GET/denied", "PUT/invalid", "PUT/invalid", "FIND/ok", "AUTH/denied", "SHRED/ok",
+            ])
+        let auth = log.first { $0["command"] as? String == "AUTH" }!
+        #expect(auth["origin"] as? String == "tcp 127.0.0.1:5000")
+        #expect(auth["client"] as? String == "admin")
+        let denied = log.first { $0["outcome"] as? String == "denied" && $0["command"] as? String == "GET" }!
+        #expect(denied["role"] as? String == "admin")
+        // The invalid subject id (an email) never reached the trail, nor did any value.
+        let text = try t.vault.auditTail(1000, as: TestVault.admin).joined(separator: "\n")
+        for secret in ["Secret Name", "secret@example.com", "jane@example.com", "not a phone", "wrong"] {
+            #expect(!text.contains(secret), "'\(secret)' leaked into the audit trail")
+        }
+        // Everything read above, the two AUDIT.TAILs, and the AUDIT.VERIFY itself.
+        #expect(try t.vault.verifyAudit(as: TestVault.auditor) == .verified(count: log.count + 3))
+    }
+
+    @Test func lockOutIsAudited() throws {
+        let t = try TestVault()
+        for _ in 0..<10 { _ = try t.vault.authenticate(client: "support1", secret: [1]) }
+        let commands = try entries(t).map { "\($0["command"]!)/\($0["outcome"]!)" }
+        #expect(commands.suffix(2) == ["AUTH/denied", "AUTH.LOCKOUT/denied"])
+    }
+
+    func tamperedAt(_ t: TestVault) throws -> Int64? {
+        if case .tampered(let seq, _) = try t.vault.verifyAudit(as: TestVault.admin) { return seq }
+        return nil
+    }
+
+    @Test func editingDeletingReorderingOrInsertingIsDetected() throws {
+        let t = try TestVault()
+        for i in 0..<10 { _ = try t.put("s\(i)", [("name", "N")]) }
+        #expect(try tamperedAt(t) == nil)
+        let snapshot = t.root + "/snapshot.db"
+        let database = t.configuration.dataDirectory + "/coffer.db"
+        try t.vault.close()
+        try t.snapshot(to: snapshot)
+
+        func restore() throws -> TestVault {
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: database + suffix) {
+                try FileManager.default.removeItem(atPath: database + suffix)
+            }
+            try FileManager.default.copyItem(atPath: snapshot, toPath: database)
+            return t
+        }
+        func check(_ sql: String, expect seq: Int64) throws {
+            _ = try restore()
+            try t.sql(sql)
+            let vault = try Vault.open(t.configuration)
+            if case .tampered(let at, _) = try vault.verifyAudit(as: TestVault.admin) {
+                #expect(at == seq, "\(sql)")
+            } else {
+                Issue.record("not detected: \(sql)")
+            }
+            try vault.close()
+        }
+        try check("UPDATE audit SET outcome = 'denied' WHERE seq = 8", expect: 8)
+        try check("UPDATE audit SET subject = 's99' WHERE seq = 6", expect: 6)
+        try check("DELETE FROM audit WHERE seq = 5", expect: 5)
+        // Swap two entries' contents (a reordering), keeping their MACs.
+        try check(
+            """
+            UPDATE audit SET subject = CASE seq WHEN 7 THEN (SELECT subject FROM audit WHERE seq = 9)
+                                                ELSE (SELECT subject FROM audit WHERE seq = 7) END
+            WHERE seq IN (7, 9)
+            """, expect: 7)
+        // An inserted entry, with a made-up MAC, in the middle of the chain.
+        try check(
+            """
+            UPDATE audit SET seq = seq + 1000000 WHERE seq >= 4;
+            UPDATE audit SET seq = seq - 999999 WHERE seq >= 1000000;
+            INSERT INTO audit SELECT 4, at, client, role, origin, command, subject, fields, outcome, mac FROM audit WHERE seq = 3
+            """, expect: 4)
+    }
+
+    @Test func failsClosedWhenTheAuditEntryCannotBeWritten() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "Alice")])
+        try t.sql("CREATE TRIGGER audit_jam BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit disk full'); END")
+        // No data is returned, and no write lands, when the entry cannot be written.
+        expectError(.storage) { _ = try t.get("a", ["name"], as: TestVault.support) }
+        expectError(.storage) { _ = try t.put("a", [("name", "Mallory")]) }
+        expectError(.storage) { _ = try t.vault.shred(subject: "a", as: TestVault.admin) }
+        try t.sql("DROP TRIGGER audit_jam")
+        #expect(try t.get("a", ["name"], as: TestVault.support) == ["Alice"])
+    }
+}
+
+@Suite struct ConsentTests {
+    @Test func marketingSeesNameAndEmailOnlyWithConsent() throws {
+        let t = try TestVault()
+        _ = try t.vault.addClient(name: "mkt", role: "marketing", as: .localOperator)
+        let marketing = Caller.client("mkt")
+        _ = try t.put(
+            "yes",
+            [("name", "Ann"), ("email", "ann@example.com"), ("phone", "+15550000001"), ("consent.marketing", "yes")])
+        _ = try t.put("no", [("name", "Bob"), ("email", "bob@example.com"), ("consent.marketing", "no")])
+        _ = try t.put("unset", [("name", "Cy"), ("email", "cy@example.com")])
+        #expect(try t.get("yes", ["name", "email"], as: marketing) == ["Ann", "ann@example.com"])
+        #expect(try t.get("no", ["name", "email"], as: marketing) == [nil, nil])
+        #expect(try t.get("unset", ["name", "email"], as: marketing) == [nil, nil])
+        #expect(try t.vault.export(subject: "yes", as: marketing).map(\.field) == ["name", "email"])
+        #expect(try t.vault.export(subject: "no", as: marketing).isEmpty)
+        expectError(.noPermission) { _ = try t.get("yes", ["phone"], as: marketing) }
+        expectError(.noPermission) { _ = try t.get("yes", ["consent.marketing"], as: marketing) }
+        expectError(.noPermission) { _ = try t.put("yes", [("name", "X")], as: marketing) }
+        // Withdrawing consent takes effect at once.
+        _ = try t.put("yes", [("consent.marketing", "no")])
+        #expect(try t.get("yes", ["name"], as: marketing) == [nil])
+        let outcomes = try t.vault.auditTail(20, as: TestVault.admin).filter {
+            $0.contains("\"client\":\"mkt\"") && $0.contains("GET")
+        }
+        #expect(outcomes.filter { $0.contains("no-consent") }.count == 3)
+    }
+}

@@ -1,0 +1,87 @@
+import CofferCore
+import Foundation
+import Testing
+
+@Suite struct KeyRotationTests {
+    @Test func rotateRewrapRetireKeepsDataReadable() throws {
+        let t = try TestVault()
+        for i in 0..<50 { _ = try t.put("s\(i)", [("name", "Person \(i)")]) }
+        #expect(try t.vault.rotateKEK(as: TestVault.admin) == 2)
+        #expect(FileManager.default.fileExists(atPath: t.configuration.keyDirectory + "/kek-2.key"))
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: t.configuration.keyDirectory + "/kek-2.key")[
+                .posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // New subjects go under the new version at once; old ones wait for the rewrap.
+        _ = try t.put("new", [("name", "New")])
+        #expect(try t.fetchBlob("SELECT CAST(kek_version AS BLOB) FROM subject WHERE id='new'") == Array("2".utf8))
+        var status = try t.vault.keyStatus(as: TestVault.admin)
+        #expect(status.current == 2 && status.pending == 50)
+        // Retiring is refused while the version is current or still wraps a DEK.
+        expectError(.invalid) { try t.vault.retireKEK(2, as: TestVault.admin) }
+        expectError(.invalid) { try t.vault.retireKEK(1, as: TestVault.admin) }
+        // Data stays readable in the middle of the rewrap.
+        #expect(try t.vault.rewrapBatch(limit: 20) == 20)
+        #expect(try t.get("s7", ["name"], as: TestVault.support) == ["Person 7"])
+        #expect(try t.get("s49", ["name"], as: TestVault.support) == ["Person 49"])
+        while try t.vault.rewrapBatch(limit: 20) > 0 {}
+        status = try t.vault.keyStatus(as: TestVault.admin)
+        #expect(status.pending == 0)
+        #expect(status.versions.map(\.dataKeys) == [0, 51])
+        try t.vault.retireKEK(1, as: TestVault.admin)
+        #expect(!FileManager.default.fileExists(atPath: t.configuration.keyDirectory + "/kek-1.key"))
+        #expect(try t.vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["retired", "current"])
+        for i in 0..<50 { #expect(try t.get("s\(i)", ["name"], as: TestVault.support) == ["Person \(i)"]) }
+        // And after a restart.
+        try t.vault.close()
+        let reopened = try Vault.open(t.configuration)
+        #expect(try reopened.get(subject: "s3", fields: ["name"], as: TestVault.support) == [Array("Person 3".utf8)])
+        expectError(.invalid) { try reopened.retireKEK(1, as: TestVault.admin) }
+        expectError(.noPermission) { _ = try reopened.rotateKEK(as: TestVault.support) }
+    }
+
+    @Test func rewrapNeverTouchesFieldCiphertexts() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "Alice"), ("email", "a@example.com")])
+        let before = try t.fetchBlob("SELECT sealed FROM field WHERE subject_id='a' AND name='name'")
+        let dekBefore = try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='a'")
+        _ = try t.vault.rotateKEK(as: TestVault.admin)
+        #expect(try t.vault.rewrapBatch() == 1)
+        #expect(try t.fetchBlob("SELECT sealed FROM field WHERE subject_id='a' AND name='name'") == before)
+        #expect(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='a'") != dekBefore)
+        #expect(try t.get("a", ["name"], as: TestVault.support) == ["Alice"])
+    }
+
+    @Test func rekeyGivesAFreshDEKAndResealsEveryField() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "Alice"), ("phone", "+15551234567")])
+        let dek = try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='a'")
+        let sealed = try t.fetchBlob("SELECT sealed FROM field WHERE subject_id='a' AND name='name'")
+        #expect(try t.vault.rekey(subject: "a", as: TestVault.admin))
+        #expect(try t.vault.rekey(subject: "nobody", as: TestVault.admin) == false)
+        #expect(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='a'") != dek)
+        #expect(try t.fetchBlob("SELECT sealed FROM field WHERE subject_id='a' AND name='name'") != sealed)
+        #expect(try t.get("a", ["name", "phone"], as: TestVault.support) == ["Alice", "+15551234567"])
+        #expect(try t.vault.find(.phone, value: Array("+15551234567".utf8), as: TestVault.support) == ["a"])
+    }
+
+    @Test func keyDirectoryAndDatabaseMustAgreeOnTheCurrentKEK() throws {
+        let t = try TestVault()
+        _ = try t.vault.rotateKEK(as: TestVault.admin)
+        try t.vault.close()
+        let dir = t.configuration.keyDirectory
+        // The current key file vanished (an old key directory restored).
+        try FileManager.default.moveItem(atPath: dir + "/kek-2.key", toPath: t.root + "/kek-2.saved")
+        expectError(.keys) { _ = try Vault.open(t.configuration) }
+        try FileManager.default.moveItem(atPath: t.root + "/kek-2.saved", toPath: dir + "/kek-2.key")
+        // A key file two versions ahead of the database (a newer key directory).
+        try FileManager.default.copyItem(atPath: dir + "/kek-2.key", toPath: dir + "/kek-4.key")
+        expectError(.keys) { _ = try Vault.open(t.configuration) }
+        try FileManager.default.removeItem(atPath: dir + "/kek-4.key")
+        // Exactly one newer, unrecorded file is an interrupted rotation: adopted.
+        try FileManager.default.copyItem(atPath: dir + "/kek-2.key", toPath: dir + "/kek-3.key")
+        let vault = try Vault.open(t.configuration)
+        #expect(vault.currentKEKVersion == 3)
+        #expect(try vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["active", "active", "current"])
+    }
+}

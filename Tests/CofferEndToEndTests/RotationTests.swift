@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct RotationTests {
+    /// Fills the vault over one pipelined connection.
+    func populate(_ server: TestServer, _ client: RESPClient, count: Int) throws {
+        var pipeline: [UInt8] = []
+        for i in 0..<count {
+            pipeline += RESPClient.encode(
+                ["PUT", "s\(i)", "name", "Person \(i)", "email", "p\(i)@example.com"].map { Array($0.utf8) })
+        }
+        try client.send(pipeline)
+        for _ in 0..<count { guard case .integer(2) = try client.read() else { throw TestFailure("PUT failed") } }
+    }
+
+    func pending(_ admin: RESPClient) throws -> Int {
+        guard case .array(let flat) = try admin.call("KEYS.STATUS"),
+            let index = flat.firstIndex(of: .bulk("rewrap.pending")),
+            case .integer(let n) = flat[index + 1]
+        else { throw TestFailure("bad KEYS.STATUS reply") }
+        return n
+    }
+
+    @Test func sigkillDuringRewrapLosesNothing() throws {
+        let count = 4000
+        var server = try TestServer(extraArguments: ["--rewrap-batch", "25", "--durability", "normal"])
+        let root = server.root
+        let adminSecret = server.adminSecret
+        let secret = try server.addClient("s", role: "support")
+        try populate(server, try server.authenticated("s", secret: secret), count: count)
+        #expect(try server.authenticated().call("KEYS.ROTATE") == .integer(2))
+        var kills = 0
+        var sawPartial = false
+        for round in 0..<6 {
+            // Let the rewrap run a little, then kill the process without warning.
+            usleep(UInt32(30_000 + (round * 37_000) % 120_000))
+            server.stop(signal: SIGKILL)
+            kills += 1
+            server = try TestServer(
+                extraArguments: ["--rewrap-batch", "25", "--durability", "normal"], root: root, adminSecret: adminSecret
+            )
+            let left = try pending(try server.authenticated())
+            if left > 0 && left < count { sawPartial = true }
+            if left == 0 { break }
+        }
+        #expect(kills >= 1)
+        #expect(sawPartial, "no kill landed in the middle of the rewrap")
+        // The restarted server resumes and finishes.
+        let admin = try server.authenticated()
+        let deadline = Date().addingTimeInterval(60)
+        while try pending(admin) > 0 && Date() < deadline { usleep(100_000) }
+        #expect(try pending(admin) == 0)
+        // Every subject reads back, and the old KEK can go.
+        let reader = try server.authenticated("s", secret: secret)
+        var pipeline: [UInt8] = []
+        for i in 0..<count { pipeline += RESPClient.encode(["GET", "s\(i)", "name"].map { Array($0.utf8) }) }
+        try reader.send(pipeline)
+        var wrong = 0
+        for i in 0..<count where try reader.read() != .array([.bulk("Person \(i)")]) { wrong += 1 }
+        #expect(wrong == 0)
+        #expect(try admin.call("KEYS.RETIRE", "1") == .simple("OK"))
+        #expect(try admin.call("AUDIT.VERIFY").description.hasPrefix("+OK"))
+        #expect(try reader.call("GET", "s123", "email") == .array([.bulk("p123@example.com")]))
+    }
+
+    @Test func keysCLIGoesThroughTheRunningServer() throws {
+        let server = try TestServer()
+        var env = server.env
+        env["COFFER_SECRET"] = server.adminSecret
+        let rotated = try CofferBinary.run(["keys", "rotate", "--wait"], environment: env)
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(rotated.stdout == "2\n")
+        let status = try CofferBinary.run(["keys", "status"], environment: env)
+        #expect(
+            status.stdout.contains("current 2") && status.stdout.contains("version 1 active 0 data keys"),
+            "\(status.stdout)")
+        // The server uses the new KEK at once.
+        let secret = try server.addClient("s", role: "support")
+        #expect(try server.authenticated("s", secret: secret).call("PUT", "x", "name", "X") == .integer(1))
+        let refused = try CofferBinary.run(["keys", "retire", "2"], environment: env)
+        #expect(refused.status != 0 && refused.stderr.contains("is current"))
+        #expect(try CofferBinary.run(["keys", "retire", "1"], environment: env).status == 0)
+        // Without the secret the CLI will not act behind the server's back.
+        let noSecret = try CofferBinary.run(["keys", "rotate"], environment: server.env)
+        #expect(noSecret.status != 0 && noSecret.stderr.contains("COFFER_SECRET"))
+        let wrong = try CofferBinary.run(
+            ["keys", "rotate"], environment: server.env.merging(["COFFER_SECRET": "nope"]) { $1 })
+        #expect(wrong.status != 0)
+        // Audit from the CLI, while the server runs.
+        let verified = try CofferBinary.run(["audit", "verify"], environment: server.env)
+        #expect(verified.status == 0 && verified.stdout.hasPrefix("OK "), "\(verified.stdout) \(verified.stderr)")
+        let exported = try CofferBinary.run(["audit", "export", "--since", "2"], environment: server.env)
+        let lines = exported.stdout.split(separator: "\n")
+        #expect(lines.first?.contains("\"seq\":3") == true)
+        #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil })
+        #expect(!exported.stdout.contains(secret))
+    }
+
+    @Test func offlineKeysCommands() throws {
+        let root = CofferBinary.temporaryDirectory("offline")
+        let env = ["COFFER_DATA": root + "/d", "COFFER_KEYS": root + "/k"]
+        #expect(try CofferBinary.run(["init"], environment: env).status == 0)
+        let rotated = try CofferBinary.run(["keys", "rotate", "--wait"], environment: env)
+        #expect(rotated.status == 0 && rotated.stdout == "2\n", "\(rotated.stderr)")
+        #expect(try CofferBinary.run(["keys", "retire", "1"], environment: env).status == 0)
+        let status = try CofferBinary.run(["keys", "status"], environment: env)
+        #expect(status.stdout.contains("version 1 retired"), "\(status.stdout)")
+    }
+}
