@@ -64,6 +64,6 @@ extension Vault {
 
     /// The role a caller has right now, for `WHOAMI`.
     public func role(of caller: Caller) throws -> String {
-        try audited("WHOAMI", caller) { tx, draft in try resolve(caller, in: tx, recordingIn: &draft).name }
+        try audited("WHOAMI", caller) { [self] tx, draft in try resolve(caller, in: tx, recordingIn: &draft).name }
     }
 }

@@ -20,18 +20,49 @@ extension Vault {
     ///
     /// Subject ids and field names go into the entry only once validated, so a mistyped email
     /// in place of an id never reaches the trail.
-    func audited<T>(
+    func audited<T: Sendable>(
         _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
-        _ body: (any StoreWriting, inout AuditDraft) throws -> T
+        _ body: @escaping @Sendable (any StoreWriting, inout AuditDraft) throws -> T
     ) throws -> T {
-        var draft = AuditDraft(
+        let draft = auditDraft(command, caller, subject: subject, fields: fields)
+        return try Self.storageCall { try committer.perform { tx in self.auditedUnit(tx, draft, body) } }.get()
+    }
+
+    /// The same, for async callers (the server): the calling task is suspended, not a thread.
+    func audited<T: Sendable>(
+        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
+        _ body: @escaping @Sendable (any StoreWriting, inout AuditDraft) throws -> T
+    ) async throws -> T {
+        let draft = auditDraft(command, caller, subject: subject, fields: fields)
+        do {
+            return try await committer.perform { tx in self.auditedUnit(tx, draft, body) }.get()
+        } catch let error as VaultError {
+            throw error
+        } catch {
+            throw VaultError(.storage, "storage failed: \(error)")
+        }
+    }
+
+    private func auditDraft(_ command: String, _ caller: Caller, subject: String?, fields: [String]) -> AuditDraft {
+        AuditDraft(
             client: caller.auditName, role: "-", origin: caller.origin, command: command,
             subject: subject.map { (try? SubjectID.validate($0)) != nil ? $0 : "(invalid)" },
             fields: fields.map { (try? FieldCatalogue.field(named: $0)) != nil ? $0 : "(unknown)" })
+    }
+
+    /// One command inside a group-commit batch. The command and its entry share a savepoint;
+    /// if the command fails, its savepoint is rolled back and the failure's entry is appended
+    /// instead. The outcome is returned, not thrown, so the failure's entry commits with the
+    /// batch.
+    private func auditedUnit<T>(
+        _ tx: any StoreWriting, _ initial: AuditDraft,
+        _ body: (any StoreWriting, inout AuditDraft) throws -> T
+    ) -> Result<T, any Error> {
+        var draft = initial
         var bodyFailed = false
         do {
-            return try Self.storageCall {
-                try store.write { tx in
+            return .success(
+                try tx.savepoint {
                     let result: T
                     do { result = try body(tx, &draft) } catch {
                         bodyFailed = true
@@ -39,28 +70,27 @@ extension Vault {
                     }
                     try audit.append(draft, in: tx)
                     return result
-                }
-            }
+                })
         } catch {
             guard bodyFailed else {
-                logger.error("audit entry could not be written; command refused", metadata: ["command": "\(command)"])
-                throw VaultError(.storage, "the audit entry could not be written, so the command was not carried out")
+                logger.error("audit entry could not be written; command refused", metadata: ["command": "\(draft.command)"])
+                return .failure(
+                    VaultError(.storage, "the audit entry could not be written, so the command was not carried out"))
             }
             draft.outcome = AuditOutcome(error)
             do {
-                try Self.storageCall { try store.write { tx in try audit.append(draft, in: tx) } }
+                try tx.savepoint { try audit.append(draft, in: tx) }
             } catch {
-                logger.error(
-                    "audit entry of a failed command could not be written", metadata: ["command": "\(command)"])
+                logger.error("audit entry of a failed command could not be written", metadata: ["command": "\(draft.command)"])
             }
-            throw error
+            return .failure(Self.mapped(error))
         }
     }
 
     /// `AUDIT.TAIL`: the newest `count` entries (1…1000), oldest first, as JSON lines.
     public func auditTail(_ count: Int, as caller: Caller) throws -> [String] {
         guard (1...1000).contains(count) else { throw VaultError(.invalid, "AUDIT.TAIL count must be 1 to 1000") }
-        return try audited("AUDIT.TAIL", caller) { tx, draft in
+        return try audited("AUDIT.TAIL", caller) { [self] tx, draft in
             let role = try resolve(caller, in: tx)
             draft.role = role.name
             try role.require(.operation(.audit), "AUDIT.TAIL")
@@ -76,7 +106,7 @@ extension Vault {
 
     /// `AUDIT.VERIFY`: recomputes every MAC of the chain. The check itself is audited after the walk.
     public func verifyAudit(as caller: Caller) throws -> AuditVerification {
-        try audited("AUDIT.VERIFY", caller) { tx, draft in
+        try audited("AUDIT.VERIFY", caller) { [self] tx, draft in
             let role = try resolve(caller, in: tx)
             draft.role = role.name
             try role.require(.operation(.audit), "AUDIT.VERIFY")
@@ -89,7 +119,7 @@ extension Vault {
 
     /// `coffer audit export`: entries after `since`, as JSON lines, in pages.
     public func exportAudit(since: Int64, as caller: Caller, page: (_ lines: [String]) throws -> Void) throws {
-        try audited("AUDIT.EXPORT", caller) { tx, draft in
+        try audited("AUDIT.EXPORT", caller) { [self] tx, draft in
             let role = try resolve(caller, in: tx)
             draft.role = role.name
             try role.require(.operation(.audit), "AUDIT.EXPORT")

@@ -39,7 +39,7 @@ extension Vault {
         var raw = try Random.bytes(Self.secretByteCount)
         defer { Random.wipe(&raw) }
         let secret = raw.map { String(format: "%02x", $0) }.joined()
-        try audited("CLIENT.ADD", caller) { tx, draft in
+        try audited("CLIENT.ADD", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.clients), "CLIENT.ADD")
             try Self.validateClientName(name)
             draft.subject = "client:" + name
@@ -59,7 +59,7 @@ extension Vault {
     }
 
     public func listClients(as caller: Caller, now: Date = Date()) throws -> [ClientInfo] {
-        try audited("CLIENT.LIST", caller) { tx, draft in
+        try audited("CLIENT.LIST", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.clients), "CLIENT.LIST")
             return try tx.clients().map {
                 ClientInfo(name: $0.name, role: $0.role, locked: ($0.lockedUntil ?? 0) > now.timeIntervalSince1970)
@@ -69,7 +69,7 @@ extension Vault {
 
     /// Removes a client; its open connections fail from their next command.
     public func revokeClient(name: String, as caller: Caller) throws -> Bool {
-        try audited("CLIENT.REVOKE", caller) { tx, draft in
+        try audited("CLIENT.REVOKE", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.clients), "CLIENT.REVOKE")
             try Self.validateClientName(name)
             draft.subject = "client:" + name
@@ -79,7 +79,7 @@ extension Vault {
 
     /// Lifts a lock-out and clears the failure count.
     public func unlockClient(name: String, as caller: Caller) throws -> Bool {
-        try audited("CLIENT.UNLOCK", caller) { tx, draft in
+        try audited("CLIENT.UNLOCK", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.clients), "CLIENT.UNLOCK")
             try Self.validateClientName(name)
             draft.subject = "client:" + name

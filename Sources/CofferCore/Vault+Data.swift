@@ -8,12 +8,14 @@ extension Vault {
     /// together with the audit entry. Returns the number of distinct fields written.
     public func put(subject: String, values: [(field: String, value: [UInt8])], as caller: Caller) throws -> Int {
         // Last value wins when a field is repeated, as in HSET.
-        var order: [String] = []
-        var latest: [String: [UInt8]] = [:]
-        for (field, value) in values where latest.updateValue(value, forKey: field) == nil {
-            order.append(field)
+        var firstSeen: [String] = []
+        var lastValue: [String: [UInt8]] = [:]
+        for (field, value) in values where lastValue.updateValue(value, forKey: field) == nil {
+            firstSeen.append(field)
         }
-        return try audited("PUT", caller, subject: subject, fields: order) { tx, draft in
+        let order = firstSeen
+        let latest = lastValue
+        return try audited("PUT", caller, subject: subject, fields: order) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             guard !order.isEmpty else { throw VaultError(.invalid, "PUT needs at least one field and value") }
@@ -42,7 +44,7 @@ extension Vault {
     /// Reads fields, plain or masked as the role allows; nil where a field (or the subject) is
     /// absent. A field the role may not read at all refuses the whole command.
     public func get(subject: String, fields names: [String], as caller: Caller) throws -> [[UInt8]?] {
-        try audited("GET", caller, subject: subject, fields: names) { tx, draft in
+        try audited("GET", caller, subject: subject, fields: names) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             let fields = try names.map { try FieldCatalogue.field(named: $0) }
@@ -54,7 +56,7 @@ extension Vault {
     /// Every field of the subject the role may see, in catalogue order; fields the role may not
     /// read are left out. A role that may read nothing at all is refused.
     public func export(subject: String, as caller: Caller) throws -> [(field: String, value: [UInt8])] {
-        try audited("EXPORT", caller, subject: subject) { tx, draft in
+        try audited("EXPORT", caller, subject: subject) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             let readable = FieldCatalogue.all.compactMap { field in (try? role.requireRead(field)).map { (field, $0) } }
@@ -95,7 +97,7 @@ extension Vault {
 
     /// Removes fields (and their index entries). Needs write access to each field's category.
     public func delete(subject: String, fields names: [String], as caller: Caller) throws -> Int {
-        try audited("DEL", caller, subject: subject, fields: names) { tx, draft in
+        try audited("DEL", caller, subject: subject, fields: names) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             guard !names.isEmpty else { throw VaultError(.invalid, "DEL needs at least one field") }
@@ -112,7 +114,7 @@ extension Vault {
     /// Subjects whose email or phone equals `value` after normalisation, found through the blind
     /// index without decrypting anything. The value itself is never audited.
     public func find(_ kind: IndexKind, value: [UInt8], as caller: Caller) throws -> [String] {
-        try audited("FIND", caller, fields: [kind.rawValue]) { tx, draft in
+        try audited("FIND", caller, fields: [kind.rawValue]) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.find), "FIND")
             let field = try FieldCatalogue.field(named: kind.rawValue)
             let normalized = try FieldValidator.normalize(value, for: field)
@@ -121,7 +123,7 @@ extension Vault {
     }
 
     public func exists(subject: String, as caller: Caller) throws -> Bool {
-        try audited("EXISTS", caller, subject: subject) { tx, draft in
+        try audited("EXISTS", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.exists), "EXISTS")
             try SubjectID.validate(subject)
             return try tx.subjectKey(subject) != nil
@@ -133,7 +135,7 @@ extension Vault {
     /// checkpointed and truncated so no page image of them survives on disk. The subject's audit
     /// entries (which hold no personal data) stay, and the shred itself is audited.
     public func shred(subject: String, as caller: Caller) throws -> Bool {
-        let existed = try audited("SHRED", caller, subject: subject) { tx, draft in
+        let existed = try audited("SHRED", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.shred), "SHRED")
             try SubjectID.validate(subject)
             return try tx.deleteSubject(subject)

@@ -57,36 +57,34 @@ extension Vault {
     /// DEK created or rewrapped from now on is wrapped under it. Existing DEKs move over in the
     /// background (`rewrapBatch`). Returns the new version.
     public func rotateKEK(as caller: Caller) throws -> UInt32 {
-        var written: String?
-        do {
-            let version = try audited("KEYS.ROTATE", caller) { tx, draft -> UInt32 in
-                try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.ROTATE")
-                let known = try tx.kekRecords().map(\.version) + keys.kekVersions
-                let version = (known.max() ?? 0) + 1
-                let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))
-                // The file is durable before the database names it current, so a crash in
-                // between leaves a newer unreferenced file, which the next open adopts.
-                let key = try SymmetricKey.random()
-                try KeyDirectory.writeKey(key, to: path)
-                written = path
+        let version = try audited("KEYS.ROTATE", caller) { [self] tx, draft -> UInt32 in
+            try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.ROTATE")
+            let known = try tx.kekRecords().map(\.version) + keys.kekVersions
+            let version = (known.max() ?? 0) + 1
+            let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))
+            // The file is durable before the database names it current, so a crash in between
+            // (or a failed commit) leaves a newer unreferenced file, which the next open adopts.
+            let key = try SymmetricKey.random()
+            try KeyDirectory.writeKey(key, to: path)
+            do {
                 try KeyDirectory.syncDirectory(configuration.keyDirectory)
                 try tx.setCurrentKEK(version, at: Date().timeIntervalSince1970)
-                draft.fields = ["kek:\(version)"]
-                keys.add(key, version: version, makeCurrent: false)
-                return version
+            } catch {
+                unlink(path)
+                throw error
             }
-            keys.setCurrent(version)
-            logger.notice("KEK rotated", metadata: ["kek.current": "\(version)"])
+            draft.fields = ["kek:\(version)"]
+            keys.add(key, version: version, makeCurrent: false)
             return version
-        } catch {
-            if let written { unlink(written) }
-            throw error
         }
+        keys.setCurrent(version)
+        logger.notice("KEK rotated", metadata: ["kek.current": "\(version)"])
+        return version
     }
 
     /// `KEYS.STATUS`.
     public func keyStatus(as caller: Caller) throws -> KeyStatus {
-        try audited("KEYS.STATUS", caller) { tx, draft in
+        try audited("KEYS.STATUS", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.STATUS")
             let counts = try tx.dekCounts()
             let current = keys.currentKEKVersion
@@ -102,7 +100,7 @@ extension Vault {
     /// file is overwritten and deleted and the version recorded as retired. From then on no
     /// copy of the data (a backup included) whose DEKs were wrapped only under `v` can be read.
     public func retireKEK(_ version: UInt32, as caller: Caller) throws {
-        try audited("KEYS.RETIRE", caller, fields: ["kek:\(version)"]) { tx, draft in
+        try audited("KEYS.RETIRE", caller, fields: ["kek:\(version)"]) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.RETIRE")
             guard let record = try tx.kekRecords().first(where: { $0.version == version }) else {
                 throw VaultError(.invalid, "KEK version \(version) does not exist")
@@ -153,7 +151,7 @@ extension Vault {
     /// `REKEY subject`: a fresh DEK for one subject, and every field re-sealed under it, in one
     /// transaction (a cryptoperiod on DEKs, or a suspected leak).
     public func rekey(subject: String, as caller: Caller) throws -> Bool {
-        try audited("REKEY", caller, subject: subject) { tx, draft in
+        try audited("REKEY", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "REKEY")
             try SubjectID.validate(subject)
             guard let wrapped = try tx.subjectKey(subject) else { return false }

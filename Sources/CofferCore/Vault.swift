@@ -12,6 +12,7 @@ public final class Vault: Sendable {
     let envelope: Envelope
     let audit: AuditLog
     let scratch = KeyScratchPool()
+    let committer: GroupCommitter
     public let rewrapProgress = RewrapProgress()
     let logger: Logger
 
@@ -21,6 +22,7 @@ public final class Vault: Sendable {
         self.keys = keys
         self.envelope = Envelope(keys: keys)
         self.audit = AuditLog(key: keys.auditKey)
+        self.committer = GroupCommitter(store: store)
         self.logger = logger
     }
 
@@ -87,7 +89,7 @@ public final class Vault: Sendable {
             try storageCall { try store.close() }
             let vault = try open(configuration, logger: logger)
             let secret = try vault.addClient(name: adminName, role: "admin", as: .localOperator)
-            try storageCall { try vault.store.close() }
+            try vault.close()
             return secret
         } catch {
             for path in created { unlink(path) }
@@ -130,6 +132,7 @@ public final class Vault: Sendable {
 
     /// Closes the database cleanly (checkpointing the WAL).
     public func close() throws {
+        committer.stop()
         try Self.storageCall { try store.close() }
     }
 
@@ -151,10 +154,14 @@ public final class Vault: Sendable {
 
     /// Runs a storage call, turning database errors into a `STORAGE` error that carries no values.
     static func storageCall<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as VaultError { throw error } catch let error as CryptoError {
-            throw VaultError(.integrity, "\(error)")
-        } catch {
-            throw VaultError(.storage, "storage failed: \(error)")
+        do { return try body() } catch { throw mapped(error) }
+    }
+
+    static func mapped(_ error: any Error) -> VaultError {
+        switch error {
+        case let error as VaultError: error
+        case let error as CryptoError: VaultError(.integrity, "\(error)")
+        default: VaultError(.storage, "storage failed: \(error)")
         }
     }
 }

@@ -67,6 +67,15 @@ public final class SQLiteStore: VaultStore {
 struct SQLiteTransaction: StoreWriting {
     let db: Database
 
+    func savepoint<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try db.inSavepoint {
+            result = try body()
+            return .commit
+        }
+        return result!
+    }
+
     func subjectKey(_ subject: String) throws -> WrappedKey? {
         let statement = try db.cachedStatement(sql: "SELECT kek_version, wrapped_dek FROM subject WHERE id = ?")
         guard let row = try Row.fetchOne(statement, arguments: [subject]) else { return nil }

@@ -36,6 +36,8 @@ public protocol StoreReading {
 }
 
 public protocol StoreWriting: StoreReading {
+    /// Runs `body` in a savepoint: if it throws, only its own changes are rolled back.
+    func savepoint<T>(_ body: () throws -> T) throws -> T
     func insertSubject(_ subject: String, key: WrappedKey) throws
     func upsertSealedField(subject: String, name: String, sealed: [UInt8]) throws
     func deleteFields(subject: String, names: [String]) throws -> Int

@@ -1,0 +1,126 @@
+import Foundation
+import Synchronization
+
+/// Runs many small units of work in one write transaction, so that concurrent requests share
+/// one commit and one fsync instead of paying one each ("group commit").
+///
+/// Each unit runs inside its own savepoint: a unit that throws is rolled back alone, and the
+/// units before and after it in the batch still commit. Every unit learns its fate only after
+/// the whole batch is durable (or has failed): a reply is never sent for work that might still
+/// be lost.
+public final class GroupCommitter: Sendable {
+    /// One unit of work and how to report its fate.
+    struct Job: Sendable {
+        let run: @Sendable (any StoreWriting) -> Void
+        let finish: @Sendable ((any Error)?) -> Void
+    }
+
+    private struct State {
+        var queue: [Job] = []
+        var stopped = false
+    }
+
+    private let store: SQLiteStore
+    private let maximumBatch: Int
+    private let state = Mutex(State())
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let batchCount = Atomic<Int>(0)
+
+    /// Starts the committer's thread.
+    public init(store: SQLiteStore, maximumBatch: Int = 512) {
+        self.store = store
+        self.maximumBatch = maximumBatch
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "coffer-commit"
+        thread.start()
+    }
+
+    /// Batches committed so far (for benchmarks and tests).
+    public var batchesCommitted: Int { batchCount.load(ordering: .relaxed) }
+
+    /// Runs `body` in the next batch and waits, blocking this thread, until the batch is durable.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (any StoreWriting) throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        enqueue(body) { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return try outcome.withLock { $0! }.get()
+    }
+
+    /// Runs `body` in the next batch and resumes once the batch is durable.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (any StoreWriting) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(body) { continuation.resume(with: $0) }
+        }
+    }
+
+    private func enqueue<T: Sendable>(
+        _ body: @escaping @Sendable (any StoreWriting) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        let result = Mutex<Result<T, any Error>?>(nil)
+        let job = Job(
+            run: { tx in
+                let value = Result { try tx.savepoint { try body(tx) } }
+                result.withLock { $0 = value }
+            },
+            finish: { batchError in
+                if let batchError {
+                    completion(.failure(batchError))
+                } else {
+                    completion(result.withLock { $0! })
+                }
+            })
+        let accepted = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            state.queue.append(job)
+            return true
+        }
+        if accepted {
+            wakeUp.signal()
+        } else {
+            completion(.failure(StoreError("the vault is closing")))
+        }
+    }
+
+    private func loop() {
+        while true {
+            wakeUp.wait()
+            let (jobs, stop) = state.withLock { state -> ([Job], Bool) in
+                let take = Array(state.queue.prefix(maximumBatch))
+                state.queue.removeFirst(take.count)
+                return (take, state.stopped && state.queue.isEmpty)
+            }
+            if !jobs.isEmpty {
+                // Each semaphore signal stands for one job; consume the extra ones this batch took.
+                for _ in 1..<jobs.count { wakeUp.wait() }
+                do {
+                    try store.write { tx in for job in jobs { job.run(tx) } }
+                    batchCount.add(1, ordering: .relaxed)
+                    for job in jobs { job.finish(nil) }
+                } catch {
+                    for job in jobs { job.finish(error) }
+                }
+            }
+            if stop {
+                finished.signal()
+                return
+            }
+        }
+    }
+
+    /// Finishes the queued work and stops the thread. Work submitted afterwards fails.
+    public func stop() {
+        let alreadyStopped = state.withLock { state -> Bool in
+            defer { state.stopped = true }
+            return state.stopped
+        }
+        guard !alreadyStopped else { return }
+        wakeUp.signal()
+        finished.wait()
+    }
+}
