@@ -12,7 +12,35 @@ extension Caller {
     }
 }
 
+/// One audited command, described once and run either blocking (CLI, tests) or async (server).
+struct Call<T: Sendable>: Sendable {
+    let command: String
+    let caller: Caller
+    let subject: String?
+    let fields: [String]
+    let body: @Sendable (any StoreWriting, inout AuditDraft) throws -> T
+
+    init(
+        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
+        _ body: @escaping @Sendable (any StoreWriting, inout AuditDraft) throws -> T
+    ) {
+        self.command = command
+        self.caller = caller
+        self.subject = subject
+        self.fields = fields
+        self.body = body
+    }
+}
+
 extension Vault {
+    func run<T: Sendable>(_ call: Call<T>) throws -> T {
+        try audited(call.command, call.caller, subject: call.subject, fields: call.fields, call.body)
+    }
+
+    func run<T: Sendable>(_ call: Call<T>) async throws -> T {
+        try await audited(call.command, call.caller, subject: call.subject, fields: call.fields, call.body)
+    }
+
     /// Runs one command in one write transaction that also appends its audit entry, so the
     /// command's effect and its entry commit together or not at all. If the command fails, its
     /// entry (denied, invalid, error) is written in a transaction of its own. If no entry can be
@@ -73,7 +101,8 @@ extension Vault {
                 })
         } catch {
             guard bodyFailed else {
-                logger.error("audit entry could not be written; command refused", metadata: ["command": "\(draft.command)"])
+                logger.error(
+                    "audit entry could not be written; command refused", metadata: ["command": "\(draft.command)"])
                 return .failure(
                     VaultError(.storage, "the audit entry could not be written, so the command was not carried out"))
             }
@@ -81,7 +110,8 @@ extension Vault {
             do {
                 try tx.savepoint { try audit.append(draft, in: tx) }
             } catch {
-                logger.error("audit entry of a failed command could not be written", metadata: ["command": "\(draft.command)"])
+                logger.error(
+                    "audit entry of a failed command could not be written", metadata: ["command": "\(draft.command)"])
             }
             return .failure(Self.mapped(error))
         }

@@ -7,6 +7,14 @@ extension Vault {
     /// permitted, valid) before anything is written, and all are committed in one transaction
     /// together with the audit entry. Returns the number of distinct fields written.
     public func put(subject: String, values: [(field: String, value: [UInt8])], as caller: Caller) throws -> Int {
+        try run(putCall(subject: subject, values: values, as: caller))
+    }
+
+    public func put(subject: String, values: [(field: String, value: [UInt8])], as caller: Caller) async throws -> Int {
+        try await run(putCall(subject: subject, values: values, as: caller))
+    }
+
+    private func putCall(subject: String, values: [(field: String, value: [UInt8])], as caller: Caller) -> Call<Int> {
         // Last value wins when a field is repeated, as in HSET.
         var firstSeen: [String] = []
         var lastValue: [String: [UInt8]] = [:]
@@ -15,7 +23,7 @@ extension Vault {
         }
         let order = firstSeen
         let latest = lastValue
-        return try audited("PUT", caller, subject: subject, fields: order) { [self] tx, draft in
+        return Call("PUT", caller, subject: subject, fields: order) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             guard !order.isEmpty else { throw VaultError(.invalid, "PUT needs at least one field and value") }
@@ -44,7 +52,15 @@ extension Vault {
     /// Reads fields, plain or masked as the role allows; nil where a field (or the subject) is
     /// absent. A field the role may not read at all refuses the whole command.
     public func get(subject: String, fields names: [String], as caller: Caller) throws -> [[UInt8]?] {
-        try audited("GET", caller, subject: subject, fields: names) { [self] tx, draft in
+        try run(getCall(subject: subject, fields: names, as: caller))
+    }
+
+    public func get(subject: String, fields names: [String], as caller: Caller) async throws -> [[UInt8]?] {
+        try await run(getCall(subject: subject, fields: names, as: caller))
+    }
+
+    private func getCall(subject: String, fields names: [String], as caller: Caller) -> Call<[[UInt8]?]> {
+        Call("GET", caller, subject: subject, fields: names) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             let fields = try names.map { try FieldCatalogue.field(named: $0) }
@@ -56,7 +72,15 @@ extension Vault {
     /// Every field of the subject the role may see, in catalogue order; fields the role may not
     /// read are left out. A role that may read nothing at all is refused.
     public func export(subject: String, as caller: Caller) throws -> [(field: String, value: [UInt8])] {
-        try audited("EXPORT", caller, subject: subject) { [self] tx, draft in
+        try run(exportCall(subject: subject, as: caller))
+    }
+
+    public func export(subject: String, as caller: Caller) async throws -> [(field: String, value: [UInt8])] {
+        try await run(exportCall(subject: subject, as: caller))
+    }
+
+    private func exportCall(subject: String, as caller: Caller) -> Call<[(field: String, value: [UInt8])]> {
+        Call("EXPORT", caller, subject: subject) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             let readable = FieldCatalogue.all.compactMap { field in (try? role.requireRead(field)).map { (field, $0) } }
@@ -97,7 +121,15 @@ extension Vault {
 
     /// Removes fields (and their index entries). Needs write access to each field's category.
     public func delete(subject: String, fields names: [String], as caller: Caller) throws -> Int {
-        try audited("DEL", caller, subject: subject, fields: names) { [self] tx, draft in
+        try run(deleteCall(subject: subject, fields: names, as: caller))
+    }
+
+    public func delete(subject: String, fields names: [String], as caller: Caller) async throws -> Int {
+        try await run(deleteCall(subject: subject, fields: names, as: caller))
+    }
+
+    private func deleteCall(subject: String, fields names: [String], as caller: Caller) -> Call<Int> {
+        Call("DEL", caller, subject: subject, fields: names) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             guard !names.isEmpty else { throw VaultError(.invalid, "DEL needs at least one field") }
@@ -114,7 +146,15 @@ extension Vault {
     /// Subjects whose email or phone equals `value` after normalisation, found through the blind
     /// index without decrypting anything. The value itself is never audited.
     public func find(_ kind: IndexKind, value: [UInt8], as caller: Caller) throws -> [String] {
-        try audited("FIND", caller, fields: [kind.rawValue]) { [self] tx, draft in
+        try run(findCall(kind, value: value, as: caller))
+    }
+
+    public func find(_ kind: IndexKind, value: [UInt8], as caller: Caller) async throws -> [String] {
+        try await run(findCall(kind, value: value, as: caller))
+    }
+
+    private func findCall(_ kind: IndexKind, value: [UInt8], as caller: Caller) -> Call<[String]> {
+        Call("FIND", caller, fields: [kind.rawValue]) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.find), "FIND")
             let field = try FieldCatalogue.field(named: kind.rawValue)
             let normalized = try FieldValidator.normalize(value, for: field)
@@ -123,7 +163,15 @@ extension Vault {
     }
 
     public func exists(subject: String, as caller: Caller) throws -> Bool {
-        try audited("EXISTS", caller, subject: subject) { [self] tx, draft in
+        try run(existsCall(subject: subject, as: caller))
+    }
+
+    public func exists(subject: String, as caller: Caller) async throws -> Bool {
+        try await run(existsCall(subject: subject, as: caller))
+    }
+
+    private func existsCall(subject: String, as caller: Caller) -> Call<Bool> {
+        Call("EXISTS", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.exists), "EXISTS")
             try SubjectID.validate(subject)
             return try tx.subjectKey(subject) != nil

@@ -84,26 +84,24 @@ struct CommandDispatcher: Sendable {
             let role = try await work { try vault.role(of: caller) }
             return Reply(value: .array([.bulk(session.client ?? "-"), .bulk(role)]))
         case .put(let subject, let values):
-            let count = try await work {
-                try vault.put(subject: subject, values: values.map { ($0.field, $0.value) }, as: caller)
-            }
+            // The data commands go straight to the vault's group committer: the task waits, no thread does.
+            let count = try await vault.put(subject: subject, values: values.map { ($0.field, $0.value) }, as: caller)
             return Reply(value: .integer(count))
         case .get(let subject, let fields):
-            let values = try await work { try vault.get(subject: subject, fields: fields, as: caller) }
+            let values = try await vault.get(subject: subject, fields: fields, as: caller)
             return Reply(value: .array(values.map { $0.map(RESPValue.bulkString) ?? .null }))
         case .export(let subject):
-            let pairs = try await work { try vault.export(subject: subject, as: caller) }
+            let pairs = try await vault.export(subject: subject, as: caller)
             return Reply(value: .map(pairs.map { (.bulk($0.field), .bulkString($0.value)) }))
         case .delete(let subject, let fields):
-            return Reply(
-                value: .integer(try await work { try vault.delete(subject: subject, fields: fields, as: caller) }))
+            return Reply(value: .integer(try await vault.delete(subject: subject, fields: fields, as: caller)))
         case .exists(let subject):
-            return Reply(value: .integer(try await work { try vault.exists(subject: subject, as: caller) } ? 1 : 0))
+            return Reply(value: .integer(try await vault.exists(subject: subject, as: caller) ? 1 : 0))
         case .find(let kindName, let value):
             guard let kind = IndexKind(rawValue: kindName) else {
                 return Reply(value: .error("ERR FIND takes 'email' or 'phone', not '\(kindName.prefix(32))'"))
             }
-            let subjects = try await work { try vault.find(kind, value: value, as: caller) }
+            let subjects = try await vault.find(kind, value: value, as: caller)
             return Reply(value: .array(subjects.map(RESPValue.bulk)))
         case .shred(let subject):
             return Reply(value: .integer(try await work { try vault.shred(subject: subject, as: caller) } ? 1 : 0))
