@@ -22,6 +22,8 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // prctl and RLIMIT_MEMLOCK, which Swift's Glibc module does not export.
+        .target(name: "CCofferSystem"),
         .target(
             name: "CofferCrypto",
             dependencies: ["CSodium"]
@@ -60,6 +62,7 @@ let package = Package(
                 "CofferServer",
                 "CofferStore",
                 "CofferProtocol",
+                "CCofferSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

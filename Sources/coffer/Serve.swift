@@ -51,6 +51,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Data keys rewrapped per transaction after a KEK rotation.")
     var rewrapBatch = 1000
 
+    @Flag(name: .long, help: "Allow running as root (not recommended: run as a dedicated user).")
+    var allowRoot = false
+
     func run() async throws {
         var configuration = try vault.resolved()
         guard let mode = SQLiteStore.Durability(rawValue: durability) else {
@@ -69,6 +72,10 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let logger = Logger(label: "coffer")
+        do { try ProcessHardening.apply(allowRoot: allowRoot, logger: logger) } catch let error as CLIError {
+            note("coffer: \(error)")
+            throw ExitCode.failure
+        }
         let opened = try reportingErrors { try Vault.open(configuration, logger: logger) }
         let socketPath =
             noSocket ? nil : (socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock"))

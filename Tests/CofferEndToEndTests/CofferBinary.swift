@@ -8,6 +8,9 @@ enum CofferBinary {
         return executable.deletingLastPathComponent().appendingPathComponent("coffer").path
     }
 
+    /// Tests may run as root (CI does); the server refuses root unless told otherwise.
+    static var rootFlag: [String] { geteuid() == 0 ? ["--allow-root"] : [] }
+
     struct Result {
         let status: Int32
         let stdout: String

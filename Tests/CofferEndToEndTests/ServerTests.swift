@@ -175,7 +175,8 @@ import Testing
         #expect(server.tcpPort > 0)
         let tcp = try RESPClient(tcpPort: server.tcpPort)
         #expect(try tcp.call("AUTH", "admin", server.adminSecret) == .simple("OK"))
-        let refused = try CofferBinary.run(["serve", "--listen", "0.0.0.0:0", "--no-socket"], environment: server.env)
+        let refused = try CofferBinary.run(
+            ["serve", "--listen", "0.0.0.0:0", "--no-socket"] + CofferBinary.rootFlag, environment: server.env)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("loopback"))
     }
@@ -183,7 +184,7 @@ import Testing
     @Test func socketFileHandling() throws {
         let server = try TestServer()
         // A second server on the same live socket refuses to start.
-        let second = try CofferBinary.run(["serve"], environment: server.env)
+        let second = try CofferBinary.run(["serve"] + CofferBinary.rootFlag, environment: server.env)
         #expect(second.status != 0)
         #expect(second.stderr.contains("already listening"), "\(second.stderr)")
         #expect(try server.client().call("PING") == .simple("PONG"))
@@ -202,7 +203,8 @@ import Testing
         let root = CofferBinary.temporaryDirectory("bad")
         #expect(try CofferBinary.run(["init", "--data", root + "/d", "--keys", root + "/k"]).status == 0)
         chmod(root + "/k/kek-1.key", 0o640)
-        let result = try CofferBinary.run(["serve", "--data", root + "/d", "--keys", root + "/k"])
+        let result = try CofferBinary.run(
+            ["serve", "--data", root + "/d", "--keys", root + "/k"] + CofferBinary.rootFlag)
         #expect(result.status != 0)
         #expect(result.stderr.contains("kek-1.key"))
         #expect(!FileManager.default.fileExists(atPath: root + "/d/coffer.sock"))
@@ -245,5 +247,17 @@ import Testing
         let check = try restarted.authenticated("s", secret: secret)
         for i in 0..<answered { #expect(try check.call("GET", "p\(i)", "name") == .array([.bulk("N \(i)")])) }
         #expect(answered > 0)
+    }
+
+    @Test func processIsHardened() throws {
+        let server = try TestServer()
+        let limits = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/limits", encoding: .utf8)
+        let core = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") }
+        #expect(core?.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "0", "\(core ?? "")")
+        if geteuid() == 0 {
+            let refused = try CofferBinary.run(
+                ["serve", "--no-socket", "--listen", "127.0.0.1:0"], environment: server.env)
+            #expect(refused.status != 0 && refused.stderr.contains("refusing to run as root"))
+        }
     }
 }

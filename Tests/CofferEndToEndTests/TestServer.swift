@@ -37,7 +37,9 @@ final class TestServer {
     /// Starts `coffer serve` and waits for its "ready" line.
     private func start(extraArguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: CofferBinary.path)
-        process.arguments = ["serve", "--data", data, "--keys", keys, "--listen", "127.0.0.1:0"] + extraArguments
+        process.arguments =
+            ["serve", "--data", data, "--keys", keys, "--listen", "127.0.0.1:0"] + CofferBinary.rootFlag
+            + extraArguments
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
         let collector = stderrLines
