@@ -10,8 +10,18 @@ public struct RESPRequestDecoder: ByteToMessageDecoder {
     public init(limits: RESPLimitSwitch) { self.limits = limits }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        switch try RESPRequestParser.parse(&buffer, limits: limits.current) {
+        let state = limits.current
+        if state == .awaitingAuthentication {
+            guard buffer.readableBytes <= limits.authenticatedLimits.maximumRequestBytes else {
+                throw RESPProtocolError("too much data sent before AUTH was answered")
+            }
+            return .needMoreData
+        }
+        switch try RESPRequestParser.parse(&buffer, limits: limits.limits) {
         case .request(let request):
+            if state == .anonymous, let name = request.arguments.first, Self.mayAuthenticate(name) {
+                limits.beginAuthentication()
+            }
             context.fireChannelRead(wrapInboundOut(request))
             return .continue
         case .skipped:
@@ -19,6 +29,12 @@ public struct RESPRequestDecoder: ByteToMessageDecoder {
         case .needMoreData:
             return .needMoreData
         }
+    }
+
+    private static func mayAuthenticate(_ name: [UInt8]) -> Bool {
+        guard name.count == 4 || name.count == 5 else { return false }
+        let upper = String(decoding: name, as: UTF8.self).uppercased()
+        return upper == "AUTH" || upper == "HELLO"
     }
 
     public mutating func decodeLast(

@@ -136,6 +136,14 @@ public final class CofferServer: Service, Sendable {
     private func initialize(_ channel: any Channel) -> EventLoopFuture<Accepted> {
         channel.eventLoop.makeCompletedFuture {
             let limits = RESPLimitSwitch()
+            // Re-runs the decoder over bytes it held back while AUTH was being answered.
+            limits.setResume { [channel] in
+                channel.eventLoop.execute {
+                    // The read-complete matters: NIOAsyncChannel hands reads on when it sees it.
+                    channel.pipeline.fireChannelRead(channel.allocator.buffer(capacity: 0))
+                    channel.pipeline.fireChannelReadComplete()
+                }
+            }
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: .seconds(configuration.idleTimeoutSeconds)),
                 IdleTimeoutHandler(),

@@ -20,6 +20,13 @@ struct CommandDispatcher: Sendable {
     }
 
     func execute(_ request: RESPRequest, session: inout Session, limits: RESPLimitSwitch) async -> Reply {
+        let reply = await respond(to: request, session: &session, limits: limits)
+        // Tell the decoder the outcome: it may be holding requests back until AUTH is answered.
+        limits.settle(authenticated: session.isAuthenticated)
+        return reply
+    }
+
+    private func respond(to request: RESPRequest, session: inout Session, limits: RESPLimitSwitch) async -> Reply {
         let command: Command
         do {
             command = try CommandParser.parse(request)
@@ -39,7 +46,6 @@ struct CommandDispatcher: Sendable {
             if error.code == .noAuth {
                 // The client was revoked: the connection is anonymous from now on.
                 session.client = nil
-                limits.setAuthenticated(false)
             }
             if error.code == .integrity || error.code == .storage {
                 logger.error("command failed", metadata: ["command": "\(command.name)", "error": "\(error.code)"])
@@ -176,7 +182,6 @@ struct CommandDispatcher: Sendable {
         switch outcome {
         case .success:
             session.client = client
-            limits.setAuthenticated(true)
         case .failure(let failures):
             logger.notice("AUTH failed", metadata: ["connection": "\(session.id)"])
             try? await Task.sleep(for: .milliseconds(50 * min(failures, 10)))

@@ -260,4 +260,30 @@ import Testing
             #expect(refused.status != 0 && refused.stderr.contains("refusing to run as root"))
         }
     }
+
+    @Test func commandsPipelinedBehindAuthAreParsedUnderItsOutcome() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("s", role: "support")
+        // AUTH and a 13-argument PUT (over the anonymous limit of 8) in one write, as
+        // `redis-cli --pipe` and client-library pipelines send them.
+        let put = [
+            "PUT", "p", "name", "N", "email", "n@example.com", "phone", "+15550001111", "gender", "x", "organization",
+            "O", "birthday",
+        ]
+        let c = try server.client()
+        try c.send(
+            RESPClient.encode([Array("AUTH".utf8), Array("s".utf8), Array(secret.utf8)])
+                + RESPClient.encode((put + ["1990-01-01"]).map { Array($0.utf8) }) + Array("PING\r\n".utf8))
+        #expect(try c.read() == .simple("OK"))
+        #expect(try c.read() == .integer(6))
+        #expect(try c.read() == .simple("PONG"))
+        // Behind a failed AUTH the same request is held to the anonymous limits.
+        let d = try server.client()
+        try d.send(
+            RESPClient.encode([Array("AUTH".utf8), Array("s".utf8), Array("wrong".utf8)])
+                + RESPClient.encode((put + ["1990-01-01"]).map { Array($0.utf8) }))
+        #expect(try d.read().errorText?.hasPrefix("WRONGPASS") == true)
+        #expect(try d.read().errorText?.hasPrefix("ERR Protocol error: too many arguments") == true)
+        #expect(d.isClosed())
+    }
 }

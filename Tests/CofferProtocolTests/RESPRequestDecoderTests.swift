@@ -97,13 +97,33 @@ import Testing
         let limits = RESPLimitSwitch()
         var big = ByteBuffer(string: "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2000\r\n")
         #expect {
-            _ = try RESPRequestParser.parse(&big, limits: limits.current)
+            _ = try RESPRequestParser.parse(&big, limits: limits.limits)
         } throws: { ($0 as? RESPProtocolError)?.message.contains("longer than 1024") == true }
         var many = ByteBuffer(string: "*9\r\n")
-        #expect(throws: RESPProtocolError.self) { _ = try RESPRequestParser.parse(&many, limits: limits.current) }
+        #expect(throws: RESPProtocolError.self) { _ = try RESPRequestParser.parse(&many, limits: limits.limits) }
         limits.setAuthenticated(true)
         var again = ByteBuffer(string: "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2000\r\n")
-        #expect(try RESPRequestParser.parse(&again, limits: limits.current) == .needMoreData)
+        #expect(try RESPRequestParser.parse(&again, limits: limits.limits) == .needMoreData)
+    }
+
+    @Test func anAnonymousPipelineWaitsForTheAuthOutcome() throws {
+        let limits = RESPLimitSwitch()
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RESPRequestDecoder(limits: limits)))
+        let big = "*12\r\n$3\r\nPUT\r\n$1\r\ns" + String(repeating: "\r\n$4\r\nname\r\n$1\r\nx", count: 5) + "\r\n"
+        try channel.writeInbound(ByteBuffer(string: "AUTH admin secret\r\n" + big))
+        #expect(try channel.readInbound(as: RESPRequest.self) == RESPRequest("AUTH", "admin", "secret"))
+        // The PUT (12 arguments, over the anonymous limit of 8) is held, not refused, until AUTH is answered.
+        #expect(try channel.readInbound(as: RESPRequest.self) == nil)
+        #expect(limits.current == .awaitingAuthentication)
+        limits.settle(authenticated: true)
+        try channel.writeInbound(ByteBuffer())
+        #expect(try channel.readInbound(as: RESPRequest.self)?.arguments.count == 12)
+        // Had AUTH failed, the same PUT would have been a protocol error.
+        let refused = RESPLimitSwitch()
+        let other = EmbeddedChannel(handler: ByteToMessageHandler(RESPRequestDecoder(limits: refused)))
+        try other.writeInbound(ByteBuffer(string: "AUTH admin wrong\r\n" + big))
+        refused.settle(authenticated: false)
+        #expect(throws: RESPProtocolError.self) { try other.writeInbound(ByteBuffer()) }
     }
 
     @Test func partialInputConsumesNothing() throws {
