@@ -41,16 +41,40 @@ struct AuditLog: Sendable {
 
     let key: SymmetricKey
 
+    /// Fixed-width UTC with milliseconds (`2026-11-29T07:30:00.123Z`), formatted by hand: this
+    /// runs once per command, and `String(format:)` was the largest cost of an audit append.
     static func timestamp(_ date: Date) -> String {
-        // Fixed-width UTC with milliseconds, independent of locale.
         let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        let seconds = time_t(millis / 1000)
+        var seconds = time_t(millis / 1000)
         var parts = tm()
-        var copy = seconds
-        gmtime_r(&copy, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(millis % 1000))
+        gmtime_r(&seconds, &parts)
+        var out = [UInt8]()
+        out.reserveCapacity(24)
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4)
+        out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        out.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        out.append(UInt8(ascii: "."))
+        digits(Int(millis % 1000), 3)
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     func mac(previous: [UInt8], _ record: AuditRecord) throws -> [UInt8] {

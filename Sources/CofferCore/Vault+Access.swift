@@ -47,10 +47,10 @@ extension Vault {
         case .anonymous:
             throw VaultError(.noAuth, "Authentication required.")
         case .client(let name):
-            guard let client = try tx.client(named: name) else {
+            guard let role = try tx.clientRole(named: name) else {
                 throw VaultError(.noAuth, "client '\(name)' is no longer registered")
             }
-            return ResolvedRole(name: client.role, policy: policy, grants: policy.roles[client.role] ?? RoleGrants())
+            return ResolvedRole(name: role, policy: policy, grants: policy.roles[role] ?? RoleGrants())
         }
     }
 

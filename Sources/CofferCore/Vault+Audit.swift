@@ -53,7 +53,9 @@ extension Vault {
         _ body: @escaping @Sendable (any StoreWriting, inout AuditDraft) throws -> T
     ) throws -> T {
         let draft = auditDraft(command, caller, subject: subject, fields: fields)
-        return try Self.storageCall { try committer.perform { tx in self.auditedUnit(tx, draft, body) } }.get()
+        return try Self.storageCall {
+            try committer.perform(ownSavepoint: true) { tx in self.auditedUnit(tx, draft, body) }
+        }.get()
     }
 
     /// The same, for async callers (the server): the calling task is suspended, not a thread.
@@ -63,7 +65,7 @@ extension Vault {
     ) async throws -> T {
         let draft = auditDraft(command, caller, subject: subject, fields: fields)
         do {
-            return try await committer.perform { tx in self.auditedUnit(tx, draft, body) }.get()
+            return try await committer.perform(ownSavepoint: true) { tx in self.auditedUnit(tx, draft, body) }.get()
         } catch let error as VaultError {
             throw error
         } catch {

@@ -21,6 +21,8 @@ public protocol StoreReading {
     /// Every KEK version that still wraps at least one DEK.
     func referencedKEKVersions() throws -> [UInt32]
     func client(named name: String) throws -> ClientRecord?
+    /// Just the role of a client, for the per-command access check.
+    func clientRole(named name: String) throws -> String?
     func clients() throws -> [ClientRecord]
     /// The newest audit entry's sequence number and MAC, if any.
     func lastAudit() throws -> (seq: Int64, mac: [UInt8])?
