@@ -19,10 +19,13 @@ final class TestServer {
     var env: [String: String] { ["COFFER_DATA": data, "COFFER_KEYS": keys] }
 
     /// With `root`, restarts on an existing vault (pass its admin secret along).
-    init(extraArguments: [String] = [], root: String? = nil, adminSecret knownSecret: String = "") throws {
+    init(
+        extraArguments: [String] = [], root: String? = nil, adminSecret knownSecret: String = "",
+        dataOverride: String? = nil, keysOverride: String? = nil
+    ) throws {
         self.root = root ?? CofferBinary.temporaryDirectory("srv")
-        data = self.root + "/data"
-        keys = self.root + "/keys"
+        data = dataOverride ?? self.root + "/data"
+        keys = keysOverride ?? self.root + "/keys"
         if !FileManager.default.fileExists(atPath: data + "/coffer.db") {
             let initialized = try CofferBinary.run(["init", "--data", data, "--keys", keys])
             guard initialized.status == 0 else { throw TestFailure("init failed: \(initialized.stderr)") }

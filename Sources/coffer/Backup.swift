@@ -1,0 +1,46 @@
+import ArgumentParser
+import CofferCore
+import Foundation
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take an online, consistent copy of the vault's database while it serves.",
+        discussion: """
+            Uses SQLite's backup API from a read snapshot, so the server goes on serving. The copy is \
+            written beside FILE, fsynced, checked with PRAGMA integrity_check and only then renamed to \
+            FILE (mode 0600). It holds ciphertext and wrapped keys only, never a key; the KEK versions \
+            it needs are printed on stdout and written to FILE.kek-versions. Keep backups apart from \
+            the key directory.
+            """)
+
+    @OptionGroup var vault: VaultOptions
+    @Option(name: .long, help: ArgumentHelp("Where to write the backup.", valueName: "file")) var to: String
+
+    func run() throws {
+        let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+        defer { try? opened.close() }
+        let versions = try reportingErrors { try opened.backup(to: to, as: .localOperator) }
+        let list = versions.map(String.init).joined(separator: " ")
+        try Data((list + "\n").utf8).write(to: URL(fileURLWithPath: to + ".kek-versions"))
+        note("coffer: backup written to \(to); it needs KEK versions: \(list.isEmpty ? "(none)" : list)")
+        print(list)
+    }
+}
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a backup into an empty data directory.",
+        discussion: """
+            Checks the backup's integrity and that the key directory still holds every KEK version \
+            it needs (a backup whose versions were retired can no longer be read, by design), then \
+            puts it in place and opens it once to run migrations and key checks.
+            """)
+
+    @OptionGroup var vault: VaultOptions
+    @Option(name: .long, help: ArgumentHelp("The backup file.", valueName: "file")) var from: String
+
+    func run() throws {
+        let versions = try reportingErrors { try Vault.restore(from: from, into: vault.resolved()) }
+        note("coffer: restored \(from); KEK versions in use: \(versions.map(String.init).joined(separator: " "))")
+    }
+}
