@@ -145,6 +145,7 @@ extension Vault {
             }
         }
         rewrapProgress.record(count)
+        store.boundWAL()
         return count
     }
 

@@ -111,6 +111,7 @@ public final class GroupCommitter: Sendable {
                     try store.write { tx in for job in jobs { job.run(tx) } }
                     batchCount.add(1, ordering: .relaxed)
                     completions.async { for job in jobs { job.finish(nil) } }
+                    store.boundWAL()
                 } catch {
                     completions.async { for job in jobs { job.finish(error) } }
                 }

@@ -59,6 +59,16 @@ public final class SQLiteStore: VaultStore {
         try pool.write { db in try body(SQLiteTransaction(db: db)) }
     }
 
+    /// Keeps the WAL bounded under sustained writes. The background checkpointer copies pages
+    /// back as they come, but only the writer, between transactions, can restart the log; it
+    /// does so when the log passes `limit` bytes, which is then quick because most pages are
+    /// already back in the main file.
+    public func boundWAL(limit: Int64 = 64 * 1024 * 1024) {
+        var info = stat()
+        guard stat(path + "-wal", &info) == 0, Int64(info.st_size) > limit else { return }
+        _ = try? pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+    }
+
     @discardableResult
     public func checkpoint() throws -> Bool {
         try pool.writeWithoutTransaction { db in
