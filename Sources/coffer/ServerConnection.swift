@@ -1,4 +1,5 @@
 import CofferProtocol
+import CofferServer
 import Foundation
 import NIOCore
 
@@ -14,28 +15,8 @@ final class ServerConnection {
 
     /// Connects, or returns nil if nothing answers on `path`.
     init?(socketPath path: String) {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            return nil
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            close(fd)
-            return nil
-        }
+        guard let fd = UnixSocketPath.connect(path) else { return nil }
+        self.fd = fd
     }
 
     deinit { close(fd) }
