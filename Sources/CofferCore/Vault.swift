@@ -42,6 +42,13 @@ public final class Vault: Sendable {
                 .setup,
                 "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
         }
+        // SQLite would open a WAL database on a read-only filesystem and only fail at the first
+        // write; say so at start instead.
+        guard access(configuration.dataDirectory, W_OK) == 0 else {
+            throw VaultError(
+                .setup,
+                "data directory \(configuration.dataDirectory) is not writable: \(String(cString: strerror(errno)))")
+        }
         let keys = try KeyDirectory.load(from: configuration.keyDirectory)
         let store = try storageCall {
             try SQLiteStore(path: databasePath, durability: configuration.durability, create: false)

@@ -70,4 +70,32 @@ struct DiskFaultTests {
             server.stop()
         }
     }
+
+    /// A mount cannot be made read-only under a process holding files open for writing, so
+    /// this covers a data directory that is read-only when the vault starts: refused, clearly.
+    @Test func aReadOnlyDataDirectoryIsRefusedClearlyAndLosesNothing() throws {
+        try withTmpfs(sizeKiB: 65536) { mount in
+            let root = CofferBinary.temporaryDirectory("ro")
+            var server = try TestServer(root: root, dataOverride: mount + "/data", keysOverride: root + "/keys")
+            let admin = server.adminSecret
+            let secret = try server.addClient("s", role: "support")
+            let c = try server.authenticated("s", secret: secret)
+            for i in 0..<50 { #expect(try c.call("PUT", "s\(i)", "name", "Name \(i)") == .integer(1)) }
+            #expect(server.stop() == 0)
+            #expect(shell("mount -o remount,ro \(mount)") == 0)
+            let refused = try CofferBinary.run(
+                ["serve", "--no-socket", "--listen", "127.0.0.1:0"] + CofferBinary.rootFlag,
+                environment: ["COFFER_DATA": mount + "/data", "COFFER_KEYS": root + "/keys"])
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("is not writable"), "\(refused.stderr)")
+            #expect(shell("mount -o remount,rw \(mount)") == 0)
+            server = try TestServer(
+                root: root, adminSecret: admin, dataOverride: mount + "/data", keysOverride: root + "/keys")
+            let reader = try server.authenticated("s", secret: secret)
+            for i in 0..<50 { #expect(try reader.call("GET", "s\(i)", "name") == .array([.bulk("Name \(i)")])) }
+            #expect(try server.authenticated().call("AUDIT.VERIFY").description.hasPrefix("+OK"))
+            #expect(integrity(server.data + "/coffer.db") == "ok\n")
+            server.stop()
+        }
+    }
 }
