@@ -28,7 +28,6 @@ public final class Vault: Sendable {
 
     public var policy: Policy { configuration.policy }
     public var currentKEKVersion: UInt32 { keys.currentKEKVersion }
-    public var databasePath: String { store.path }
 
     /// Opens an existing vault, refusing if a key file is exposed or malformed, or if a KEK
     /// version that stored data still references is missing.

@@ -26,7 +26,6 @@ public final class GroupCommitter: Sendable {
     private let state = Mutex(State())
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
-    private let batchCount = Atomic<Int>(0)
     private let completions = DispatchQueue(label: "coffer.commit.completions")
 
     /// Starts the committer's thread.
@@ -37,9 +36,6 @@ public final class GroupCommitter: Sendable {
         thread.name = "coffer-commit"
         thread.start()
     }
-
-    /// Batches committed so far (for benchmarks and tests).
-    public var batchesCommitted: Int { batchCount.load(ordering: .relaxed) }
 
     /// Runs `body` in the next batch and waits, blocking this thread, until the batch is durable.
     public func perform<T: Sendable>(
@@ -109,7 +105,6 @@ public final class GroupCommitter: Sendable {
                 // thread, so this one can start the next batch at once.
                 do {
                     try store.write { tx in for job in jobs { job.run(tx) } }
-                    batchCount.add(1, ordering: .relaxed)
                     completions.async { for job in jobs { job.finish(nil) } }
                     store.boundWAL()
                 } catch {
