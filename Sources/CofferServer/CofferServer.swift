@@ -3,6 +3,7 @@ import CofferProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -36,14 +37,19 @@ public final class CofferServer: Service, Sendable {
     struct Accepted: Sendable {
         let connection: Connection
         let limits: RESPLimitSwitch
+        let secured: Bool
     }
 
     public func run() async throws {
-        if let tcp = configuration.tcp, !tcp.isLoopback {
+        if let tcp = configuration.tcp, !tcp.isLoopback, configuration.tls == nil {
             throw ServerError(
                 "refusing to listen on \(tcp): without TLS, TCP may only bind to a loopback address (127.0.0.1, ::1, localhost)"
             )
         }
+        if configuration.tls != nil, configuration.tcp == nil {
+            throw ServerError("TLS applies to the TCP listener: give --listen as well")
+        }
+        let tlsContext = try configuration.tls.map { try $0.makeContext() }
         let threadPool = NIOThreadPool(numberOfThreads: configuration.workerThreads)
         threadPool.start()
         defer { threadPool.shutdownGracefully { _ in } }
@@ -55,7 +61,7 @@ public final class CofferServer: Service, Sendable {
             if let path = configuration.socketPath {
                 try UnixSocketPath.prepare(path)
                 let listener = try await bootstrap().bind(unixDomainSocketPath: path) { channel in
-                    self.initialize(channel)
+                    self.initialize(channel, tls: nil)
                 }
                 guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
                     throw ServerError("cannot set mode of \(path)")
@@ -65,11 +71,12 @@ public final class CofferServer: Service, Sendable {
             }
             if let tcp = configuration.tcp {
                 let listener = try await bootstrap().bind(host: tcp.host, port: tcp.port) { channel in
-                    self.initialize(channel)
+                    self.initialize(channel, tls: tlsContext)
                 }
                 let port = listener.channel.localAddress?.port ?? tcp.port
                 listeners.append(listener)
-                descriptions.append("tcp \(ListenAddress(host: tcp.host, port: port))")
+                let kind = tlsContext == nil ? "tcp" : configuration.tls?.clientCAPath == nil ? "tls" : "mtls"
+                descriptions.append("\(kind) \(ListenAddress(host: tcp.host, port: port))")
             }
         } catch {
             for listener in listeners { try? await listener.channel.close() }
@@ -132,24 +139,36 @@ public final class CofferServer: Service, Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: false)
     }
 
-    /// Builds each connection's pipeline: idle timeout, then the RESP request decoder.
-    private func initialize(_ channel: any Channel) -> EventLoopFuture<Accepted> {
+    /// Builds each connection's pipeline: on a TLS listener the plaintext check and TLS, then the
+    /// idle timeout and the RESP request decoder.
+    private func initialize(_ channel: any Channel, tls: NIOSSLContext?) -> EventLoopFuture<Accepted> {
         channel.eventLoop.makeCompletedFuture {
             let limits = RESPLimitSwitch()
             // Re-runs the decoder over bytes it held back while AUTH was being answered.
             limits.setResume { [channel] in
                 channel.eventLoop.execute {
+                    // Fired from the handler just before the decoder, not from the head: on a TLS
+                    // connection an empty read at the head would reach the TLS handler as ciphertext.
+                    guard
+                        let context = try? channel.pipeline.syncOperations.context(handlerType: IdleTimeoutHandler.self)
+                    else { return }
+                    context.fireChannelRead(NIOAny(channel.allocator.buffer(capacity: 0)))
                     // The read-complete matters: NIOAsyncChannel hands reads on when it sees it.
-                    channel.pipeline.fireChannelRead(channel.allocator.buffer(capacity: 0))
-                    channel.pipeline.fireChannelReadComplete()
+                    context.fireChannelReadComplete()
                 }
+            }
+            if let tls {
+                try channel.pipeline.syncOperations.addHandlers([
+                    TLSRequiredHandler(), NIOSSLServerHandler(context: tls),
+                ])
             }
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: .seconds(configuration.idleTimeoutSeconds)),
                 IdleTimeoutHandler(),
                 ByteToMessageHandler(RESPRequestDecoder(limits: limits)),
             ])
-            return Accepted(connection: try Connection(wrappingChannelSynchronously: channel), limits: limits)
+            return Accepted(
+                connection: try Connection(wrappingChannelSynchronously: channel), limits: limits, secured: tls != nil)
         }
     }
 
@@ -166,7 +185,7 @@ public final class CofferServer: Service, Sendable {
         defer { connections.unregister(channel) }
         let origin: String
         if let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
-            origin = "tcp \(ip):\(port)"
+            origin = "\(accepted.secured ? "tls" : "tcp") \(ip):\(port)"
         } else {
             origin = "unix"
         }
@@ -188,6 +207,10 @@ public final class CofferServer: Service, Sendable {
                     try? await outbound.write(buffer)
                 }
             }
+        } catch let error as NIOSSLError {
+            // A failed handshake (no or untrusted client certificate, old protocol, plaintext) is
+            // the client's problem, but an operator debugging one needs to see it.
+            logger.info("TLS failed", metadata: ["connection": "\(id)", "origin": "\(origin)", "error": "\(error)"])
         } catch {
             logger.debug("connection ended", metadata: ["connection": "\(id)"])
         }

@@ -6,6 +6,8 @@ public struct ServerConfiguration: Sendable {
     public var socketMode: UInt16
     /// An optional TCP listener. Without TLS it must be a loopback address.
     public var tcp: ListenAddress?
+    /// TLS for the TCP listener (the Unix socket is protected by its file mode instead).
+    public var tls: ServerTLS?
     /// Most connections served at once (default 1024); more are answered with an error and closed.
     public var maximumClients: Int
     /// Seconds a connection may stay silent before it is closed (default 300).
@@ -22,6 +24,7 @@ public struct ServerConfiguration: Sendable {
         socketPath: String? = nil,
         socketMode: UInt16 = 0o660,
         tcp: ListenAddress? = nil,
+        tls: ServerTLS? = nil,
         maximumClients: Int = 1024,
         idleTimeoutSeconds: Int64 = 300,
         rewrapBatchSize: Int = 1000,
@@ -31,6 +34,7 @@ public struct ServerConfiguration: Sendable {
         self.socketPath = socketPath
         self.socketMode = socketMode
         self.tcp = tcp
+        self.tls = tls
         self.maximumClients = maximumClients
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.rewrapBatchSize = rewrapBatchSize

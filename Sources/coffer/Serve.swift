@@ -14,7 +14,9 @@ struct Serve: AsyncParsableCommand {
             accepts a connection; if that fails, exits non-zero saying why. Listens on a Unix socket \
             (default DATA/coffer.sock, mode 0660; a stale socket left by a crashed server is \
             replaced, a live one never is) and, with --listen, on TCP, which without TLS may only \
-            bind to a loopback address. SIGTERM or SIGINT stop accepting, finish the commands in \
+            bind to a loopback address. --tls-cert and --tls-key put TLS (1.2 or later, forward-secret \
+            AEAD suites only) on the TCP listener and allow any address; --tls-client-ca also \
+            requires every client to present a certificate issued by that CA. SIGTERM or SIGINT stop accepting, finish the commands in \
             flight, close the database and exit 0.
 
             Connect with any Redis client, e.g. redis-cli -s DATA/coffer.sock, then AUTH <client> <secret>.
@@ -34,6 +36,24 @@ struct Serve: AsyncParsableCommand {
         help: ArgumentHelp(
             "Also listen on TCP at HOST:PORT (loopback only without TLS; port 0 picks one).", valueName: "host:port"))
     var listen: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "PEM certificate chain for TLS on the --listen port (server certificate first).", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("PEM private key for --tls-cert; refused if other users can read it.", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "PEM CA certificate(s): require mutual TLS, clients must present a certificate issued by one.",
+            valueName: "file"))
+    var tlsClientCa: String?
 
     @Option(name: .long, help: "Most clients connected at once.")
     var maxClients = 1024
@@ -67,9 +87,28 @@ struct Serve: AsyncParsableCommand {
         guard maxClients > 0 else { throw ValidationError("--max-clients must be positive") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         if noSocket && tcp == nil { throw ValidationError("--no-socket needs --listen") }
-        if let tcp, !tcp.isLoopback {
-            note("coffer: refusing to listen on \(tcp): without TLS, TCP may only bind to a loopback address")
+        var tls: ServerTLS?
+        switch (tlsCert, tlsKey) {
+        case (let cert?, let key?):
+            guard tcp != nil else { throw ValidationError("--tls-cert and --tls-key apply to --listen; give --listen") }
+            tls = ServerTLS(certificateChainPath: cert, privateKeyPath: key, clientCAPath: tlsClientCa)
+        case (nil, nil):
+            if tlsClientCa != nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+        default:
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if let tcp, !tcp.isLoopback, tls == nil {
+            note(
+                "coffer: refusing to listen on \(tcp): without TLS, TCP may only bind to a loopback address (give --tls-cert and --tls-key)"
+            )
             throw ExitCode.failure
+        }
+        // Load the certificate and key now, so a bad file stops start-up before the vault opens.
+        if let tls {
+            do { _ = try tls.makeContext() } catch {
+                note("coffer: \(error)")
+                throw ExitCode.failure
+            }
         }
         let logger = Logger(label: "coffer")
         do { try ProcessHardening.apply(allowRoot: allowRoot, logger: logger) } catch let error as CLIError {
@@ -82,7 +121,7 @@ struct Serve: AsyncParsableCommand {
         let server = CofferServer(
             vault: opened,
             configuration: ServerConfiguration(
-                socketPath: socketPath, tcp: tcp, maximumClients: maxClients, idleTimeoutSeconds: idleTimeout,
+                socketPath: socketPath, tcp: tcp, tls: tls, maximumClients: maxClients, idleTimeoutSeconds: idleTimeout,
                 rewrapBatchSize: rewrapBatch,
                 onReady: { listeners in
                     for listener in listeners { note("coffer: listening on \(listener)") }

@@ -21,7 +21,7 @@ final class TestServer {
     /// With `root`, restarts on an existing vault (pass its admin secret along).
     init(
         extraArguments: [String] = [], root: String? = nil, adminSecret knownSecret: String = "",
-        dataOverride: String? = nil, keysOverride: String? = nil
+        dataOverride: String? = nil, keysOverride: String? = nil, listen: String = "127.0.0.1:0"
     ) throws {
         self.root = root ?? CofferBinary.temporaryDirectory("srv")
         data = dataOverride ?? self.root + "/data"
@@ -34,14 +34,14 @@ final class TestServer {
             adminSecret = knownSecret
         }
         process = Process()
-        try start(extraArguments: extraArguments)
+        try start(extraArguments: ["--listen", listen] + extraArguments)
     }
 
     /// Starts `coffer serve` and waits for its "ready" line.
     private func start(extraArguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: CofferBinary.path)
         process.arguments =
-            ["serve", "--data", data, "--keys", keys, "--listen", "127.0.0.1:0"] + CofferBinary.rootFlag
+            ["serve", "--data", data, "--keys", keys] + CofferBinary.rootFlag
             + extraArguments
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
@@ -55,9 +55,13 @@ final class TestServer {
         while Date() < deadline {
             let text = stderrLines.text
             if text.contains("coffer: ready") {
-                if let range = text.range(of: "listening on tcp 127.0.0.1:") {
-                    let digits = text[range.upperBound...].prefix { $0.isNumber }
-                    tcpPort = Int(digits) ?? 0
+                // "listening on tcp|tls|mtls HOST:PORT"
+                for line in text.split(separator: "\n") where line.hasPrefix("coffer: listening on ") {
+                    let words = line.split(separator: " ")
+                    guard words.count == 5, words[3] != "unix", let colon = words[4].lastIndex(of: ":") else {
+                        continue
+                    }
+                    tcpPort = Int(words[4][words[4].index(after: colon)...]) ?? 0
                 }
                 return
             }
