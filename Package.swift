@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -77,10 +78,17 @@ let package = Package(
             name: "CofferCoreTests",
             dependencies: ["CofferCore", "CofferCrypto", "CofferStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // What the fuzzer checks for each input; the corpus test replays it without the fuzzer.
+        .target(
+            name: "CofferProtocolFuzzHarness",
+            dependencies: ["CofferProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/CofferProtocolFuzzHarness"
+        ),
         .testTarget(
             name: "CofferProtocolTests",
             dependencies: [
                 "CofferProtocol",
+                "CofferProtocolFuzzHarness",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -93,3 +101,15 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer executable exists only for `.ci/fuzz` (COFFER_FUZZ=1): its entry point calls
+// libFuzzer's driver, which only -sanitize=fuzzer links in, so an ordinary build could not link it.
+if ProcessInfo.processInfo.environment["COFFER_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "CofferProtocolFuzzer",
+            dependencies: ["CofferProtocolFuzzHarness"],
+            path: "Fuzz/CofferProtocolFuzzer",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ))
+}

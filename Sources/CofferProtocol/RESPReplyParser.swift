@@ -3,6 +3,10 @@ import NIOCore
 /// Parses one reply (RESP2 or RESP3) from the front of a buffer, for Coffer's own clients
 /// (the CLI talking to a running server). Consumes bytes only once a whole reply is there.
 public enum RESPReplyParser {
+    /// Redis's own default ceiling for a bulk string (proto-max-bulk-len).
+    static let maximumBulkLength = 512 * 1024 * 1024
+    /// Far above any reply Coffer sends (AUDIT.EXPORT pages, CLIENT.LIST), far below overflow.
+    static let maximumAggregateLength = 1 << 24
     public static func parse(_ buffer: inout ByteBuffer) throws -> RESPValue? {
         var copy = buffer
         guard let value = try parseValue(&copy, depth: 0) else { return nil }
@@ -34,12 +38,17 @@ public enum RESPReplyParser {
         case UInt8(ascii: "$"):
             guard let length = Int(header) else { throw RESPProtocolError("bad bulk length") }
             if length < 0 { return .null }
+            // Checked before any arithmetic: a hostile length such as Int.max must not overflow.
+            guard length <= maximumBulkLength else { throw RESPProtocolError("bulk reply longer than 512 MiB") }
             guard buffer.readableBytes >= length + 2, let bytes = buffer.readBytes(length: length) else { return nil }
-            buffer.moveReaderIndex(forwardBy: 2)
+            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
+                throw RESPProtocolError("bulk reply not followed by CRLF")
+            }
             return .bulkString(bytes)
         case UInt8(ascii: "*"), UInt8(ascii: "%"):
             guard let count = Int(header) else { throw RESPProtocolError("bad aggregate length") }
             if count < 0 { return .nullArray }
+            guard count <= maximumAggregateLength else { throw RESPProtocolError("aggregate reply too long") }
             let isMap = type == UInt8(ascii: "%")
             var items: [RESPValue] = []
             for _ in 0..<(isMap ? count * 2 : count) {
