@@ -53,7 +53,12 @@ public enum RESPRequestParser {
                 continue
             }
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            // 19 digits can exceed Int.max (the fuzzer found "*9999499999999999999", which
+            // trapped and took the whole server down): out of range is not a number.
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+            guard !overflow1, !overflow2 else { return nil }
+            value = sum
         }
         return negative ? -value : value
     }

@@ -41,6 +41,10 @@ import Testing
         ("*3000000000\r\n", "invalid multibulk length"),
         ("*20000000000000000000\r\n", "invalid multibulk length"),
         ("*abc\r\n", "invalid multibulk length"),
+        // Found by the fuzzer: 19 digits past Int.max trapped (a crash of the whole server).
+        ("*9999499999999999999\r\n", "invalid multibulk length"),
+        ("*9223372036854775808\r\n", "invalid multibulk length"),
+        ("*1\r\n$9999999999999999999\r\n", "invalid bulk length"),
         ("*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n", "expected '$', got 'f'"),
         ("*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n", "invalid bulk length"),
         ("*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n", "invalid bulk length"),
