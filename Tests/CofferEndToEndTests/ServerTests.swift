@@ -285,4 +285,47 @@ import Testing
         #expect(try d.read().errorText?.hasPrefix("ERR Protocol error: too many arguments") == true)
         #expect(d.isClosed())
     }
+
+    /// A pipeline's data commands are queued together in the committer (one commit for the
+    /// lot), yet each sees the effect of those before it and the replies keep request order,
+    /// across non-data commands, errors and a revocation in the middle.
+    @Test func pipelinedCommandsKeepTheirOrderAndSeeEarlierWrites() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("p", role: "support")
+        let c = try server.authenticated("p", secret: secret)
+        var pipeline: [[String]] = []
+        var expected: [RESPClient.Reply] = []
+        for i in 0..<200 {
+            pipeline += [["PUT", "s-\(i % 7)", "name", "Name \(i)"], ["GET", "s-\(i % 7)", "name"]]
+            expected += [.integer(1), .array([.bulk("Name \(i)")])]
+            if i % 50 == 49 {
+                pipeline += [
+                    ["WHOAMI"], ["GET", "s-0", "card.cvv"], ["DEL", "s-\(i % 7)", "name"], ["EXISTS", "s-\(i % 7)"],
+                ]
+                expected += [
+                    .array([.bulk("p"), .bulk("support")]),
+                    .error(
+                        "INVALID field 'card.cvv' may never be stored: card verification codes, PINs and track data are prohibited after authorisation (PCI DSS 3.3)"
+                    ),
+                    .integer(1), .integer(1),
+                ]
+            }
+        }
+        try c.send(pipeline.flatMap { RESPClient.encode($0.map { Array($0.utf8) }) })
+        for (index, want) in expected.enumerated() {
+            let got = try c.read()
+            #expect(got == want, "reply \(index) to \(pipeline[index])")
+            if got != want { break }
+        }
+        // Revoked with a pipeline queued behind: every command after the revocation fails.
+        let admin = try server.authenticated()
+        try c.send(
+            RESPClient.encode([Array("GET".utf8), Array("s-1".utf8), Array("name".utf8)]))
+        #expect(try c.read() != .closed)
+        #expect(try admin.call("CLIENT.REVOKE", "p") == .integer(1))
+        try c.send(
+            Array(repeating: RESPClient.encode([Array("EXISTS".utf8), Array("s-1".utf8)]), count: 20).flatMap { $0 })
+        #expect(try c.read().errorText?.hasPrefix("NOAUTH") == true)
+        for _ in 1..<20 { #expect(try c.read().errorText?.hasPrefix("NOAUTH") == true) }
+    }
 }
