@@ -110,7 +110,7 @@ extension Vault {
             }
             draft.outcome = AuditOutcome(error)
             do {
-                try tx.savepoint { try audit.append(draft, in: tx) }
+                _ = try tx.savepoint { try audit.append(draft, in: tx) }
             } catch {
                 logger.error(
                     "audit entry of a failed command could not be written", metadata: ["command": "\(draft.command)"])

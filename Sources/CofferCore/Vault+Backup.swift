@@ -7,7 +7,7 @@ extension Vault {
     /// directory must still hold every KEK version it needs, which is returned (and recorded
     /// in the audit trail). Retiring those versions makes the backup unreadable for good.
     public func backup(to path: String, as caller: Caller) throws -> [UInt32] {
-        try audited("BACKUP", caller) { [self] tx, draft in
+        _ = try audited("BACKUP", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "BACKUP")
         }
         let versions = try Self.storageCall { try store.backup(to: path) }
