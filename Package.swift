@@ -80,15 +80,18 @@ let package = Package(
         ),
         // What the fuzzer checks for each input; the corpus test replays it without the fuzzer.
         .target(
-            name: "CofferProtocolFuzzHarness",
-            dependencies: ["CofferProtocol", .product(name: "NIOCore", package: "swift-nio")],
-            path: "Fuzz/CofferProtocolFuzzHarness"
+            name: "CofferFuzzHarness",
+            dependencies: ["CofferProtocol", "CofferCore", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/CofferFuzzHarness"
+        ),
+        .testTarget(
+            name: "CofferFuzzHarnessTests",
+            dependencies: ["CofferFuzzHarness", "CofferProtocol", "CofferCore"]
         ),
         .testTarget(
             name: "CofferProtocolTests",
             dependencies: [
                 "CofferProtocol",
-                "CofferProtocolFuzzHarness",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -107,9 +110,9 @@ let package = Package(
 if ProcessInfo.processInfo.environment["COFFER_FUZZ"] == "1" {
     package.targets.append(
         .executableTarget(
-            name: "CofferProtocolFuzzer",
-            dependencies: ["CofferProtocolFuzzHarness"],
-            path: "Fuzz/CofferProtocolFuzzer",
+            name: "CofferFuzzer",
+            dependencies: ["CofferFuzzHarness"],
+            path: "Fuzz/CofferFuzzer",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ))
 }

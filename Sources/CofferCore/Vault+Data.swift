@@ -197,7 +197,8 @@ extension Vault {
                 complete = (try? store.checkpoint()) ?? false
             }
             if !complete {
-                logger.warning("WAL checkpoint after shred did not complete; the background checkpointer will finish it")
+                logger.warning(
+                    "WAL checkpoint after shred did not complete; the background checkpointer will finish it")
             }
         }
         return existed

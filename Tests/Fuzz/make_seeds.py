@@ -42,6 +42,16 @@ seeds += [
     b"AUTH " + b"a" * 5000 + b"\r\n", resp("PING") * 50, b'"" \'\' "a"b\r\n', b"*1\r\n$0\r\n\r\n",
     b"%1\r\n+a\r\n:1\r\n", b"-ERR x\r\n", b"_\r\n", b":9223372036854775807\r\n", b"$9223372036854775807\r\n",
 ]
+# Bare values, for the field validators and masks (each input is also tried as every field's value).
+seeds += [v.encode() for v in [
+    "Ada@Example.com", "a@b.co", "first.last+tag@sub.example.org", "@x", "a@", "a@@b", "A" * 64 + "@example.com",
+    "+44 20 7946 0958", "+1 (555) 000-1111", "0044 20", "+", "+999999999999999999999",
+    "1815-12-10", "2000-02-29", "1900-02-29", "9999-12-31", "0000-01-01", "2024-13-01", "1815-12-1x",
+    "4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "411111111111111111111", "0000000000000",
+    "12/30", "01/2031", "13/30", "1/30", "yes", "No", "YES ", "female", "x" * 65,
+    "Jane Q. Doe", "  ", "Ünïcödé Nämé", "李 小龙", "1 Main St\nLondon\nEC1A 1BB", "\u0000", "O'Brien-Smith",
+]]
+seeds += [b"\xff\xfe", b"\xc3\x28", b"\xe2\x82", "é".encode("utf-16")]
 os.makedirs(here, exist_ok=True)
 for seed in seeds:
     with open(os.path.join(here, hashlib.sha1(seed).hexdigest()[:16]), "wb") as f:

@@ -1,11 +1,12 @@
-import CofferProtocolFuzzHarness
+import CofferFuzzHarness
 
 /// libFuzzer's entry point. Built only by `.ci/fuzz` (COFFER_FUZZ=1, -sanitize=fuzzer,address).
-/// A property violation traps, so libFuzzer saves the input as a crash.
+/// Each input goes through the protocol parsers and, as a field value, through the vault core's
+/// validators and masks. A property violation traps, so libFuzzer saves the input as a crash.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let input = size == 0 || data == nil ? [] : Array(UnsafeBufferPointer(start: data, count: size))
-    let violations = ProtocolFuzzHarness.run(input)
+    let violations = ProtocolFuzzHarness.run(input) + ValueFuzzHarness.run(input)
     if !violations.isEmpty { fatalError("property violated: \(violations.joined(separator: "; "))") }
     return 0
 }
@@ -22,7 +23,7 @@ func runFuzzerDriver(
 
 /// SwiftPM links an executable with `main` aliased to `<module>_main`, which shadows libFuzzer's
 /// own `main`; so this is that entry point, and it hands over to libFuzzer's driver.
-@_cdecl("CofferProtocolFuzzer_main")
+@_cdecl("CofferFuzzer_main")
 public func fuzzerMain(
     _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> Int32 {

@@ -1,8 +1,9 @@
+import CofferCore
 import CofferProtocol
 import Foundation
 import Testing
 
-@testable import CofferProtocolFuzzHarness
+@testable import CofferFuzzHarness
 
 /// Replays the fuzzer's seed corpus and every input it ever crashed on (Tests/Fuzz/regressions)
 /// through the same harness `.ci/fuzz` runs under libFuzzer, so a fixed crash stays fixed in the
@@ -26,6 +27,7 @@ import Testing
     func inputHoldsEveryProperty(_ path: String) throws {
         let input = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         #expect(ProtocolFuzzHarness.run(input) == [], "\(path)")
+        #expect(ValueFuzzHarness.run(input) == [], "\(path)")
     }
 
     /// The checks must be able to fail, or the replay above proves nothing.
@@ -38,5 +40,14 @@ import Testing
         #expect(whole == [.request(RESPRequest("PING")), .request(RESPRequest("PING"))])
         let cut = ProtocolFuzzHarness.decode(Array(input.dropLast(3)), limits: .authenticated, chunkSizes: nil)
         #expect(cut != whole)
+        let pan = FieldCatalogue.all.first { $0.name == "card.pan" }!
+        #expect(!ValueFuzzHarness.checkMask(Array("4111111111111111".utf8), of: [], pan).isEmpty)
+        #expect(ValueFuzzHarness.checkMask(Array("************1111".utf8), of: [], pan).isEmpty)
+        let email = FieldCatalogue.all.first { $0.name == "email" }!
+        #expect(ValueFuzzHarness.checkMask(Array("a***@ab.com".utf8), of: Array("ab@ab.com".utf8), email).isEmpty)
+        #expect(!ValueFuzzHarness.checkMask(Array("ab***@x.com".utf8), of: Array("abc@x.com".utf8), email).isEmpty)
+        let name = FieldCatalogue.all.first { $0.name == "name" }!
+        #expect(!ValueFuzzHarness.checkMask(Array("Ada L.".utf8), of: Array("Ada Lovelace".utf8), name).isEmpty)
+        #expect(ValueFuzzHarness.checkMask(Array("A. L.".utf8), of: Array("Ada Lovelace".utf8), name).isEmpty)
     }
 }
