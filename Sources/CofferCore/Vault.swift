@@ -142,6 +142,14 @@ public final class Vault: Sendable {
         try Self.storageCall { try store.close() }
     }
 
+    /// A vault released without `close()` (an error path, a test) still stops its commit and
+    /// checkpoint threads and closes its connections, instead of leaving them running against
+    /// the files until the process exits. Both steps do nothing after an explicit close.
+    deinit {
+        committer.stop()
+        try? store.close()
+    }
+
     /// Data and keys must never share a directory, nor sit one inside the other: a copy of the
     /// data directory must not carry the keys with it.
     static func checkSeparate(_ configuration: VaultConfiguration) throws {

@@ -90,7 +90,10 @@ public final class GroupCommitter: Sendable {
         }
     }
 
+    private static let threadMarker = "coffer.commit.thread"
+
     private func loop() {
+        Thread.current.threadDictionary[Self.threadMarker] = true
         while true {
             wakeUp.wait()
             let (jobs, stop) = state.withLock { state -> ([Job], Bool) in
@@ -126,6 +129,9 @@ public final class GroupCommitter: Sendable {
         }
         guard !alreadyStopped else { return }
         wakeUp.signal()
+        // Called on the committer's own thread (the vault's last reference released with a
+        // finished job), waiting would wait for itself: the loop sees `stopped` and ends alone.
+        if Thread.current.threadDictionary[Self.threadMarker] != nil { return }
         finished.wait()
     }
 }

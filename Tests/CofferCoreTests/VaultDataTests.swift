@@ -3,6 +3,29 @@ import Foundation
 import Testing
 
 @Suite struct VaultDataTests {
+    /// Nothing inside the vault (its committer, checkpointer or finished jobs) keeps it alive, so
+    /// a vault dropped without close() is deinitialised, and its deinit stops the threads, also
+    /// when the deinit runs on the committer's own thread.
+    @Test func aDroppedVaultIsReleasedAndReopens() throws {
+        weak var dropped: Vault?
+        let configuration: VaultConfiguration
+        do {
+            let v = try TestVault()
+            configuration = v.configuration
+            #expect(try v.put("drop-1", [("name", "Ada")]) == 1)
+            dropped = v.vault
+        }
+        // The committer thread may still hold the last finished job (and through it the vault)
+        // for a moment after the call returned; then the vault's deinit runs on that thread.
+        let deadline = Date().addingTimeInterval(10)
+        while dropped != nil && Date() < deadline { usleep(10_000) }
+        #expect(dropped == nil)
+        // Its connections are closed: the same files open again and hold the write.
+        let reopened = try Vault.open(configuration)
+        #expect(try reopened.exists(subject: "drop-1", as: TestVault.support) == true)
+        try reopened.close()
+    }
+
     @Test func putGetExportRoundTrip() throws {
         let t = try TestVault()
         #expect(
