@@ -7,19 +7,9 @@ Prints one line per check and a closing 'N passed, N failed' line; exits non-zer
 import sys
 
 import redis
+from checklist import check, finish
 
 socket_path, tcp_port, admin_secret = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
 
 
 def expect_error(name, kind, fragment, fn):
@@ -89,5 +79,4 @@ try:
 except redis.exceptions.AuthenticationError:
     check("wrong secret refused", True)
 
-print(f"redis-py: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("redis-py")

@@ -9,21 +9,11 @@ import ssl
 import sys
 
 import redis
+from checklist import check, finish
 
 port, ca, admin_secret = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 client_cert, client_key = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else (None, None)
 mutual = client_cert is not None
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
 
 
 def connect(**overrides):
@@ -79,5 +69,4 @@ else:
 if mutual:
     fails("mutual TLS: no client certificate is refused", lambda: connect(ssl_certfile=None, ssl_keyfile=None).ping())
 
-print(f"redis-py tls: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("redis-py tls")
