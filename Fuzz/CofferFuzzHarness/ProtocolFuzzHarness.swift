@@ -37,10 +37,11 @@ public enum ProtocolFuzzHarness {
         case protocolError
     }
 
-    /// Feeds the parser as `RESPRequestDecoder` does: append what arrived, parse until it needs
-    /// more data or throws (which closes the connection, so nothing after it counts).
+    /// Feeds one incremental parser as a connection does: append what arrived, parse until it
+    /// needs more data or throws (which closes the connection, so nothing after it counts).
     static func decode(_ input: [UInt8], limits: RESPLimits, chunkSizes: ChunkSizes?) -> [Event] {
         var sizes = chunkSizes
+        var parser = RESPRequestParser(limits: limits)
         var buffer = ByteBuffer()
         var events: [Event] = []
         var offset = 0
@@ -50,7 +51,7 @@ public enum ProtocolFuzzHarness {
             offset += size
             parsing: while true {
                 do {
-                    switch try RESPRequestParser.parse(&buffer, limits: limits) {
+                    switch try parser.next(&buffer) {
                     case .request(let request): events.append(.request(request))
                     case .skipped: events.append(.skipped)
                     case .needMoreData: break parsing

@@ -3,8 +3,11 @@
 /// command. The origin is recorded in the audit trail.
 public struct Caller: Sendable, Hashable {
     public enum Identity: Sendable, Hashable {
-        /// An authenticated client, by name.
-        case client(String)
+        /// An authenticated client, by name. A session that authenticated over the socket
+        /// carries the binding its AUTH returned, and is refused once the client record it
+        /// authenticated against is revoked, re-added, or has its secret or role changed. In-process
+        /// callers that hold the vault itself (tests) may omit it.
+        case client(String, ClientBinding?)
         /// The operator at the machine, using the CLI offline with the key directory in hand.
         case localOperator
         /// A connection that has not authenticated (only AUTH reaches the vault from one).
@@ -20,8 +23,8 @@ public struct Caller: Sendable, Hashable {
         self.origin = origin
     }
 
-    public static func client(_ name: String, origin: String = "local") -> Caller {
-        Caller(identity: .client(name), origin: origin)
+    public static func client(_ name: String, origin: String = "local", binding: ClientBinding? = nil) -> Caller {
+        Caller(identity: .client(name, binding), origin: origin)
     }
 
     public static let localOperator = Caller(identity: .localOperator, origin: "cli")
@@ -30,6 +33,13 @@ public struct Caller: Sendable, Hashable {
 
     /// The client name, if this is a client.
     public var clientName: String? {
-        if case .client(let name) = identity { name } else { nil }
+        if case .client(let name, _) = identity { name } else { nil }
     }
+}
+
+/// What an AUTH proved: the exact client record (its secret hash and role) the session
+/// authenticated against. Opaque outside the vault core.
+public struct ClientBinding: Sendable, Hashable {
+    let secretHash: [UInt8]
+    let role: String
 }

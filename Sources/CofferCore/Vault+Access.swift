@@ -1,3 +1,4 @@
+import CofferCrypto
 import CofferStore
 
 /// A caller resolved, inside the current transaction, to its role.
@@ -46,11 +47,18 @@ extension Vault {
             return ResolvedRole(name: ResolvedRole.operatorRole, policy: policy, grants: Policy.localOperator)
         case .anonymous:
             throw VaultError(.noAuth, "Authentication required.")
-        case .client(let name):
-            guard let role = try tx.clientRole(named: name) else {
+        case .client(let name, let binding):
+            guard let record = try tx.clientCredential(named: name) else {
                 throw VaultError(.noAuth, "client '\(name)' is no longer registered")
             }
-            return ResolvedRole(name: role, policy: policy, grants: policy.roles[role] ?? RoleGrants())
+            // A name revoked and added again, or given a new secret or role, is a different
+            // client: the session that authenticated against the old record ends here.
+            if let binding,
+                !(binding.role == record.role && ConstantTime.equals(binding.secretHash, record.secretHash))
+            {
+                throw VaultError(.noAuth, "client '\(name)' was revoked or changed since this session authenticated")
+            }
+            return ResolvedRole(name: record.role, policy: policy, grants: policy.roles[record.role] ?? RoleGrants())
         }
     }
 
@@ -64,6 +72,10 @@ extension Vault {
 
     /// The role a caller has right now, for `WHOAMI`.
     public func role(of caller: Caller) throws -> String {
-        try audited("WHOAMI", caller) { [self] tx, draft in try resolve(caller, in: tx, recordingIn: &draft).name }
+        try run(whoamiCall(as: caller))
+    }
+
+    public func whoamiCall(as caller: Caller) -> Call<String> {
+        Call("WHOAMI", caller) { [self] tx, draft in try resolve(caller, in: tx, recordingIn: &draft).name }
     }
 }

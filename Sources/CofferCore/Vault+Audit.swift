@@ -1,19 +1,22 @@
 import CofferStore
 import Foundation
 
+@_exported import protocol CofferStore.CompletionExecutor
+
 extension Caller {
     /// How the caller appears in the audit trail.
     var auditName: String {
         switch identity {
-        case .client(let name): name
+        case .client(let name, _): name
         case .localOperator: "(operator)"
         case .anonymous: "-"
         }
     }
 }
 
-/// One audited command, described once and run either blocking (CLI, tests) or async (server).
-struct Call<T: Sendable>: Sendable {
+/// One audited command, described once and run blocking (CLI, tests), async, or with a
+/// completion on the caller's executor (the server's event loops).
+public struct Call<T: Sendable>: Sendable {
     let command: String
     let caller: Caller
     let subject: String?
@@ -39,6 +42,22 @@ extension Vault {
 
     func run<T: Sendable>(_ call: Call<T>) async throws -> T {
         try await audited(call.command, call.caller, subject: call.subject, fields: call.fields, call.body)
+    }
+
+    /// Runs `call` in the next group-commit batch and calls `completion` on `executor` once
+    /// that batch is durable: the reply (and any value in it) leaves only after its audit entry
+    /// is on disk, and if the entry cannot be written the command fails.
+    public func submit<T: Sendable>(
+        _ call: Call<T>, on executor: any CompletionExecutor,
+        completion: @escaping @Sendable (Result<T, VaultError>) -> Void
+    ) {
+        let draft = auditDraft(call.command, call.caller, subject: call.subject, fields: call.fields)
+        committer.submit(ownSavepoint: true, on: executor, { tx in self.auditedUnit(tx, draft, call.body) }) {
+            switch $0 {
+            case .success(.success(let value)): completion(.success(value))
+            case .success(.failure(let error)), .failure(let error): completion(.failure(Self.mapped(error)))
+            }
+        }
     }
 
     /// Runs one command in one write transaction that also appends its audit entry, so the
@@ -73,11 +92,18 @@ extension Vault {
         }
     }
 
+    /// At most this many field names go into one entry; the rest are counted, so a command
+    /// naming a thousand fields writes a small entry, not a 15 KB one.
+    static let auditedFieldNames = 8
+
     private func auditDraft(_ command: String, _ caller: Caller, subject: String?, fields: [String]) -> AuditDraft {
-        AuditDraft(
+        var shown = fields.prefix(Self.auditedFieldNames).map {
+            (try? FieldCatalogue.field(named: $0)) != nil ? $0 : "(unknown)"
+        }
+        if fields.count > Self.auditedFieldNames { shown.append("(+\(fields.count - Self.auditedFieldNames) more)") }
+        return AuditDraft(
             client: caller.auditName, role: "-", origin: caller.origin, command: command,
-            subject: subject.map { (try? SubjectID.validate($0)) != nil ? $0 : "(invalid)" },
-            fields: fields.map { (try? FieldCatalogue.field(named: $0)) != nil ? $0 : "(unknown)" })
+            subject: subject.map { (try? SubjectID.validate($0)) != nil ? $0 : "(invalid)" }, fields: shown)
     }
 
     /// One command inside a group-commit batch. The command and its entry share a savepoint;

@@ -11,9 +11,15 @@ public struct ClientInfo: Sendable, Hashable {
 
 /// The outcome of an AUTH attempt.
 public enum AuthOutcome: Sendable, Hashable {
-    case success(role: String)
+    /// The binding goes into the session's `Caller`: the session ends when the record changes.
+    case success(role: String, binding: ClientBinding)
     /// `consecutiveFailures` lets the server slow its reply as failures mount.
     case failure(consecutiveFailures: Int)
+
+    /// The role, if AUTH succeeded.
+    public var role: String? {
+        if case .success(let role, _) = self { role } else { nil }
+    }
 }
 
 extension Vault {
@@ -25,6 +31,19 @@ extension Vault {
         guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy({ SubjectID.isAllowed($0) }) else {
             throw VaultError(.invalid, "client name must be 1 to 64 characters of letters, digits and . _ : -")
         }
+        // Secrets are 64 hex digits. A name of that shape would put a secret into every listing
+        // and audit entry the day someone swaps AUTH's arguments.
+        guard !Self.looksLikeSecret(name) else {
+            throw VaultError(.invalid, "client name must not look like a secret (64 hex digits)")
+        }
+    }
+
+    static func looksLikeSecret(_ name: String) -> Bool {
+        name.utf8.count == 2 * secretByteCount
+            && name.utf8.allSatisfy {
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                    || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0 | 0x20)
+            }
     }
 
     func secretHash(name: String, secret: [UInt8]) throws -> [UInt8] {
@@ -62,7 +81,9 @@ extension Vault {
         try audited("CLIENT.LIST", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.clients), "CLIENT.LIST")
             return try tx.clients().map {
-                ClientInfo(name: $0.name, role: $0.role, locked: ($0.lockedUntil ?? 0) > now.timeIntervalSince1970)
+                ClientInfo(
+                    name: $0.name, role: $0.role,
+                    locked: throttle.isLockedAnywhere(name: $0.name, now: now.timeIntervalSince1970))
             }
         }
     }
@@ -77,80 +98,101 @@ extension Vault {
         }
     }
 
-    /// Lifts a lock-out and clears the failure count.
+    /// Lifts the name's lock-outs (from every origin) and clears its failure counts.
     public func unlockClient(name: String, as caller: Caller) throws -> Bool {
         try audited("CLIENT.UNLOCK", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.clients), "CLIENT.UNLOCK")
             try Self.validateClientName(name)
             draft.subject = "client:" + name
             guard try tx.client(named: name) != nil else { return false }
-            try tx.updateClientLock(name: name, failedAttempts: 0, lockedUntil: nil)
+            _ = throttle.unlock(name: name, now: Date().timeIntervalSince1970)
             return true
         }
     }
 
-    /// Checks a client's secret in constant time. After `maximumFailedLogins` failures in a row
-    /// the client is locked for `lockoutSeconds`, and even the right secret fails until then.
-    /// Unknown names cost the same hash, and get the same answer, as wrong secrets.
+    /// Checks a client's secret in constant time. Failures are counted per (name, origin) by
+    /// `AuthThrottle`: after `maximumFailedLogins` distinct wrong secrets from one origin the
+    /// name is locked for that origin for `lockoutSeconds`, and even the right secret fails
+    /// there until then. Unknown names cost the same hash and the same bookkeeping, and get the
+    /// same answer, as wrong secrets; they are audited as `(unknown)`, never as the string sent.
+    ///
+    /// `origin` is what the audit trail records (`tcp 127.0.0.1:5123`); `peer` is what failures
+    /// are counted by (`uid 1000` on the Unix socket, `ip 127.0.0.1` on TCP), the origin if nil.
     public func authenticate(
-        client name: String, secret: [UInt8], origin: String = "local", now: Date = Date()
+        client name: String, secret: [UInt8], origin: String = "local", peer: String? = nil, now: Date = Date()
     ) throws -> AuthOutcome {
         let presented = try secretHash(name: name, secret: secret)
         let clock = now.timeIntervalSince1970
-        // The claimed name is audited only if it is a well-formed client name.
-        let auditedName = (try? Self.validateClientName(name)) != nil ? name : "(invalid)"
-        var entry = AuditDraft(
-            client: auditedName, role: "-", origin: origin, command: "AUTH", subject: nil, fields: [])
-        do {
-            return try Self.storageCall {
-                try store.write { tx -> AuthOutcome in
-                    let outcome = try checkSecret(name: name, presented: presented, clock: clock, in: tx)
-                    switch outcome {
-                    case .success(let role):
-                        entry.role = role
-                    case .failure(let failures):
-                        entry.outcome = .denied
-                        if failures == configuration.maximumFailedLogins {
-                            try audit.append(entry, in: tx, now: now)
-                            entry.command = "AUTH.LOCKOUT"
-                        }
-                    }
-                    try audit.append(entry, in: tx, now: now)
-                    return outcome
+        let key = AuthThrottle.Key(name: name, origin: peer ?? origin)
+        let record = try Self.storageCall { try store.read { try $0.client(named: name) } }
+        let matches = record.map { ConstantTime.equals(presented, $0.secretHash) } ?? false
+        let locked = throttle.isLocked(key, now: clock)
+        var entries: [AuditDraft] = []
+        let outcome: AuthOutcome
+        if let record, matches, !locked {
+            outcome = .success(
+                role: record.role, binding: ClientBinding(secretHash: record.secretHash, role: record.role))
+            if let pending = throttle.recordSuccess(key) {
+                entries.append(Self.repeatedFailures(pending, registered: true))
+            }
+            entries.append(
+                AuditDraft(client: name, role: record.role, origin: origin, command: "AUTH", subject: nil, fields: []))
+        } else {
+            let digest = presented.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let failure = throttle.recordFailure(key, digest: digest, now: clock)
+            outcome = .failure(consecutiveFailures: failure.failures)
+            let shown = record == nil ? "(unknown)" : name
+            if failure.auditNow {
+                entries.append(
+                    AuditDraft(
+                        client: shown, role: "-", origin: origin, command: "AUTH", subject: nil, fields: [],
+                        outcome: .denied))
+            }
+            if failure.lockedNow {
+                logger.warning(
+                    "client locked out after repeated failed AUTH",
+                    metadata: ["client": "\(shown)", "peer": "\(key.origin)"])
+                entries.append(
+                    AuditDraft(
+                        client: shown, role: "-", origin: origin, command: "AUTH.LOCKOUT", subject: nil, fields: [],
+                        outcome: .denied))
+            }
+        }
+        if !entries.isEmpty {
+            do {
+                let drafts = entries
+                try committer.perform { [audit] tx in for draft in drafts { try audit.append(draft, in: tx, now: now) }
+                }
+            } catch {
+                logger.error("AUTH could not be recorded; refusing it")
+                throw VaultError(.storage, "the audit entry could not be written, so AUTH was refused")
+            }
+        }
+        return outcome
+    }
+
+    /// Writes the failed AUTHs that were counted but not audited one by one: one entry per
+    /// (name, origin) whose audit window has closed (every one with `all`, at shutdown).
+    public func flushAuthFailures(all: Bool = false, now: Date = Date()) throws {
+        let pending = throttle.takePendingAudit(now: now.timeIntervalSince1970, all: all)
+        guard !pending.isEmpty else { return }
+        try Self.storageCall {
+            try committer.perform { [audit] tx in
+                for item in pending {
+                    let registered =
+                        try item.key != AuthThrottle.overflowKey && tx.client(named: item.key.name) != nil
+                    try audit.append(Self.repeatedFailures(item, registered: registered), in: tx, now: now)
                 }
             }
-        } catch {
-            logger.error("AUTH could not be recorded; refusing it")
-            throw VaultError(.storage, "the audit entry could not be written, so AUTH was refused")
         }
     }
 
-    /// The lock-out bookkeeping of one AUTH attempt, inside its transaction.
-    private func checkSecret(name: String, presented: [UInt8], clock: Double, in tx: any StoreWriting) throws
-        -> AuthOutcome
-    {
-        guard let client = try tx.client(named: name) else { return .failure(consecutiveFailures: 1) }
-        let matches = ConstantTime.equals(presented, client.secretHash)
-        let locked = (client.lockedUntil ?? 0) > clock
-        if matches && !locked {
-            if client.failedAttempts != 0 || client.lockedUntil != nil {
-                try tx.updateClientLock(name: name, failedAttempts: 0, lockedUntil: nil)
-            }
-            return .success(role: client.role)
-        }
-        // A lock that has expired starts a fresh count.
-        let previous = client.lockedUntil.map { $0 <= clock } == true ? 0 : client.failedAttempts
-        let failures = previous + 1
-        var lockedUntil = client.lockedUntil
-        if locked {
-            // Attempts during a lock-out do not extend it, but are counted.
-        } else if failures >= configuration.maximumFailedLogins {
-            lockedUntil = clock + configuration.lockoutSeconds
-            logger.warning("client locked out after repeated failed AUTH", metadata: ["client": "\(name)"])
-        } else {
-            lockedUntil = nil
-        }
-        try tx.updateClientLock(name: name, failedAttempts: failures, lockedUntil: lockedUntil)
-        return .failure(consecutiveFailures: failures)
+    /// The one entry that stands for `pending.count` failed AUTHs of one (name, origin).
+    private static func repeatedFailures(_ pending: AuthThrottle.Pending, registered: Bool) -> AuditDraft {
+        let overflow = pending.key == AuthThrottle.overflowKey
+        return AuditDraft(
+            client: overflow ? "(many)" : registered ? pending.key.name : "(unknown)", role: "-",
+            origin: pending.key.origin, command: "AUTH.REPEATED", subject: nil, fields: ["count:\(pending.count)"],
+            outcome: .denied)
     }
 }

@@ -14,7 +14,7 @@ extension Vault {
         try await run(putCall(subject: subject, values: values, as: caller))
     }
 
-    private func putCall(subject: String, values: [(field: String, value: [UInt8])], as caller: Caller) -> Call<Int> {
+    public func putCall(subject: String, values: [(field: String, value: [UInt8])], as caller: Caller) -> Call<Int> {
         // Last value wins when a field is repeated, as in HSET.
         var firstSeen: [String] = []
         var lastValue: [String: [UInt8]] = [:]
@@ -59,10 +59,11 @@ extension Vault {
         try await run(getCall(subject: subject, fields: names, as: caller))
     }
 
-    private func getCall(subject: String, fields names: [String], as caller: Caller) -> Call<[[UInt8]?]> {
+    public func getCall(subject: String, fields names: [String], as caller: Caller) -> Call<[[UInt8]?]> {
         Call("GET", caller, subject: subject, fields: names) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
+            try Self.refuseDuplicates(names, "GET")
             let fields = try names.map { try FieldCatalogue.field(named: $0) }
             let grants = try fields.map { try role.requireRead($0) }
             return try readFields(subject, Array(zip(fields, grants)), tx, &draft).map(\.value)
@@ -79,7 +80,7 @@ extension Vault {
         try await run(exportCall(subject: subject, as: caller))
     }
 
-    private func exportCall(subject: String, as caller: Caller) -> Call<[(field: String, value: [UInt8])]> {
+    public func exportCall(subject: String, as caller: Caller) -> Call<[(field: String, value: [UInt8])]> {
         Call("EXPORT", caller, subject: subject) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
@@ -88,6 +89,20 @@ extension Vault {
             return try readFields(subject, readable, tx, &draft).compactMap { field, value in
                 value.map { (field.name, $0) }
             }
+        }
+    }
+
+    /// Most bytes of field values one command may return. With duplicates refused a GET can
+    /// name each field once, so this bounds what one request of a few KB can make the vault
+    /// decrypt and hold (it was 6,500× the request's size).
+    public static let maximumReplyBytes = 8 * 1024 * 1024
+
+    /// GET and DEL name each field at most once.
+    static func refuseDuplicates(_ names: [String], _ command: String) throws {
+        var seen = Set<String>()
+        for name in names where !seen.insert(name).inserted {
+            let shown = (try? FieldCatalogue.field(named: name)) != nil ? name : "(unknown)"
+            throw VaultError(.invalid, "\(command) names field '\(shown)' more than once")
         }
     }
 
@@ -100,6 +115,14 @@ extension Vault {
         guard let wrapped = try tx.subjectKey(subject) else { return requested.map { ($0.0, nil) } }
         let consentFields = Set(requested.compactMap { $0.1.requiresConsent })
         let sealed = try tx.sealedFields(subject, names: requested.map(\.0.name) + consentFields)
+        // Sealed sizes bound the plaintext sizes (plaintext = sealed - nonce - MAC), so this is checked
+        // before anything is decrypted.
+        let total = requested.reduce(0) { $0 + max(0, (sealed[$1.0.name]?.count ?? 0) - SecretBox.overhead) }
+        guard total <= Self.maximumReplyBytes else {
+            throw VaultError(
+                .invalid,
+                "the reply would hold \(total) bytes, more than \(Self.maximumReplyBytes); ask for fewer fields")
+        }
         return try scratch.withScratch { scratch in
             try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)
             var consent: [String: Bool] = [:]
@@ -128,11 +151,12 @@ extension Vault {
         try await run(deleteCall(subject: subject, fields: names, as: caller))
     }
 
-    private func deleteCall(subject: String, fields names: [String], as caller: Caller) -> Call<Int> {
+    public func deleteCall(subject: String, fields names: [String], as caller: Caller) -> Call<Int> {
         Call("DEL", caller, subject: subject, fields: names) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             guard !names.isEmpty else { throw VaultError(.invalid, "DEL needs at least one field") }
+            try Self.refuseDuplicates(names, "DEL")
             let fields = try names.map { try FieldCatalogue.field(named: $0) }
             for field in fields { try role.require(.write(field), "delete field '\(field.name)'") }
             let removed = try tx.deleteFields(subject: subject, names: fields.map(\.name))
@@ -153,7 +177,7 @@ extension Vault {
         try await run(findCall(kind, value: value, as: caller))
     }
 
-    private func findCall(_ kind: IndexKind, value: [UInt8], as caller: Caller) -> Call<[String]> {
+    public func findCall(_ kind: IndexKind, value: [UInt8], as caller: Caller) -> Call<[String]> {
         Call("FIND", caller, fields: [kind.rawValue]) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.find), "FIND")
             let field = try FieldCatalogue.field(named: kind.rawValue)
@@ -170,7 +194,7 @@ extension Vault {
         try await run(existsCall(subject: subject, as: caller))
     }
 
-    private func existsCall(subject: String, as caller: Caller) -> Call<Bool> {
+    public func existsCall(subject: String, as caller: Caller) -> Call<Bool> {
         Call("EXISTS", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.exists), "EXISTS")
             try SubjectID.validate(subject)

@@ -13,6 +13,7 @@ public final class Vault: Sendable {
     let audit: AuditLog
     let scratch = KeyScratchPool()
     let committer: GroupCommitter
+    let throttle: AuthThrottle
     public let rewrapProgress = RewrapProgress()
     let logger: Logger
 
@@ -23,6 +24,9 @@ public final class Vault: Sendable {
         self.envelope = Envelope(keys: keys)
         self.audit = AuditLog(key: keys.auditKey)
         self.committer = GroupCommitter(store: store)
+        self.throttle = AuthThrottle(
+            configuration: AuthThrottle.Configuration(
+                maximumFailures: configuration.maximumFailedLogins, lockoutSeconds: configuration.lockoutSeconds))
         self.logger = logger
     }
 

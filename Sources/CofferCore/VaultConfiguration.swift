@@ -10,7 +10,7 @@ public struct VaultConfiguration: Sendable {
     public var policy: Policy
     /// SQLite `synchronous`: `full` (default) keeps acknowledged writes through power loss.
     public var durability: SQLiteStore.Durability
-    /// Consecutive failed AUTH attempts after which a client is locked out.
+    /// Distinct wrong secrets from one origin after which a client is locked out there.
     public var maximumFailedLogins: Int
     /// How long a lock-out lasts, in seconds.
     public var lockoutSeconds: Double

@@ -18,6 +18,7 @@ public enum Command: Sendable, Equatable {
     case clientAdd(name: String, role: String)
     case clientList
     case clientRevoke(name: String)
+    case clientUnlock(name: String)
     case keysRotate
     case keysStatus
     case keysRetire(version: UInt32)
@@ -50,6 +51,31 @@ public enum Command: Sendable, Equatable {
         }
     }
 
+    /// How a connection runs the command.
+    public enum Execution: Sendable {
+        /// Answered on the event loop, touching no vault state: PING, ECHO, QUIT, HELLO without
+        /// AUTH, connection housekeeping.
+        case local
+        /// One unit of a group-commit batch: submitted at once, in order, without waiting for
+        /// earlier replies (the committer runs a connection's units in the order it got them).
+        case pipelined
+        /// Runs alone: every earlier command has answered first, and nothing after it is parsed
+        /// until it has answered (AUTH changes the limits the next request is parsed under;
+        /// the rest run on the worker pool, outside the committer's ordering).
+        case barrier
+    }
+
+    public var execution: Execution {
+        switch self {
+        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection: .local
+        case .hello(_, let auth, _): auth == nil ? .local : .barrier
+        case .put, .get, .export, .delete, .exists, .find, .whoami: .pipelined
+        case .auth, .shred, .clientAdd, .clientList, .clientRevoke, .clientUnlock, .keysRotate, .keysStatus,
+            .keysRetire, .rekey, .auditTail, .auditVerify:
+            .barrier
+        }
+    }
+
     /// True for the commands an unauthenticated connection may run.
     public var allowedBeforeAuth: Bool {
         switch self {
@@ -77,6 +103,7 @@ public enum Command: Sendable, Equatable {
         case .clientAdd: "CLIENT.ADD"
         case .clientList: "CLIENT.LIST"
         case .clientRevoke: "CLIENT.REVOKE"
+        case .clientUnlock: "CLIENT.UNLOCK"
         case .keysRotate: "KEYS.ROTATE"
         case .keysStatus: "KEYS.STATUS"
         case .keysRetire: "KEYS.RETIRE"

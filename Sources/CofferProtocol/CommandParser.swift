@@ -59,6 +59,9 @@ public enum CommandParser {
         case "CLIENT.REVOKE":
             try arity(args.count == 1)
             return .clientRevoke(name: text(0))
+        case "CLIENT.UNLOCK":
+            try arity(args.count == 1)
+            return .clientUnlock(name: text(0))
         case "KEYS.ROTATE":
             try arity(args.isEmpty)
             return .keysRotate

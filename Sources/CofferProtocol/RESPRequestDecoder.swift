@@ -1,27 +1,18 @@
 import NIOCore
 
-/// The channel handler side of `RESPRequestParser`: one `RESPRequest` per command, limits taken
-/// from the connection's `RESPLimitSwitch` at each request.
+/// `RESPRequestParser` as a `ByteToMessageDecoder` with fixed limits: one `RESPRequest` per
+/// command. The server drives the parser itself (its limits change at AUTH); this decoder is
+/// for pipelines whose limits do not change, and for codec tests.
 public struct RESPRequestDecoder: ByteToMessageDecoder {
     public typealias InboundOut = RESPRequest
 
-    private let limits: RESPLimitSwitch
+    private var parser: RESPRequestParser
 
-    public init(limits: RESPLimitSwitch) { self.limits = limits }
+    public init(limits: RESPLimits) { self.parser = RESPRequestParser(limits: limits) }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let state = limits.current
-        if state == .awaitingAuthentication {
-            guard buffer.readableBytes <= limits.authenticatedLimits.maximumRequestBytes else {
-                throw RESPProtocolError("too much data sent before AUTH was answered")
-            }
-            return .needMoreData
-        }
-        switch try RESPRequestParser.parse(&buffer, limits: limits.limits) {
+        switch try parser.next(&buffer) {
         case .request(let request):
-            if state == .anonymous, let name = request.arguments.first, Self.mayAuthenticate(name) {
-                limits.beginAuthentication()
-            }
             context.fireChannelRead(wrapInboundOut(request))
             return .continue
         case .skipped:
@@ -29,12 +20,6 @@ public struct RESPRequestDecoder: ByteToMessageDecoder {
         case .needMoreData:
             return .needMoreData
         }
-    }
-
-    private static func mayAuthenticate(_ name: [UInt8]) -> Bool {
-        guard name.count == 4 || name.count == 5 else { return false }
-        let upper = String(decoding: name, as: UTF8.self).uppercased()
-        return upper == "AUTH" || upper == "HELLO"
     }
 
     public mutating func decodeLast(

@@ -1,10 +1,15 @@
 import NIOCore
 
-/// Parses one request from the front of a buffer: a RESP array of bulk strings, or an inline
-/// command line. It consumes bytes only once a whole request is there, and checks every
-/// declared length against the limits before waiting for the bytes, so a hostile length can
-/// never make the connection buffer more than the limits allow.
-public enum RESPRequestParser {
+/// Parses requests from the front of a connection's buffer: RESP arrays of bulk strings, or
+/// inline command lines. It is incremental: a request that arrives in many segments is parsed
+/// as it arrives, each byte examined a bounded number of times, so a client that trickles a
+/// large request one byte per segment costs the server no more than one that sends it whole.
+/// (Starting over on every segment was quadratic: 0.18 ms of CPU per byte of a 3 MiB request.)
+///
+/// It checks every declared length against the limits before waiting for the bytes, so a
+/// hostile length can never make the connection buffer more than the limits allow. Complete
+/// arguments are consumed from the buffer as they arrive; the rest of a request stays there.
+public struct RESPRequestParser: Sendable {
     public enum Outcome: Hashable, Sendable {
         case request(RESPRequest)
         /// Bytes were consumed but held no command (an empty line, `*0`, `*-1`).
@@ -12,39 +17,72 @@ public enum RESPRequestParser {
         case needMoreData
     }
 
+    /// The limits for the next request. Change them only between requests (`isIdle`).
+    public var limits: RESPLimits
+
+    /// An array request whose header and first arguments have been consumed.
+    private var partial: (expected: Int, arguments: [[UInt8]], bytes: Int)?
+    /// How far an incomplete inline line (or header line) has been searched for its end.
+    private var scanned = 0
+
     private static let cr = UInt8(ascii: "\r")
     private static let lf = UInt8(ascii: "\n")
+    /// `*`/`$` header lines hold at most a sign and 19 digits; anything longer is refused
+    /// without searching further (Redis allows the inline limit, which costs a search per byte).
+    private static let maximumHeaderLength = 32
 
-    public static func parse(_ buffer: inout ByteBuffer, limits: RESPLimits) throws -> Outcome {
+    public init(limits: RESPLimits) { self.limits = limits }
+
+    /// True when no request is partly parsed: the point where limits may change.
+    public var isIdle: Bool { partial == nil }
+
+    /// Parses the next request from `buffer`, consuming what it has parsed.
+    public mutating func next(_ buffer: inout ByteBuffer) throws -> Outcome {
+        if partial != nil { return try continueArray(&buffer) }
         guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return .needMoreData }
-        if first == UInt8(ascii: "*") {
-            return try parseArray(&buffer, limits: limits)
-        }
-        return try parseInline(&buffer, limits: limits)
+        if first == UInt8(ascii: "*") { return try beginArray(&buffer) }
+        return try parseInline(&buffer)
     }
 
-    /// The line starting at `offset` (relative to the reader index), without its line ending,
-    /// and the offset just past that ending; nil if the line is not complete yet.
-    private static func line(
-        in buffer: ByteBuffer, from offset: Int, limit: Int, tooLong: String
-    ) throws -> (bytes: ByteBufferView, next: Int)? {
+    /// One request from a buffer holding it whole; consumes nothing unless a request (or a
+    /// skippable line) is complete. For tests and one-shot uses; connections use `next`.
+    public static func parse(_ buffer: inout ByteBuffer, limits: RESPLimits) throws -> Outcome {
+        var parser = RESPRequestParser(limits: limits)
+        var copy = buffer
+        let outcome = try parser.next(&copy)
+        switch outcome {
+        case .needMoreData: return .needMoreData
+        case .request, .skipped:
+            buffer = copy
+            return outcome
+        }
+    }
+
+    /// The line starting at the reader index, without its line ending, and the number of bytes
+    /// up to and including the ending; nil if the line is not complete yet. Bytes searched
+    /// before are not searched again.
+    private mutating func line(in buffer: ByteBuffer, limit: Int, tooLong: String) throws -> (
+        bytes: ByteBufferView, consumed: Int
+    )? {
         let view = buffer.readableBytesView
-        let start = view.startIndex + offset
-        guard start <= view.endIndex else { return nil }
+        let start = view.startIndex
+        let from = start + min(scanned, view.count)
         let searchEnd = min(view.endIndex, start + limit + 2)
-        guard let newline = view[start..<searchEnd].firstIndex(of: lf) else {
+        guard from <= searchEnd, let newline = view[from..<searchEnd].firstIndex(of: Self.lf) else {
             if searchEnd - start > limit + 1 { throw RESPProtocolError(tooLong) }
+            scanned = searchEnd - start
             return nil
         }
+        scanned = 0
         var end = newline
-        if end > start && view[end - 1] == cr { end -= 1 }
+        if end > start && view[end - 1] == Self.cr { end -= 1 }
         guard end - start <= limit else { throw RESPProtocolError(tooLong) }
-        return (view[start..<end], newline + 1 - view.startIndex)
+        return (view[start..<end], newline + 1 - start)
     }
 
     /// A decimal integer as Redis's `string2ll` accepts it: optional minus, digits, no spaces.
     private static func integer(_ bytes: ByteBufferView) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 19 else { return nil }
+        guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
         var negative = false
         var value = 0
         for (index, byte) in bytes.enumerated() {
@@ -63,62 +101,73 @@ public enum RESPRequestParser {
         return negative ? -value : value
     }
 
-    private static func parseArray(_ buffer: inout ByteBuffer, limits: RESPLimits) throws -> Outcome {
+    private mutating func beginArray(_ buffer: inout ByteBuffer) throws -> Outcome {
         guard
             let header = try line(
-                in: buffer, from: 0, limit: limits.maximumInlineLength, tooLong: "too big mbulk count string")
+                in: buffer, limit: min(limits.maximumInlineLength, Self.maximumHeaderLength),
+                tooLong: "too big mbulk count string")
         else { return .needMoreData }
-        guard let count = integer(header.bytes.dropFirst()), count <= 1024 * 1024 else {
+        guard let count = Self.integer(header.bytes.dropFirst()), count <= 1024 * 1024 else {
             throw RESPProtocolError("invalid multibulk length")
         }
-        if count <= 0 {
-            buffer.moveReaderIndex(forwardBy: header.next)
-            return .skipped
-        }
+        buffer.moveReaderIndex(forwardBy: header.consumed)
+        if count <= 0 { return .skipped }
         guard count <= limits.maximumArguments else {
             throw RESPProtocolError("too many arguments: at most \(limits.maximumArguments) per command")
         }
-        var offset = header.next
         var arguments: [[UInt8]] = []
         arguments.reserveCapacity(count)
-        for _ in 0..<count {
+        partial = (count, arguments, header.consumed)
+        return try continueArray(&buffer)
+    }
+
+    private mutating func continueArray(_ buffer: inout ByteBuffer) throws -> Outcome {
+        guard let state = partial else { return .needMoreData }
+        let expected = state.expected
+        var arguments = state.arguments
+        var bytes = state.bytes
+        // Taken out while parsing so that appending does not copy the arguments array.
+        partial = nil
+        defer { if expected > arguments.count { partial = (expected, arguments, bytes) } }
+        while arguments.count < expected {
             guard
                 let bulkHeader = try line(
-                    in: buffer, from: offset, limit: limits.maximumInlineLength, tooLong: "too big bulk count string")
+                    in: buffer, limit: min(limits.maximumInlineLength, Self.maximumHeaderLength),
+                    tooLong: "too big bulk count string")
             else { return .needMoreData }
             guard let marker = bulkHeader.bytes.first else { throw RESPProtocolError("expected '$', got ''") }
             guard marker == UInt8(ascii: "$") else {
-                throw RESPProtocolError("expected '$', got '\(printable(marker))'")
+                throw RESPProtocolError("expected '$', got '\(Self.printable(marker))'")
             }
-            guard let length = integer(bulkHeader.bytes.dropFirst()), length >= 0, length <= 512 * 1024 * 1024 else {
+            guard let length = Self.integer(bulkHeader.bytes.dropFirst()), length >= 0, length <= 512 * 1024 * 1024
+            else {
                 throw RESPProtocolError("invalid bulk length")
             }
             guard length <= limits.maximumBulkLength else {
                 throw RESPProtocolError("bulk string longer than \(limits.maximumBulkLength) bytes")
             }
-            let dataStart = bulkHeader.next
-            guard dataStart + length <= limits.maximumRequestBytes else {
+            guard bytes + bulkHeader.consumed + length <= limits.maximumRequestBytes else {
                 throw RESPProtocolError("request larger than \(limits.maximumRequestBytes) bytes")
             }
-            guard buffer.readableBytes >= dataStart + length + 2 else { return .needMoreData }
-            let at = buffer.readerIndex + dataStart
-            guard buffer.getInteger(at: at + length, as: UInt8.self) == cr,
-                buffer.getInteger(at: at + length + 1, as: UInt8.self) == lf
+            // The header is parsed again when the data completes; it is short, so waiting for
+            // a large bulk costs one header parse per segment, not a scan of the data.
+            guard buffer.readableBytes >= bulkHeader.consumed + length + 2 else { return .needMoreData }
+            let at = buffer.readerIndex + bulkHeader.consumed
+            guard buffer.getInteger(at: at + length, as: UInt8.self) == Self.cr,
+                buffer.getInteger(at: at + length + 1, as: UInt8.self) == Self.lf
             else { throw RESPProtocolError("expected CRLF after bulk string") }
             arguments.append(buffer.getBytes(at: at, length: length) ?? [])
-            offset = dataStart + length + 2
+            buffer.moveReaderIndex(forwardBy: bulkHeader.consumed + length + 2)
+            bytes += bulkHeader.consumed + length + 2
         }
-        buffer.moveReaderIndex(forwardBy: offset)
         return .request(RESPRequest(arguments: arguments))
     }
 
-    private static func parseInline(_ buffer: inout ByteBuffer, limits: RESPLimits) throws -> Outcome {
-        guard
-            let current = try line(
-                in: buffer, from: 0, limit: limits.maximumInlineLength, tooLong: "too big inline request")
+    private mutating func parseInline(_ buffer: inout ByteBuffer) throws -> Outcome {
+        guard let current = try line(in: buffer, limit: limits.maximumInlineLength, tooLong: "too big inline request")
         else { return .needMoreData }
         let words = try InlineCommandSplitter.split(Array(current.bytes))
-        buffer.moveReaderIndex(forwardBy: current.next)
+        buffer.moveReaderIndex(forwardBy: current.consumed)
         if words.isEmpty { return .skipped }
         guard words.count <= limits.maximumArguments else {
             throw RESPProtocolError("too many arguments: at most \(limits.maximumArguments) per command")

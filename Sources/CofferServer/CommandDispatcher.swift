@@ -2,11 +2,15 @@ import CofferCore
 import CofferProtocol
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 
-/// Runs one parsed request for a session and produces its reply. It decides nothing about
+/// Runs one parsed command for a session and produces its reply. It decides nothing about
 /// access itself: every data and admin command goes to the vault core with the session's
 /// caller, and the vault's single decision function answers.
+///
+/// Local commands answer at once; pipelined ones are submitted to the vault's group committer
+/// and complete on the connection's executor; barriers run on the worker pool.
 struct CommandDispatcher: Sendable {
     let vault: Vault
     let threadPool: NIOThreadPool
@@ -14,57 +18,38 @@ struct CommandDispatcher: Sendable {
 
     static let version = "0.1.0"
 
-    struct Reply {
+    struct Reply: Sendable {
         var value: RESPValue
         var close = false
+        var update: SessionUpdate?
     }
 
-    func execute(_ request: RESPRequest, session: inout Session, limits: RESPLimitSwitch) async -> Reply {
-        let reply = await respond(to: request, session: &session, limits: limits)
-        // Tell the decoder the outcome: it may be holding requests back until AUTH is answered.
-        limits.settle(authenticated: session.isAuthenticated)
-        return reply
+    enum Parsed {
+        case command(Command)
+        /// Malformed, or not allowed before AUTH: answered at once.
+        case refused(Reply)
     }
 
-    private func respond(to request: RESPRequest, session: inout Session, limits: RESPLimitSwitch) async -> Reply {
+    /// Parses a request; a malformed command is answered at once.
+    func command(for request: RESPRequest, session: Session) -> Parsed {
         let command: Command
         do {
             command = try CommandParser.parse(request)
         } catch let error as CommandError {
             // Anonymous connections learn nothing about the command set but that AUTH is needed.
-            if !session.isAuthenticated { return Reply(value: .error("NOAUTH Authentication required.")) }
-            return Reply(value: .error(error.description))
+            if !session.isAuthenticated { return .refused(Reply(value: .error("NOAUTH Authentication required."))) }
+            return .refused(Reply(value: .error(error.description)))
         } catch {
-            return Reply(value: .error("ERR \(error)"))
+            return .refused(Reply(value: .error("ERR \(error)")))
         }
         guard session.isAuthenticated || command.allowedBeforeAuth else {
-            return Reply(value: .error("NOAUTH Authentication required."))
+            return .refused(Reply(value: .error("NOAUTH Authentication required.")))
         }
-        do {
-            return try await run(command, session: &session, limits: limits)
-        } catch let error as VaultError {
-            if error.code == .noAuth {
-                // The client was revoked: the connection is anonymous from now on.
-                session.client = nil
-            }
-            if error.code == .integrity || error.code == .storage {
-                logger.error("command failed", metadata: ["command": "\(command.name)", "error": "\(error.code)"])
-            }
-            return Reply(value: .error(error.description))
-        } catch {
-            logger.error("command failed", metadata: ["command": "\(command.name)"])
-            return Reply(value: .error("ERR internal error"))
-        }
+        return .command(command)
     }
 
-    /// Vault work runs on the thread pool, never on an event loop or the cooperative pool.
-    private func work<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await threadPool.runIfActive(body)
-    }
-
-    private func run(_ command: Command, session: inout Session, limits: RESPLimitSwitch) async throws -> Reply {
-        let vault = self.vault
-        let caller = session.caller
+    /// Answers a `.local` command.
+    func local(_ command: Command, session: Session) -> Reply {
         switch command {
         case .ping(let message):
             return Reply(value: message.map { .bulkString($0) } ?? .simpleString("PONG"))
@@ -72,87 +57,184 @@ struct CommandDispatcher: Sendable {
             return Reply(value: .bulkString(message))
         case .quit:
             return Reply(value: .simpleString("OK"), close: true)
-        case .auth(let client, let secret):
-            try await authenticate(client: client, secret: secret, session: &session, limits: limits)
-            return Reply(value: .simpleString("OK"))
-        case .hello(let version, let credentials, let clientName):
+        case .hello(let version, _, let clientName):
             if let version, version != 2 && version != 3 {
                 return Reply(value: .error("NOPROTO unsupported protocol version"))
             }
-            if let credentials {
-                try await authenticate(
-                    client: credentials.client, secret: credentials.secret, session: &session, limits: limits)
+            let update = SessionUpdate(protocolVersion: version, connectionName: clientName)
+            var updated = session
+            update.apply(to: &updated)
+            return Reply(value: Self.helloReply(updated), update: update)
+        case .clientHousekeeping(let subcommand, let name):
+            switch subcommand {
+            case "SETNAME": return Reply(value: .simpleString("OK"), update: SessionUpdate(connectionName: name))
+            case "GETNAME": return Reply(value: session.connectionName.map(RESPValue.bulk) ?? .null)
+            case "ID": return Reply(value: .integer(session.id))
+            default: return Reply(value: .simpleString("OK"))
             }
-            if let version { session.protocolVersion = version }
-            if let clientName { session.connectionName = clientName }
-            return Reply(value: helloReply(session))
-        case .whoami:
-            let role = try await work { try vault.role(of: caller) }
-            return Reply(value: .array([.bulk(session.client ?? "-"), .bulk(role)]))
+        case .commandIntrospection:
+            return Reply(value: .array([]))
+        default:
+            return Reply(value: .error("ERR internal error"))
+        }
+    }
+
+    /// Submits a `.pipelined` command to the group committer; `completion` runs on `executor`.
+    func submit(
+        _ command: Command, session: Session, on executor: any CompletionExecutor,
+        completion: @escaping @Sendable (Reply) -> Void
+    ) {
+        let caller = session.caller
+        let logger = self.logger
+        func go<T: Sendable>(_ call: Call<T>, _ reply: @escaping @Sendable (T) -> RESPValue) {
+            vault.submit(call, on: executor) { result in
+                completion(Self.reply(result.map(reply).mapError { $0 }, command: command, logger: logger))
+            }
+        }
+        switch command {
         case .put(let subject, let values):
-            // The data commands go straight to the vault's group committer: the task waits, no thread does.
-            let count = try await vault.put(subject: subject, values: values.map { ($0.field, $0.value) }, as: caller)
-            return Reply(value: .integer(count))
+            go(vault.putCall(subject: subject, values: values.map { ($0.field, $0.value) }, as: caller)) {
+                .integer($0)
+            }
         case .get(let subject, let fields):
-            let values = try await vault.get(subject: subject, fields: fields, as: caller)
-            return Reply(value: .array(values.map { $0.map(RESPValue.bulkString) ?? .null }))
+            go(vault.getCall(subject: subject, fields: fields, as: caller)) {
+                .array($0.map { $0.map(RESPValue.bulkString) ?? .null })
+            }
         case .export(let subject):
-            let pairs = try await vault.export(subject: subject, as: caller)
-            return Reply(value: .map(pairs.map { (.bulk($0.field), .bulkString($0.value)) }))
+            go(vault.exportCall(subject: subject, as: caller)) {
+                .map($0.map { (.bulk($0.field), .bulkString($0.value)) })
+            }
         case .delete(let subject, let fields):
-            return Reply(value: .integer(try await vault.delete(subject: subject, fields: fields, as: caller)))
+            go(vault.deleteCall(subject: subject, fields: fields, as: caller)) { .integer($0) }
         case .exists(let subject):
-            return Reply(value: .integer(try await vault.exists(subject: subject, as: caller) ? 1 : 0))
+            go(vault.existsCall(subject: subject, as: caller)) { .integer($0 ? 1 : 0) }
         case .find(let kindName, let value):
             guard let kind = IndexKind(rawValue: kindName) else {
-                return Reply(value: .error("ERR FIND takes 'email' or 'phone', not '\(kindName.prefix(32))'"))
+                completion(Reply(value: .error("ERR FIND takes 'email' or 'phone', not '\(kindName.prefix(32))'")))
+                return
             }
-            let subjects = try await vault.find(kind, value: value, as: caller)
-            return Reply(value: .array(subjects.map(RESPValue.bulk)))
+            go(vault.findCall(kind, value: value, as: caller)) { .array($0.map(RESPValue.bulk)) }
+        case .whoami:
+            let name = session.client ?? "-"
+            go(vault.whoamiCall(as: caller)) { .array([.bulk(name), .bulk($0)]) }
+        default:
+            completion(Reply(value: .error("ERR internal error")))
+        }
+    }
+
+    /// Runs a `.barrier` command on the worker pool (never on an event loop); `completion`
+    /// runs on `loop`. A failed AUTH is answered only after a delay that grows with the
+    /// failures of its (name, origin), the same for known and unknown names.
+    func run(
+        _ command: Command, session: Session, on loop: any EventLoop,
+        completion: @escaping @Sendable (Reply) -> Void
+    ) {
+        let vault = self.vault
+        let caller = session.caller
+        let logger = self.logger
+        let future: EventLoopFuture<Reply> = threadPool.runIfActive(eventLoop: loop) {
+            try Self.work(command, session: session, caller: caller, vault: vault)
+        }
+        future.whenComplete { result in
+            switch result {
+            case .success(let reply):
+                completion(reply)
+            case .failure(let error as AuthFailure):
+                logger.notice("AUTH failed", metadata: ["connection": "\(session.id)"])
+                loop.scheduleTask(in: .milliseconds(Int64(50 * min(error.failures, 10)))) {
+                    completion(Reply(value: .error(Self.wrongPass.description)))
+                }
+            case .failure(let error):
+                completion(Self.reply(.failure(error), command: command, logger: logger))
+            }
+        }
+    }
+
+    private struct AuthFailure: Error {
+        let failures: Int
+    }
+
+    private static let wrongPass = VaultError(.wrongPass, "invalid client name or secret, or the client is locked")
+
+    private static func work(_ command: Command, session: Session, caller: Caller, vault: Vault) throws -> Reply {
+        switch command {
+        case .auth(let client, let secret):
+            return try authenticate(client, secret, session: session, vault: vault) { _ in .simpleString("OK") }
+        case .hello(let version, let credentials?, let clientName):
+            if let version, version != 2 && version != 3 {
+                return Reply(value: .error("NOPROTO unsupported protocol version"))
+            }
+            return try authenticate(
+                credentials.client, credentials.secret, session: session, vault: vault, protocolVersion: version,
+                name: clientName
+            ) { updated in helloReply(updated) }
         case .shred(let subject):
-            return Reply(value: .integer(try await work { try vault.shred(subject: subject, as: caller) } ? 1 : 0))
+            return Reply(value: .integer(try vault.shred(subject: subject, as: caller) ? 1 : 0))
         case .clientAdd(let name, let role):
-            return Reply(value: .bulk(try await work { try vault.addClient(name: name, role: role, as: caller) }))
+            return Reply(value: .bulk(try vault.addClient(name: name, role: role, as: caller)))
         case .clientList:
-            let clients = try await work { try vault.listClients(as: caller) }
+            let clients = try vault.listClients(as: caller)
             return Reply(value: .array(clients.map { .bulk("\($0.name) \($0.role)\($0.locked ? " locked" : "")") }))
         case .clientRevoke(let name):
-            return Reply(value: .integer(try await work { try vault.revokeClient(name: name, as: caller) } ? 1 : 0))
+            return Reply(value: .integer(try vault.revokeClient(name: name, as: caller) ? 1 : 0))
+        case .clientUnlock(let name):
+            return Reply(value: .integer(try vault.unlockClient(name: name, as: caller) ? 1 : 0))
         case .keysRotate:
-            let version = try await work { try vault.rotateKEK(as: caller) }
-            return Reply(value: .integer(Int(version)))
+            return Reply(value: .integer(Int(try vault.rotateKEK(as: caller))))
         case .keysStatus:
-            let status = try await work { try vault.keyStatus(as: caller) }
-            return Reply(value: Self.statusReply(status))
+            return Reply(value: statusReply(try vault.keyStatus(as: caller)))
         case .keysRetire(let version):
-            try await work { try vault.retireKEK(version, as: caller) }
+            try vault.retireKEK(version, as: caller)
             return Reply(value: .simpleString("OK"))
         case .rekey(let subject):
-            return Reply(value: .integer(try await work { try vault.rekey(subject: subject, as: caller) } ? 1 : 0))
+            return Reply(value: .integer(try vault.rekey(subject: subject, as: caller) ? 1 : 0))
         case .auditTail(let count):
-            let lines = try await work { try vault.auditTail(count, as: caller) }
-            return Reply(value: .array(lines.map(RESPValue.bulk)))
+            return Reply(value: .array(try vault.auditTail(count, as: caller).map(RESPValue.bulk)))
         case .auditVerify:
-            switch try await work({ try vault.verifyAudit(as: caller) }) {
+            switch try vault.verifyAudit(as: caller) {
             case .verified(let count):
                 return Reply(value: .simpleString("OK \(count) entries verified"))
             case .tampered(let seq, let reason):
                 return Reply(value: .error("TAMPERED at seq \(seq): \(reason)"))
             }
-        case .clientHousekeeping(let subcommand, let name):
-            switch subcommand {
-            case "SETNAME":
-                session.connectionName = name
-                return Reply(value: .simpleString("OK"))
-            case "GETNAME":
-                return Reply(value: session.connectionName.map(RESPValue.bulk) ?? .null)
-            case "ID":
-                return Reply(value: .integer(session.id))
-            default:
-                return Reply(value: .simpleString("OK"))
+        default:
+            return Reply(value: .error("ERR internal error"))
+        }
+    }
+
+    /// Checks the secret in the vault core (which counts failures per name and origin).
+    private static func authenticate(
+        _ client: String, _ secret: [UInt8], session: Session, vault: Vault, protocolVersion: Int? = nil,
+        name: String? = nil, reply: (Session) -> RESPValue
+    ) throws -> Reply {
+        switch try vault.authenticate(client: client, secret: secret, origin: session.origin, peer: session.peer) {
+        case .success(_, let binding):
+            let update = SessionUpdate(
+                authenticated: (client, binding), protocolVersion: protocolVersion, connectionName: name)
+            var updated = session
+            update.apply(to: &updated)
+            return Reply(value: reply(updated), update: update)
+        case .failure(let failures):
+            throw AuthFailure(failures: failures)
+        }
+    }
+
+    /// The reply for a finished vault call; a `NOAUTH` from the vault (the client was revoked
+    /// or changed) makes the connection anonymous again.
+    private static func reply(_ result: Result<RESPValue, any Error>, command: Command, logger: Logger) -> Reply {
+        switch result {
+        case .success(let value):
+            return Reply(value: value)
+        case .failure(let error as VaultError):
+            if error.code == .integrity || error.code == .storage {
+                logger.error("command failed", metadata: ["command": "\(command.name)", "error": "\(error.code)"])
             }
-        case .commandIntrospection:
-            return Reply(value: .array([]))
+            return Reply(
+                value: .error(error.description),
+                update: error.code == .noAuth ? SessionUpdate(deauthenticated: true) : nil)
+        case .failure:
+            logger.error("command failed", metadata: ["command": "\(command.name)"])
+            return Reply(value: .error("ERR internal error"))
         }
     }
 
@@ -171,25 +253,7 @@ struct CommandDispatcher: Sendable {
         ])
     }
 
-    /// Checks the secret in the vault core; failures are slowed in proportion to the run of
-    /// failures against that name (capped), on top of the lock-out the core applies.
-    private func authenticate(
-        client: String, secret: [UInt8], session: inout Session, limits: RESPLimitSwitch
-    ) async throws {
-        let vault = self.vault
-        let origin = session.origin
-        let outcome = try await work { try vault.authenticate(client: client, secret: secret, origin: origin) }
-        switch outcome {
-        case .success:
-            session.client = client
-        case .failure(let failures):
-            logger.notice("AUTH failed", metadata: ["connection": "\(session.id)"])
-            try? await Task.sleep(for: .milliseconds(50 * min(failures, 10)))
-            throw VaultError(.wrongPass, "invalid client name or secret, or the client is locked")
-        }
-    }
-
-    private func helloReply(_ session: Session) -> RESPValue {
+    private static func helloReply(_ session: Session) -> RESPValue {
         var pairs: [(RESPValue, RESPValue)] = [
             (.bulk("server"), .bulk("coffer")),
             (.bulk("version"), .bulk(Self.version)),

@@ -10,6 +10,11 @@ public struct ServerConfiguration: Sendable {
     public var tls: ServerTLS?
     /// Most connections served at once (default 1024); more are answered with an error and closed.
     public var maximumClients: Int
+    /// Most connections that have not authenticated (default a quarter of `maximumClients`), so
+    /// an authenticated client always finds a slot.
+    public var maximumAnonymousClients: Int?
+    /// Per-connection bounds: output limit, requests in flight, AUTH and request deadlines.
+    public var connection: ConnectionLimits
     /// Seconds a connection may stay silent before it is closed (default 300).
     public var idleTimeoutSeconds: Int64
     /// Data keys rewrapped per transaction by the background rewrap (default 1000); a request
@@ -26,6 +31,8 @@ public struct ServerConfiguration: Sendable {
         tcp: ListenAddress? = nil,
         tls: ServerTLS? = nil,
         maximumClients: Int = 1024,
+        maximumAnonymousClients: Int? = nil,
+        connection: ConnectionLimits = ConnectionLimits(),
         idleTimeoutSeconds: Int64 = 300,
         rewrapBatchSize: Int = 1000,
         workerThreads: Int = 4,
@@ -36,6 +43,8 @@ public struct ServerConfiguration: Sendable {
         self.tcp = tcp
         self.tls = tls
         self.maximumClients = maximumClients
+        self.maximumAnonymousClients = maximumAnonymousClients
+        self.connection = connection
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.rewrapBatchSize = rewrapBatchSize
         self.workerThreads = workerThreads

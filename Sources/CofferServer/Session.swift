@@ -3,22 +3,48 @@ import CofferCore
 /// The state of one connection: who it is (once authenticated) and which RESP version it speaks.
 struct Session: Sendable {
     let id: Int
-    /// `unix` or `tcp HOST:PORT`, recorded in the audit trail.
+    /// `unix`, `tcp HOST:PORT` or `tls HOST:PORT`, recorded in the audit trail.
     let origin: String
-    /// The authenticated client, if any.
+    /// What failed AUTHs are counted by: `uid N` on the Unix socket, `ip ADDRESS` on TCP.
+    var peer: String
+    /// The authenticated client, if any, and the client record its AUTH proved.
     var client: String?
+    var binding: ClientBinding?
     /// The name a library gave the connection (`CLIENT SETNAME`, `HELLO … SETNAME`).
     var connectionName: String?
     var protocolVersion = 2
 
-    init(id: Int, origin: String) {
+    init(id: Int, origin: String, peer: String) {
         self.id = id
         self.origin = origin
+        self.peer = peer
     }
 
     var isAuthenticated: Bool { client != nil }
 
     var caller: Caller {
-        client.map { .client($0, origin: origin) } ?? .anonymous(origin: origin)
+        client.map { .client($0, origin: origin, binding: binding) } ?? .anonymous(origin: origin)
+    }
+}
+
+/// What a command changes about its session; the connection applies it when the command ends.
+struct SessionUpdate: Sendable {
+    var authenticated: (client: String, binding: ClientBinding)?
+    /// The client behind the session was revoked or changed: the connection is anonymous again.
+    var deauthenticated = false
+    var protocolVersion: Int?
+    var connectionName: String?
+
+    func apply(to session: inout Session) {
+        if let authenticated {
+            session.client = authenticated.client
+            session.binding = authenticated.binding
+        }
+        if deauthenticated {
+            session.client = nil
+            session.binding = nil
+        }
+        if let protocolVersion { session.protocolVersion = protocolVersion }
+        if let connectionName { session.connectionName = connectionName }
     }
 }

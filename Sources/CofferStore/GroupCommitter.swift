@@ -14,6 +14,7 @@ public final class GroupCommitter: Sendable {
     struct Job: Sendable {
         let run: @Sendable (any StoreWriting) -> Void
         let finish: @Sendable ((any Error)?) -> Void
+        let executor: (any CompletionExecutor)?
     }
 
     private struct State {
@@ -48,7 +49,20 @@ public final class GroupCommitter: Sendable {
             done.signal()
         }
         done.wait()
-        return try outcome.withLock { $0! }.get()
+        // `done` is signalled only after `outcome` is set, so it holds a value here.
+        guard let result = outcome.withLock({ $0 }) else { throw StoreError("the commit batch lost a result") }
+        return try result.get()
+    }
+
+    /// Runs `body` in the next batch and calls `completion` once the batch is durable, on
+    /// `executor`: every job of one batch with the same executor completes in one call of its
+    /// `execute`, so a connection with many pipelined requests in a batch is woken once.
+    public func submit<T: Sendable>(
+        ownSavepoint: Bool = false, on executor: any CompletionExecutor,
+        _ body: @escaping @Sendable (any StoreWriting) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        enqueue(ownSavepoint: ownSavepoint, executor: executor, body, completion: completion)
     }
 
     /// Runs `body` in the next batch and resumes once the batch is durable.
@@ -61,7 +75,7 @@ public final class GroupCommitter: Sendable {
     }
 
     private func enqueue<T: Sendable>(
-        ownSavepoint: Bool,
+        ownSavepoint: Bool, executor: (any CompletionExecutor)? = nil,
         _ body: @escaping @Sendable (any StoreWriting) throws -> T,
         completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
@@ -74,10 +88,15 @@ public final class GroupCommitter: Sendable {
             finish: { batchError in
                 if let batchError {
                     completion(.failure(batchError))
+                } else if let value = result.withLock({ $0 }) {
+                    completion(value)
                 } else {
-                    completion(result.withLock { $0! })
+                    // Unreachable: `finish` runs only after the batch ran every job's `run`,
+                    // which sets the result; a missing one is reported, not trapped on.
+                    completion(.failure(StoreError("the commit batch did not run this command")))
                 }
-            })
+            },
+            executor: executor)
         let accepted = state.withLock { state -> Bool in
             guard !state.stopped else { return false }
             state.queue.append(job)
@@ -108,16 +127,37 @@ public final class GroupCommitter: Sendable {
                 // thread, so this one can start the next batch at once.
                 do {
                     try store.write { tx in for job in jobs { job.run(tx) } }
-                    completions.async { for job in jobs { job.finish(nil) } }
+                    complete(jobs, nil)
                     store.boundWAL()
                 } catch {
-                    completions.async { for job in jobs { job.finish(error) } }
+                    complete(jobs, error)
                 }
             }
             if stop {
                 finished.signal()
                 return
             }
+        }
+    }
+
+    /// Hands each job its fate: jobs with an executor in one call per executor, the others on
+    /// the completion queue.
+    private func complete(_ jobs: [Job], _ error: (any Error)?) {
+        var plain: [Job] = []
+        var groups: [ObjectIdentifier: (executor: any CompletionExecutor, jobs: [Job])] = [:]
+        for job in jobs {
+            if let executor = job.executor {
+                groups[ObjectIdentifier(executor), default: (executor, [])].jobs.append(job)
+            } else {
+                plain.append(job)
+            }
+        }
+        for (executor, group) in groups.values {
+            executor.execute { for job in group { job.finish(error) } }
+        }
+        if !plain.isEmpty {
+            let rest = plain
+            completions.async { for job in rest { job.finish(error) } }
         }
     }
 
@@ -134,4 +174,9 @@ public final class GroupCommitter: Sendable {
         if Thread.current.threadDictionary[Self.threadMarker] != nil { return }
         finished.wait()
     }
+}
+
+/// Where a batch's completions run (for the server, a connection's event loop).
+public protocol CompletionExecutor: AnyObject, Sendable {
+    func execute(_ work: @escaping @Sendable () -> Void)
 }

@@ -207,8 +207,11 @@ struct SQLiteTransaction: StoreWriting {
         return try Row.fetchOne(statement, arguments: [name]).map(Self.clientRecord)
     }
 
-    func clientRole(named name: String) throws -> String? {
-        try String.fetchOne(try db.cachedStatement(sql: "SELECT role FROM client WHERE name = ?"), arguments: [name])
+    func clientCredential(named name: String) throws -> (role: String, secretHash: [UInt8])? {
+        let statement = try db.cachedStatement(sql: "SELECT role, secret_hash FROM client WHERE name = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [name]) else { return nil }
+        let hash: Data = row[1]
+        return (row[0], [UInt8](hash))
     }
 
     func clients() throws -> [ClientRecord] {

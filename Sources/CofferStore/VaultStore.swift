@@ -21,8 +21,9 @@ public protocol StoreReading {
     /// Every KEK version that still wraps at least one DEK.
     func referencedKEKVersions() throws -> [UInt32]
     func client(named name: String) throws -> ClientRecord?
-    /// Just the role of a client, for the per-command access check.
-    func clientRole(named name: String) throws -> String?
+    /// A client's role and secret hash, for the per-command access check (which also checks
+    /// that the session's client record is still the one it authenticated against).
+    func clientCredential(named name: String) throws -> (role: String, secretHash: [UInt8])?
     func clients() throws -> [ClientRecord]
     /// The newest audit entry's sequence number and MAC, if any.
     func lastAudit() throws -> (seq: Int64, mac: [UInt8])?

@@ -58,8 +58,27 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Most clients connected at once.")
     var maxClients = 1024
 
+    @Option(
+        name: .long,
+        help:
+            "Most connections that have not authenticated (default: a quarter of --max-clients), so an authenticated client always finds a slot."
+    )
+    var maxAnonymousClients: Int?
+
     @Option(name: .long, help: "Seconds of silence after which a connection is closed.")
     var idleTimeout: Int64 = 300
+
+    @Option(
+        name: .long,
+        help: "Seconds a new connection has to authenticate (PING does not extend it); then it is closed.")
+    var authTimeout: Int64 = 10
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Bytes of replies buffered for a client that is not reading them before it is disconnected (like Redis's client-output-buffer-limit).",
+            valueName: "bytes"))
+    var clientOutputLimit = 64 * 1024 * 1024
 
     @Option(
         name: .long,
@@ -86,6 +105,16 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxClients > 0 else { throw ValidationError("--max-clients must be positive") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        guard authTimeout > 0 else { throw ValidationError("--auth-timeout must be positive") }
+        guard clientOutputLimit >= 8 * 1024 * 1024 else {
+            throw ValidationError("--client-output-limit must be at least 8388608: one reply may be 8 MiB")
+        }
+        if let maxAnonymousClients, !(1...maxClients).contains(maxAnonymousClients) {
+            throw ValidationError("--max-anonymous-clients must be between 1 and --max-clients")
+        }
+        var connection = ConnectionLimits()
+        connection.authTimeout = .seconds(authTimeout)
+        connection.outputBytes = clientOutputLimit
         if noSocket && tcp == nil { throw ValidationError("--no-socket needs --listen") }
         var tls: ServerTLS?
         switch (tlsCert, tlsKey) {
@@ -121,7 +150,8 @@ struct Serve: AsyncParsableCommand {
         let server = CofferServer(
             vault: opened,
             configuration: ServerConfiguration(
-                socketPath: socketPath, tcp: tcp, tls: tls, maximumClients: maxClients, idleTimeoutSeconds: idleTimeout,
+                socketPath: socketPath, tcp: tcp, tls: tls, maximumClients: maxClients,
+                maximumAnonymousClients: maxAnonymousClients, connection: connection, idleTimeoutSeconds: idleTimeout,
                 rewrapBatchSize: rewrapBatch,
                 onReady: { listeners in
                     for listener in listeners { note("coffer: listening on \(listener)") }

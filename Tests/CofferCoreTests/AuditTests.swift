@@ -46,9 +46,15 @@ import Testing
 
     @Test func lockOutIsAudited() throws {
         let t = try TestVault()
-        for _ in 0..<10 { _ = try t.vault.authenticate(client: "support1", secret: [1]) }
+        for guess in 0..<10 { _ = try t.vault.authenticate(client: "support1", secret: [UInt8(guess)]) }
         let commands = try entries(t).map { "\($0["command"]!)/\($0["outcome"]!)" }
+        // The first failure of the window at once, the lock-out at once; the eight between are
+        // counted and written as one entry when the window closes (or at shutdown).
         #expect(commands.suffix(2) == ["AUTH/denied", "AUTH.LOCKOUT/denied"])
+        try t.vault.flushAuthFailures(all: true)
+        let last = try #require(try entries(t).last { $0["command"] as? String == "AUTH.REPEATED" })
+        #expect(last["fields"] as? [String] == ["count:8"])
+        #expect(last["client"] as? String == "support1")
     }
 
     func tamperedAt(_ t: TestVault) throws -> Int64? {

@@ -6,7 +6,7 @@ import Testing
 /// connection keeps being served and memory stays bounded.
 @Suite struct HostileInputTests {
     @Test func hostileInputSuite() throws {
-        let server = try TestServer()
+        let server = try TestServer(extraArguments: ["--auth-timeout", "3", "--client-output-limit", "8388608"])
         let support = try server.addClient("hostile-support", role: "support")
         let victim = try server.addClient("hostile-victim", role: "billing")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

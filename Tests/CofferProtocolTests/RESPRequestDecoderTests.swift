@@ -5,11 +5,6 @@ import NIOTestUtils
 import Testing
 
 @Suite struct RESPRequestDecoderTests {
-    static func authenticatedSwitch() -> RESPLimitSwitch {
-        let limits = RESPLimitSwitch()
-        limits.setAuthenticated(true)
-        return limits
-    }
 
     @Test func decodesArraysAndInlineByteByByteAndInBatches() throws {
         let binary: [UInt8] = [0, 0xff, 0x0d, 0x0a, 0x24]
@@ -29,11 +24,10 @@ import Testing
             ("*0\r\n*-1\r\n\r\nPING\r\n", [RESPRequest("PING")]),
             ("*1\r\n$0\r\n\r\n", [RESPRequest(arguments: [[]])]),
         ]
-        let limits = Self.authenticatedSwitch()
         try ByteToMessageDecoderVerifier.verifyDecoder(
             inputOutputPairs: pairs.map { (ByteBuffer(string: $0.0), $0.1) }
                 + [(binaryRequest, [RESPRequest(arguments: [Array("PUT".utf8), Array("s".utf8), binary])])],
-            decoderFactory: { RESPRequestDecoder(limits: limits) })
+            decoderFactory: { RESPRequestDecoder(limits: .authenticated) })
     }
 
     /// The malformed inputs Redis's own protocol tests use, and what Redis answers.
@@ -61,7 +55,7 @@ import Testing
     @Test(arguments: malformed)
     func malformedInputIsAProtocolError(_ example: (String, String)) throws {
         let channel = EmbeddedChannel(
-            handler: ByteToMessageHandler(RESPRequestDecoder(limits: Self.authenticatedSwitch())))
+            handler: ByteToMessageHandler(RESPRequestDecoder(limits: .authenticated)))
         #expect {
             try channel.writeInbound(ByteBuffer(string: example.0))
         } throws: { error in
@@ -71,7 +65,7 @@ import Testing
 
     @Test func negativeMultibulkLengthIsIgnoredLikeRedis() throws {
         let channel = EmbeddedChannel(
-            handler: ByteToMessageHandler(RESPRequestDecoder(limits: Self.authenticatedSwitch())))
+            handler: ByteToMessageHandler(RESPRequestDecoder(limits: .authenticated)))
         try channel.writeInbound(ByteBuffer(string: "*-10\r\nPING\r\n"))
         #expect(try channel.readInbound(as: RESPRequest.self) == RESPRequest("PING"))
         #expect(try channel.readInbound(as: RESPRequest.self) == nil)
@@ -79,7 +73,7 @@ import Testing
 
     @Test func nulBytesInAnInlineLineAreJustBytes() throws {
         let channel = EmbeddedChannel(
-            handler: ByteToMessageHandler(RESPRequestDecoder(limits: Self.authenticatedSwitch())))
+            handler: ByteToMessageHandler(RESPRequestDecoder(limits: .authenticated)))
         var buffer = ByteBuffer(string: "GET s na")
         buffer.writeBytes([0, 0])
         buffer.writeString("me\r\n")
@@ -90,44 +84,64 @@ import Testing
 
     @Test func aLineThatNeverEndsIsCutOffAtTheLimit() throws {
         let channel = EmbeddedChannel(
-            handler: ByteToMessageHandler(RESPRequestDecoder(limits: Self.authenticatedSwitch())))
+            handler: ByteToMessageHandler(RESPRequestDecoder(limits: .authenticated)))
         let chunk = ByteBuffer(repeating: UInt8(ascii: "a"), count: 16 * 1024)
         #expect {
             for _ in 0..<8 { try channel.writeInbound(chunk) }
         } throws: { ($0 as? RESPProtocolError)?.message == "too big inline request" }
     }
 
-    @Test func anonymousConnectionsGetSmallLimitsUntilAuthenticated() throws {
-        let limits = RESPLimitSwitch()
+    @Test func anonymousLimitsAreSmall() throws {
         var big = ByteBuffer(string: "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2000\r\n")
         #expect {
-            _ = try RESPRequestParser.parse(&big, limits: limits.limits)
+            _ = try RESPRequestParser.parse(&big, limits: .anonymous)
         } throws: { ($0 as? RESPProtocolError)?.message.contains("longer than 1024") == true }
         var many = ByteBuffer(string: "*9\r\n")
-        #expect(throws: RESPProtocolError.self) { _ = try RESPRequestParser.parse(&many, limits: limits.limits) }
-        limits.setAuthenticated(true)
+        #expect(throws: RESPProtocolError.self) { _ = try RESPRequestParser.parse(&many, limits: .anonymous) }
         var again = ByteBuffer(string: "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2000\r\n")
-        #expect(try RESPRequestParser.parse(&again, limits: limits.limits) == .needMoreData)
+        #expect(try RESPRequestParser.parse(&again, limits: .authenticated) == .needMoreData)
     }
 
-    @Test func anAnonymousPipelineWaitsForTheAuthOutcome() throws {
-        let limits = RESPLimitSwitch()
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RESPRequestDecoder(limits: limits)))
-        let big = "*12\r\n$3\r\nPUT\r\n$1\r\ns" + String(repeating: "\r\n$4\r\nname\r\n$1\r\nx", count: 5) + "\r\n"
-        try channel.writeInbound(ByteBuffer(string: "AUTH admin secret\r\n" + big))
-        #expect(try channel.readInbound(as: RESPRequest.self) == RESPRequest("AUTH", "admin", "secret"))
-        // The PUT (12 arguments, over the anonymous limit of 8) is held, not refused, until AUTH is answered.
-        #expect(try channel.readInbound(as: RESPRequest.self) == nil)
-        #expect(limits.current == .awaitingAuthentication)
-        limits.settle(authenticated: true)
-        try channel.writeInbound(ByteBuffer())
-        #expect(try channel.readInbound(as: RESPRequest.self)?.arguments.count == 12)
-        // Had AUTH failed, the same PUT would have been a protocol error.
-        let refused = RESPLimitSwitch()
-        let other = EmbeddedChannel(handler: ByteToMessageHandler(RESPRequestDecoder(limits: refused)))
-        try other.writeInbound(ByteBuffer(string: "AUTH admin wrong\r\n" + big))
-        refused.settle(authenticated: false)
-        #expect(throws: RESPProtocolError.self) { try other.writeInbound(ByteBuffer()) }
+    /// A request trickling in is parsed as it arrives: complete arguments leave the buffer at
+    /// once and are never looked at again, and a large bulk costs one short header parse per
+    /// segment, so a client sending a 3 MiB request one byte at a time no longer makes the
+    /// server rescan everything it sent (which was quadratic).
+    @Test func aTricklingRequestIsParsedIncrementally() throws {
+        var parser = RESPRequestParser(limits: .authenticated)
+        let value = [UInt8](repeating: 0x61, count: 200_000)
+        var wire = ByteBuffer(string: "*4\r\n$3\r\nPUT\r\n$1\r\ns\r\n$4\r\nname\r\n$\(value.count)\r\n")
+        wire.writeBytes(value)
+        wire.writeString("\r\n")
+        var buffer = ByteBuffer()
+        var fed = 0
+        var result: RESPRequest?
+        let prefix = 40  // "*4 … name\r\n" is 30 bytes: complete arguments by then
+        while let byte = wire.readInteger(as: UInt8.self) {
+            buffer.writeInteger(byte)
+            fed += 1
+            if case .request(let request) = try parser.next(&buffer) { result = request }
+            if fed == prefix {
+                // The array header and the three complete arguments have been consumed.
+                #expect(buffer.readableBytes == prefix - 30)
+                #expect(!parser.isIdle)
+            }
+        }
+        #expect(result?.arguments.count == 4)
+        #expect(result?.arguments[3] == value)
+        #expect(parser.isIdle && buffer.readableBytes == 0)
+    }
+
+    /// An inline line trickling in is searched for its end once, not from its start per byte.
+    @Test func aTricklingInlineLineCompletes() throws {
+        var parser = RESPRequestParser(limits: .authenticated)
+        var buffer = ByteBuffer()
+        var outcomes: [RESPRequestParser.Outcome] = []
+        for byte in Array("ECHO hello-world\r\n".utf8) {
+            buffer.writeInteger(byte)
+            outcomes.append(try parser.next(&buffer))
+        }
+        #expect(outcomes.last == .request(RESPRequest("ECHO", "hello-world")))
+        #expect(outcomes.dropLast().allSatisfy { $0 == .needMoreData })
     }
 
     @Test func partialInputConsumesNothing() throws {

@@ -126,7 +126,10 @@ case("1,000,000 arguments declared, anonymous", b"*1000000\r\n", (ERR,))
 case("argument count past Int.max, anonymous", b"*9999499999999999999\r\n", (ERR,))
 case("bulk length past Int.max", b"*1\r\n$9999999999999999999\r\n", (ERR,), authenticated=True)
 case("1025 arguments", resp(*(["GET", "s"] + ["name"] * 1023)), (ERR,), authenticated=True)
-case("1024 arguments (at the limit)", resp(*(["GET", "s"] + ["name"] * 1022)), (b"*1022",), authenticated=True)
+case("1024 arguments (at the limit)", resp(*(["PUT", "s"] + ["name", "x"] * 511)), (b":1",), authenticated=True)
+# GET naming one field 1,022 times returned 6,500x the request's size: duplicates are refused.
+case("GET naming one field 1,022 times", resp(*(["GET", "s"] + ["name"] * 1022)), (b"-INVALID GET names field 'name' more than once",), authenticated=True)
+case("DEL naming one field twice", resp("DEL", "s", "name", "name"), (b"-INVALID DEL names field",), authenticated=True)
 case("bulk string of 1 MiB + 1", resp("PUT", "s", "name", b"x" * (1024 * 1024 + 1)), (ERR,), authenticated=True)
 case("AUTH with a 1 MB secret", resp("AUTH", "admin", b"x" * (1024 * 1024)), (ERR,))
 case("AUTH with a huge client name", resp("AUTH", b"n" * 3000, "x"), (ERR,))
@@ -226,6 +229,181 @@ def half_then_close():
 
 
 case("close in the middle of a request", fn=half_then_close)
+
+
+def unread_flood(authenticate, mib, limit_mib):
+    """Security round 2, item 1: a connection that pipelines MiBs of PINGs and never reads its
+    replies is bounded (closed once its unread replies pass the output limit), and the server's
+    memory goes back when such connections close."""
+    def run():
+        before = rss_kib()
+        peak = before
+        closed = 0
+        for _ in range(3):
+            s = connect()
+            s.settimeout(5)
+            if authenticate:
+                s.sendall(resp("AUTH", "hostile-support", SUPPORT))
+            else:
+                # A wrong secret: the flood then runs anonymous, as the attack did.
+                s.sendall(resp("AUTH", "hostile-support", "x"))
+            chunk = b"PING\r\n" * (1 << 16)
+            sent = 0
+            try:
+                while sent < mib << 20:
+                    s.sendall(chunk)
+                    sent += len(chunk)
+            except (socket.timeout, OSError):
+                pass
+            peak = max(peak, rss_kib())
+            # The server closed it (EOF or reset while we keep sending), or stopped reading.
+            try:
+                s.settimeout(10)
+                while s.recv(1 << 20):
+                    pass
+                closed += 1
+            except (socket.timeout, OSError):
+                closed += 1
+            s.close()
+        time.sleep(1.0)
+        after = rss_kib()
+        growth, kept = (peak - before) // 1024, (after - before) // 1024
+        ok = closed == 3 and growth <= 3 * limit_mib + 24 and kept <= 20
+        return ok, f"rss {before // 1024} -> peak {peak // 1024} -> after {after // 1024} MiB (growth {growth}, kept {kept})"
+    return run
+
+
+case("unread PING flood after a failed AUTH (3 x 64 MiB)", fn=unread_flood(False, 64, 0))
+case("unread PING flood, authenticated (3 x 32 MiB, output limit 8 MiB)", fn=unread_flood(True, 32, 8))
+
+
+def redis_py_retry_then_right_secret():
+    """Item 3: redis-py retries a failed AUTH (10 times by default); one call with a stale
+    secret must not lock the service out: the right secret works at once afterwards."""
+    import redis
+    stale = redis.Redis(host="127.0.0.1", port=PORT, username="hostile-victim", password="stale", protocol=2)
+    try:
+        stale.ping()
+        return False, "the stale secret was accepted"
+    except redis.exceptions.AuthenticationError:
+        pass
+    except redis.exceptions.ConnectionError:
+        pass
+    right = redis.Redis(host="127.0.0.1", port=PORT, username="hostile-victim", password=VICTIM, protocol=2)
+    ok = right.execute_command("WHOAMI") == [b"hostile-victim", b"billing"]
+    return ok, "right secret accepted after a redis-py call with a stale one"
+
+
+case("redis-py with a stale secret does not lock the client out", fn=redis_py_retry_then_right_secret)
+
+
+def lockout_is_per_origin():
+    """Item 3: a lock-out earned from 127.0.0.2 does not lock the same name out on 127.0.0.1."""
+    attacker = socket.create_connection(("127.0.0.1", PORT), timeout=30, source_address=("127.0.0.2", 0))
+    for guess in range(10):
+        attacker.sendall(resp("AUTH", "hostile-victim", f"guess-{guess}"))
+        read_reply(attacker)
+    attacker.sendall(resp("AUTH", "hostile-victim", VICTIM))
+    locked_there = read_reply(attacker).startswith(b"-WRONGPASS")
+    attacker.close()
+    s = connect(tcp=True)
+    s.sendall(resp("AUTH", "hostile-victim", VICTIM))
+    fine_here = read_reply(s).startswith(b"+OK")
+    s.close()
+    return locked_there and fine_here, f"locked on 127.0.0.2: {locked_there}, serves on 127.0.0.1: {fine_here}"
+
+
+case("a lock-out from 127.0.0.2 leaves 127.0.0.1 alone", fn=lockout_is_per_origin)
+
+
+def audit_seq():
+    s = authed(ADMIN, "admin")
+    s.sendall(resp("AUDIT.TAIL", "1"))
+    data = b""
+    while b"}" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    text = data.decode(errors="replace")
+    return int(text.split('"seq":')[1].split(",")[0].split("}")[0])
+
+
+def failed_auth_audit_is_bounded():
+    """Item 4: 2,000 failed AUTHs (one stale secret, from 100 connections) add a bounded number
+    of audit rows: the first failure of each (name, origin) per window, the rest counted."""
+    before = audit_seq()
+    def attacker():
+        s = connect()
+        s.settimeout(60)
+        s.sendall(b"".join(resp("AUTH", "hostile-support", "stale-secret") for _ in range(20)))
+        data = b""
+        while data.count(b"\r\n") < 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+    threads = [threading.Thread(target=attacker) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    added = audit_seq() - before - 1  # the AUDIT.TAIL of the first audit_seq() call
+    return added <= 4, f"2000 failed AUTHs added {added} audit rows (AUTH/denied once per window; the rest counted)"
+
+
+case("2,000 failed AUTHs write a bounded number of audit rows", fn=failed_auth_audit_is_bounded)
+
+
+def anonymous_slots_are_capped():
+    """Item 4: idle anonymous connections get their own cap (a quarter of --max-clients), are
+    closed at the AUTH deadline even if they PING, and an authenticated client keeps its slot."""
+    opened, refused = [], 0
+    try:
+        for _ in range(400):
+            s = connect()
+            try:
+                s.sendall(b"PING\r\n")
+            except OSError:
+                pass  # a refused connection may already be closed: its error is still readable
+            reply = read_reply(s)
+            if reply.startswith(b"-ERR max number of unauthenticated clients"):
+                refused += 1
+                s.close()
+            else:
+                opened.append(s)
+        capped = len(opened) <= 256 and refused >= 400 - 256
+        # Pinging does not extend the deadline (3 s in this suite): all are closed by 6 s.
+        deadline = time.time() + 6
+        while time.time() < deadline:
+            for s in opened:
+                try:
+                    s.sendall(b"PING\r\n")
+                except OSError:
+                    pass
+            time.sleep(1)
+        alive = 0
+        for s in opened:
+            try:
+                s.sendall(b"PING\r\n")
+                reply = read_reply(s)
+                if reply.startswith(b"+PONG"):
+                    alive += 1
+            except OSError:
+                pass
+        fresh = authed()
+        fresh.sendall(b"PING\r\n")
+        served = read_reply(fresh) == b"+PONG\r\n"
+        fresh.close()
+        return capped and alive == 0 and served, f"{len(opened)} admitted, {refused} refused, {alive} still open after the deadline, authenticated client served: {served}"
+    finally:
+        for s in opened:
+            s.close()
+
+
+case("400 idle anonymous connections cannot take every slot", fn=anonymous_slots_are_capped)
 
 
 def brute_force():

@@ -1,0 +1,528 @@
+import CofferCore
+import CofferProtocol
+import Logging
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// One connection's request path, entirely on its event loop: it parses requests as bytes
+/// arrive, starts each command in order without waiting for earlier replies, writes replies in
+/// order, and flushes once per read burst or completed commit batch.
+///
+/// Everything one connection can make the server hold is bounded:
+/// - unparsed input: one request (the parser's limits) plus one read; while a command that
+///   changes the session (AUTH) or runs alone is in progress, nothing more is read;
+/// - parsed requests not yet answered: `maximumInFlight`; past it the connection stops reading;
+/// - replies not yet written to the socket: the output limit (the channel's high water mark:
+///   `anonymousOutputBytes` before AUTH, `outputBytes` after), past which the connection is
+///   closed and the reason logged, as Redis's `client-output-buffer-limit` does. A client that
+///   pipelines and reads its replies later (redis-py's `pipeline()`) is served as Redis serves
+///   it: its replies are buffered up to that limit while its requests keep being read.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// A reply in order: nil until its command has answered.
+    private struct Slot {
+        var reply: ByteBuffer?
+        var close = false
+        /// Ready, but waiting behind an earlier reply (counted in `heldBytes`).
+        var held = false
+        /// The RESP version in force when the command was read.
+        let version: Int
+    }
+
+    private let dispatcher: CommandDispatcher
+    private let registry: ConnectionRegistry
+    private let limits: ConnectionLimits
+    private let logger: Logger
+    private let secured: Bool
+
+    private var context: ChannelHandlerContext?
+    private var session = Session(id: 0, origin: "unix", peer: "unknown")
+    private var registration: ConnectionRegistry.Registration?
+    private var executor: ConnectionExecutor?
+    private var parser = RESPRequestParser(limits: .anonymous)
+    private var input: ByteBuffer?
+    private var slots = CircularBuffer<Slot>()
+    /// The sequence number of `slots.first`.
+    private var firstSlot = 0
+    /// Bytes of replies that are ready but wait behind an earlier one.
+    private var heldBytes = 0
+    /// A barrier command parsed but not started (it waits for every earlier reply).
+    private var pendingBarrier: (sequence: Int, command: Command)?
+    private var barrierRunning = false
+    private var readPending = false
+    private var closing = false
+    private var inputClosed = false
+    /// True while replies are being produced in a burst that flushes once at its end.
+    fileprivate var batching = false
+    /// Replies due to be written, coalesced into one buffer per flush.
+    private var outgoing: ByteBuffer?
+    private var authDeadline: Scheduled<Void>?
+    private var requestDeadline: Scheduled<Void>?
+
+    init(
+        dispatcher: CommandDispatcher, registry: ConnectionRegistry, limits: ConnectionLimits, logger: Logger,
+        secured: Bool
+    ) {
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.limits = limits
+        self.logger = logger
+        self.secured = secured
+    }
+
+    // MARK: Life cycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard registration == nil, !closing else { return }
+        let channel = context.channel
+        let origin: String
+        var peer: String
+        if let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
+            origin = "\(secured ? "tls" : "tcp") \(ip):\(port)"
+            peer = "ip \(ip)"
+        } else {
+            origin = "unix"
+            peer = "uid ?"
+        }
+        switch registry.register(channel) {
+        case .refused(let reason):
+            closing = true
+            var buffer = channel.allocator.buffer(capacity: 64)
+            RESPValue.error("ERR \(reason)").encode(into: &buffer, version: 2)
+            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        case .admitted(let registration):
+            self.registration = registration
+            session = Session(id: registration.id, origin: origin, peer: peer)
+        }
+        if origin == "unix", let credentials = Self.peerUID(channel) { session.peer = "uid \(credentials)" }
+        executor = ConnectionExecutor(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        setOutputLimit(limits.anonymousOutputBytes, context)
+        armAuthDeadline(context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finish()
+        self.context = nil
+    }
+
+    private func finish() {
+        authDeadline?.cancel()
+        requestDeadline?.cancel()
+        authDeadline = nil
+        requestDeadline = nil
+        closing = true
+        // Breaks the cycle handler → executor → handler; jobs still queued keep the executor
+        // alive until they complete, then everything is released.
+        executor = nil
+        if let registration {
+            registry.unregister(registration)
+            self.registration = nil
+        }
+        input = nil
+        slots.removeAll()
+        pendingBarrier = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // Graceful shutdown (or a client half-close): answer what was read, then close.
+            inputClosed = true
+            closeIfDone(context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["connection": "\(session.id)", "error": "\(error)"])
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var bytes = unwrapInboundIn(data)
+        if input == nil || input!.readableBytes == 0 {
+            input = bytes
+        } else {
+            input!.writeBuffer(&bytes)
+        }
+        batching = true
+        process(context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        batching = false
+        flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    /// Holds the socket's reads back while the connection may not take more input.
+    func read(context: ChannelHandlerContext) {
+        if mayRead {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    private var mayRead: Bool {
+        !closing && !barrierRunning && pendingBarrier == nil && slots.count < limits.maximumInFlight
+            && (input?.readableBytes ?? 0) <= parser.limits.maximumRequestBytes
+    }
+
+    private func resumeReadingIfAllowed(_ context: ChannelHandlerContext) {
+        if readPending && mayRead {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Parses and starts requests until the input runs out or the connection must wait.
+    private func process(_ context: ChannelHandlerContext) {
+        while !closing && !barrierRunning && pendingBarrier == nil && slots.count < limits.maximumInFlight {
+            if parser.isIdle { parser.limits = session.isAuthenticated ? limits.authenticated : limits.anonymous }
+            guard var buffer = input, buffer.readableBytes > 0 else { break }
+            input = nil  // so that parsing does not copy the buffer
+            let outcome: RESPRequestParser.Outcome
+            do {
+                outcome = try parser.next(&buffer)
+            } catch let error as RESPProtocolError {
+                input = buffer
+                protocolError(error, context)
+                return
+            } catch {
+                input = buffer
+                protocolError(RESPProtocolError("\(error)"), context)
+                return
+            }
+            input = buffer
+            switch outcome {
+            case .needMoreData:
+                break
+            case .skipped:
+                continue
+            case .request(let request):
+                start(request, context)
+                continue
+            }
+            break
+        }
+        if var buffer = input {
+            if buffer.readableBytes == 0 {
+                input = nil
+            } else if buffer.readerIndex > 64 * 1024 {
+                input = nil
+                buffer.discardReadBytes()
+                input = buffer
+            }
+        }
+        updateRequestDeadline(context)
+        resumeReadingIfAllowed(context)
+    }
+
+    // MARK: Running commands
+
+    private func start(_ request: RESPRequest, _ context: ChannelHandlerContext) {
+        let sequence = firstSlot + slots.count
+        slots.append(Slot(version: session.protocolVersion))
+        let command: Command
+        switch dispatcher.command(for: request, session: session) {
+        case .refused(let reply):
+            complete(sequence, reply)
+            return
+        case .command(let parsed):
+            command = parsed
+        }
+        switch command.execution {
+        case .local:
+            complete(sequence, dispatcher.local(command, session: session))
+        case .pipelined:
+            guard let executor else { return }
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            dispatcher.submit(command, session: session, on: executor) { reply in
+                handler.value.complete(sequence, reply)
+            }
+        case .barrier:
+            pendingBarrier = (sequence, command)
+            startBarrierIfFirst(context)
+        }
+    }
+
+    private func startBarrierIfFirst(_ context: ChannelHandlerContext) {
+        guard let (sequence, command) = pendingBarrier, sequence == firstSlot, !barrierRunning else { return }
+        pendingBarrier = nil
+        barrierRunning = true
+        authDeadlineSuspended = command.name == "AUTH" || command.name == "HELLO"
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        dispatcher.run(command, session: session, on: context.eventLoop) { reply in
+            let this = handler.value
+            this.barrierRunning = false
+            this.complete(sequence, reply)
+            if let context = this.context, !this.closing { this.process(context) }
+        }
+    }
+
+    /// AUTH's own run does not count against the AUTH deadline's firing mid-check.
+    private var authDeadlineSuspended = false
+
+    /// Records a command's reply and writes every reply now ready in order.
+    fileprivate func complete(_ sequence: Int, _ reply: CommandDispatcher.Reply) {
+        guard let context, !slots.isEmpty, sequence >= firstSlot else { return }
+        if let update = reply.update { apply(update, context) }
+        let offset = sequence - firstSlot
+        let index = slots.index(slots.startIndex, offsetBy: offset)
+        let version = reply.update?.protocolVersion ?? slots[index].version
+        if offset == 0 && !reply.close {
+            // The next reply due: straight into the outgoing buffer.
+            slots.removeFirst()
+            firstSlot += 1
+            var buffer = outgoing ?? context.channel.allocator.buffer(capacity: 512)
+            outgoing = nil
+            reply.value.encode(into: &buffer, version: version)
+            outgoing = buffer
+            writeReady(context)
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        reply.value.encode(into: &buffer, version: version)
+        slots[index].reply = buffer
+        slots[index].close = reply.close
+        if offset > 0 {
+            slots[index].held = true
+            heldBytes += buffer.readableBytes
+            if heldBytes > currentOutputLimit {
+                closeForLimit("replies waiting behind a slower command exceed the output limit", context)
+                return
+            }
+        }
+        writeReady(context)
+    }
+
+    private func writeReady(_ context: ChannelHandlerContext) {
+        while let head = slots.first, var bytes = head.reply {
+            slots.removeFirst()
+            if head.held { heldBytes -= bytes.readableBytes }
+            firstSlot += 1
+            if outgoing == nil {
+                outgoing = bytes
+            } else {
+                outgoing!.writeBuffer(&bytes)
+            }
+            if head.close {
+                closing = true
+                let last = outgoing!
+                outgoing = nil
+                context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+                return
+            }
+        }
+        if !batching { flushIfNeeded() }
+        startBarrierIfFirst(context)
+        closeIfDone(context)
+        resumeReadingIfAllowed(context)
+    }
+
+    fileprivate func flushIfNeeded() {
+        guard let bytes = outgoing, let context else { return }
+        outgoing = nil
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    private func closeIfDone(_ context: ChannelHandlerContext) {
+        guard inputClosed, slots.isEmpty, !barrierRunning, !closing else { return }
+        closing = true
+        flushIfNeeded()
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated()
+            .whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private func apply(_ update: SessionUpdate, _ context: ChannelHandlerContext) {
+        let wasAuthenticated = session.isAuthenticated
+        update.apply(to: &session)
+        if !wasAuthenticated && session.isAuthenticated {
+            if let registration { registry.authenticated(registration) }
+            authDeadline?.cancel()
+            authDeadline = nil
+            setOutputLimit(limits.outputBytes, context)
+        } else if wasAuthenticated && !session.isAuthenticated {
+            // Revoked or changed under it: the connection must authenticate again in time.
+            armAuthDeadline(context)
+        }
+    }
+
+    // MARK: Limits and deadlines
+
+    private var currentOutputLimit: Int { session.isAuthenticated ? limits.outputBytes : limits.anonymousOutputBytes }
+
+    private func setOutputLimit(_ bytes: Int, _ context: ChannelHandlerContext) {
+        let mark = ChannelOptions.Types.WriteBufferWaterMark(low: bytes / 2, high: bytes)
+        try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: mark)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable && !closing {
+            closeForLimit(
+                "output buffer above \(currentOutputLimit) bytes (the client is not reading its replies)", context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func closeForLimit(_ reason: String, _ context: ChannelHandlerContext) {
+        logger.warning(
+            "closing connection: \(reason)",
+            metadata: ["connection": "\(session.id)", "client": "\(session.client ?? "-")"])
+        closing = true
+        context.close(promise: nil)
+    }
+
+    private func protocolError(_ error: RESPProtocolError, _ context: ChannelHandlerContext) {
+        logger.info("closing connection after a protocol error", metadata: ["connection": "\(session.id)"])
+        closing = true
+        // Replies already due are written first, in order; the error follows them.
+        flushIfNeeded()
+        while let head = slots.first, let bytes = head.reply {
+            slots.removeFirst()
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 128)
+        RESPValue.error("ERR \(error)").encode(into: &buffer, version: session.protocolVersion)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    private func armAuthDeadline(_ context: ChannelHandlerContext) {
+        authDeadline?.cancel()
+        authDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: limits.authTimeout) { [self] in
+            guard !session.isAuthenticated, !closing, let context = self.context else { return }
+            if barrierRunning && authDeadlineSuspended {
+                // An AUTH is being checked right now: its answer decides.
+                armAuthDeadline(context)
+                return
+            }
+            logger.info("closing connection: no AUTH within the deadline", metadata: ["connection": "\(session.id)"])
+            closing = true
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            RESPValue.error(
+                "ERR authentication timeout: AUTH within \(limits.authTimeout.nanoseconds / 1_000_000_000) s"
+            )
+            .encode(into: &buffer, version: session.protocolVersion)
+            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// A request that has started arriving must finish within `requestTimeout`, so a client
+    /// cannot hold a partial request (and its buffer) open at a trickle.
+    private func updateRequestDeadline(_ context: ChannelHandlerContext) {
+        let partial = (input?.readableBytes ?? 0) > 0 || !parser.isIdle
+        guard partial, !closing, !barrierRunning, pendingBarrier == nil else {
+            requestDeadline?.cancel()
+            requestDeadline = nil
+            return
+        }
+        guard requestDeadline == nil else { return }
+        requestDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: limits.requestTimeout) { [self] in
+            requestDeadline = nil
+            guard let context = self.context, !closing else { return }
+            let stillPartial = (input?.readableBytes ?? 0) > 0 || !parser.isIdle
+            guard stillPartial, !barrierRunning, pendingBarrier == nil else { return }
+            protocolError(
+                RESPProtocolError(
+                    "request not completed within \(limits.requestTimeout.nanoseconds / 1_000_000_000) s"), context)
+        }
+    }
+
+    /// The peer's uid on a Unix socket (SO_PEERCRED), which failed AUTHs are counted by.
+    private static func peerUID(_ channel: any Channel) -> UInt32? {
+        #if os(Linux)
+            guard let provider = channel as? any SocketOptionProvider else { return nil }
+            // SO_PEERCRED (17 on Linux) fills a `struct ucred { pid_t pid; uid_t uid; gid_t gid; }`,
+            // which Swift's Glibc module does not export; this struct has the same layout.
+            let future: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(17))
+            // On the channel's own event loop the option is read at once: the future is complete.
+            var uid: UInt32?
+            future.assumeIsolated().whenSuccess { uid = $0.uid }
+            return uid
+        #else
+            return nil
+        #endif
+    }
+}
+
+/// Per-connection bounds (see `ConnectionHandler`); every one has a default.
+public struct ConnectionLimits: Sendable {
+    /// Replies buffered for a client that has not authenticated.
+    public var anonymousOutputBytes = 64 * 1024
+    /// Replies buffered for an authenticated client before it is disconnected (`--client-output-limit`).
+    public var outputBytes = 64 * 1024 * 1024
+    /// Requests read but not yet answered; past it the connection stops reading.
+    public var maximumInFlight = 1024
+    /// How long a connection may stay unauthenticated (`--auth-timeout`); PING does not extend it.
+    public var authTimeout: TimeAmount = .seconds(10)
+    /// How long one request may take to arrive once it has begun.
+    public var requestTimeout: TimeAmount = .seconds(30)
+    public var anonymous = RESPLimits.anonymous
+    public var authenticated = RESPLimits.authenticated
+
+    public init() {}
+}
+
+/// Completes a connection's vault calls on its event loop: all of one commit batch's calls in
+/// one task, with one flush at the end.
+final class ConnectionExecutor: CompletionExecutor {
+    private let handler: NIOLoopBound<ConnectionHandler>
+
+    init(handler: NIOLoopBound<ConnectionHandler>) { self.handler = handler }
+
+    func execute(_ work: @escaping @Sendable () -> Void) {
+        let handler = self.handler
+        handler.eventLoop.execute {
+            let connection = handler.value
+            let outer = connection.batching
+            connection.batching = true
+            work()
+            connection.batching = outer
+            if !outer { connection.flushIfNeeded() }
+        }
+    }
+}
+
+/// The layout of Linux's `struct ucred`, for SO_PEERCRED.
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
