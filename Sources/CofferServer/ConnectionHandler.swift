@@ -205,8 +205,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// True while `process` runs: replies completed inside it must not start it again.
+    private var processing = false
+
     /// Parses and starts requests until the input runs out or the connection must wait.
     private func process(_ context: ChannelHandlerContext) {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
         while !closing && !barrierRunning && pendingBarrier == nil && slots.count < limits.maximumInFlight {
             if parser.isIdle { parser.limits = session.isAuthenticated ? limits.authenticated : limits.anonymous }
             guard var buffer = input, buffer.readableBytes > 0 else { break }
@@ -349,7 +355,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if !batching { flushIfNeeded() }
         startBarrierIfFirst(context)
         closeIfDone(context)
-        resumeReadingIfAllowed(context)
+        // Requests already read may have waited for room (at most `maximumInFlight` at once).
+        if !processing && (input?.readableBytes ?? 0) > 0 {
+            process(context)
+        } else {
+            resumeReadingIfAllowed(context)
+        }
     }
 
     fileprivate func flushIfNeeded() {

@@ -57,6 +57,15 @@ import Testing
         #expect(last["client"] as? String == "support1")
     }
 
+    /// A command naming a thousand fields writes a small entry: at most 8 names and a count.
+    @Test func anEntryListsAtMostEightFieldNames() throws {
+        let t = try TestVault()
+        let names = (0..<1022).map { "f\($0)" }
+        expectError(.invalid) { _ = try t.get("c1", names, as: TestVault.support) }
+        let entry = try #require(try entries(t).last { $0["command"] as? String == "GET" })
+        #expect(entry["fields"] as? [String] == Array(repeating: "(unknown)", count: 8) + ["(+1014 more)"])
+    }
+
     func tamperedAt(_ t: TestVault) throws -> Int64? {
         if case .tampered(let seq, _) = try t.vault.verifyAudit(as: TestVault.admin) { return seq }
         return nil

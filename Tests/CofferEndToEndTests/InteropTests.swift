@@ -38,6 +38,6 @@ import Testing
                 "\(server.tcpPort)", server.adminSecret,
             ])
         #expect(status == 0, "\(output)")
-        #expect(output.contains("redis-py: 21 passed, 0 failed"), "\(output)")
+        #expect(output.contains("redis-py: 24 passed, 0 failed"), "\(output)")
     }
 }

@@ -69,6 +69,31 @@ pipe.execute_command("EXISTS", "py:1")
 mixed = pipe.execute(raise_on_error=False)
 check("errors inside a pipeline stay in place", mixed[0] is True and isinstance(mixed[1], redis.exceptions.ResponseError) and mixed[2] == 1, repr(mixed))
 
+# redis-py's pipeline() writes every command before it reads a reply: the server must keep
+# reading and buffer the replies (up to the output limit), as Redis does.
+pipe = support.pipeline(transaction=False)
+for _ in range(100_000):
+    pipe.execute_command("GET", "py:1", "name")
+big = pipe.execute()
+check("pipeline of 100,000 GETs written before any reply is read", len(big) == 100_000 and big[-1] == ["Zoë Smith".encode()], f"{len(big)} replies")
+
+# A session is bound to the client record it authenticated against, not to the name: revoking
+# the name and adding it again (with another role) ends the old session.
+doomed_secret = admin.execute_command("CLIENT.ADD", "py-doomed", "support").decode()
+doomed = redis.Redis(unix_socket_path=socket_path, username="py-doomed", password=doomed_secret, protocol=2)
+check("session works before the revocation", doomed.execute_command("WHOAMI") == [b"py-doomed", b"support"])
+admin.execute_command("CLIENT.REVOKE", "py-doomed")
+admin.execute_command("CLIENT.ADD", "py-doomed", "billing")
+try:
+    answer = doomed.execute_command("WHOAMI")
+    check("a re-added name does not inherit the old session", False, repr(answer))
+except redis.exceptions.AuthenticationError as error:
+    # NOAUTH ends the session; redis-py then reconnects with the old secret, which no longer
+    # opens the re-added client: WRONGPASS. Either way, no billing data.
+    check("a re-added name does not inherit the old session", True, str(error))
+except redis.exceptions.ResponseError as error:
+    check("a re-added name does not inherit the old session", "revoked or changed" in str(error), str(error))
+
 check("FIND by email", support.execute_command("FIND", "email", "zoe@example.org") == [b"py:1"])
 check("SHRED", admin.execute_command("SHRED", "py:1") == 1)
 check("shredded subject reads as absent", support.execute_command("GET", "py:1", "name") == [None])
