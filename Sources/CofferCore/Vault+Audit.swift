@@ -145,15 +145,23 @@ extension Vault {
         }
     }
 
-    /// `AUDIT.TAIL`: the newest `count` entries (1…1000), oldest first, as JSON lines.
+    /// `AUDIT.TAIL`: the newest `count` entries (1…1000) before its own, oldest first, as JSON
+    /// lines. Only the check and its own entry go through the commit batch; the entries are
+    /// read and formatted afterwards on a read snapshot, so a TAIL never holds up the commands
+    /// that share its batch (it held every GET, PUT and AUTH for 132 ms).
     public func auditTail(_ count: Int, as caller: Caller) throws -> [String] {
         guard (1...1000).contains(count) else { throw VaultError(.invalid, "AUDIT.TAIL count must be 1 to 1000") }
-        return try audited("AUDIT.TAIL", caller) { [self] tx, draft in
+        let before = try audited("AUDIT.TAIL", caller) { [self] tx, draft in
             let role = try resolve(caller, in: tx)
             draft.role = role.name
             try role.require(.operation(.audit), "AUDIT.TAIL")
-            return try tx.auditTail(count).map(AuditLog.json)
+            // The entry just before this command's own, which is appended right after.
+            return try tx.lastAudit()?.seq ?? 0
         }
+        let records = try Self.storageCall {
+            try store.read { try $0.auditRecords(after: max(0, before - Int64(count)), limit: count) }
+        }
+        return records.filter { $0.seq <= before }.map(AuditLog.json)
     }
 
     /// The result of walking the audit chain.
@@ -162,13 +170,20 @@ extension Vault {
         case tampered(seq: Int64, reason: String)
     }
 
-    /// `AUDIT.VERIFY`: recomputes every MAC of the chain. The check itself is audited after the walk.
+    /// `AUDIT.VERIFY`: recomputes every MAC of the chain, page by page on read snapshots (never
+    /// inside a commit batch). A client runs one VERIFY at a time: another one from the same
+    /// client while the first runs gets `BUSY`.
     public func verifyAudit(as caller: Caller) throws -> AuditVerification {
         try audited("AUDIT.VERIFY", caller) { [self] tx, draft in
             let role = try resolve(caller, in: tx)
             draft.role = role.name
             try role.require(.operation(.audit), "AUDIT.VERIFY")
         }
+        let runner = caller.auditName
+        guard longCommands.withLock({ $0.insert(runner).inserted }) else {
+            throw VaultError(.busy, "an AUDIT.VERIFY of client '\(runner)' is running already")
+        }
+        defer { _ = longCommands.withLock { $0.remove(runner) } }
         switch try Self.storageCall({ try audit.verify(store) }) {
         case .ok(let count): return .verified(count: count)
         case .tampered(let seq, let reason): return .tampered(seq: seq, reason: reason)

@@ -2,6 +2,7 @@ import CofferCrypto
 import CofferStore
 import Foundation
 import Logging
+import Synchronization
 
 /// An open vault: the one place where every access decision, every encryption and every
 /// write is made. The server and the CLI both call this API; neither decides anything itself.
@@ -14,6 +15,8 @@ public final class Vault: Sendable {
     let scratch = KeyScratchPool()
     let committer: GroupCommitter
     let throttle: AuthThrottle
+    /// Clients running a long command (AUDIT.VERIFY) right now.
+    let longCommands = Mutex<Set<String>>([])
     public let rewrapProgress = RewrapProgress()
     let logger: Logger
 

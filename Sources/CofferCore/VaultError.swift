@@ -19,6 +19,8 @@ public struct VaultError: Error, Hashable, Sendable, CustomStringConvertible {
         case setup = "SETUP"
         /// Storage failed; nothing was written.
         case storage = "STORAGE"
+        /// The client already runs this long command; try again when it has answered.
+        case busy = "BUSY"
     }
 
     public let code: Code

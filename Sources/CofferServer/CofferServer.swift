@@ -42,7 +42,10 @@ public final class CofferServer: Service, Sendable {
         let threadPool = NIOThreadPool(numberOfThreads: configuration.workerThreads)
         threadPool.start()
         defer { threadPool.shutdownGracefully { _ in } }
-        let dispatcher = CommandDispatcher(vault: vault, threadPool: threadPool, logger: logger)
+        let longPool = NIOThreadPool(numberOfThreads: 1)
+        longPool.start()
+        defer { longPool.shutdownGracefully { _ in } }
+        let dispatcher = CommandDispatcher(vault: vault, threadPool: threadPool, longPool: longPool, logger: logger)
         let connections = ConnectionRegistry(
             maximumClients: configuration.maximumClients,
             maximumAnonymous: configuration.maximumAnonymousClients ?? max(1, configuration.maximumClients / 4))

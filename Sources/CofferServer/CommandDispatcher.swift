@@ -13,7 +13,11 @@ import NIOPosix
 /// and complete on the connection's executor; barriers run on the worker pool.
 struct CommandDispatcher: Sendable {
     let vault: Vault
+    /// AUTH, SHRED, CLIENT.*, KEYS.*, REKEY.
     let threadPool: NIOThreadPool
+    /// The long reads (AUDIT.TAIL, AUDIT.VERIFY), apart, so that auditors looping them queue
+    /// behind each other and never make an AUTH wait.
+    let longPool: NIOThreadPool
     let logger: Logger
 
     static let version = "0.1.0"
@@ -132,7 +136,12 @@ struct CommandDispatcher: Sendable {
         let vault = self.vault
         let caller = session.caller
         let logger = self.logger
-        let future: EventLoopFuture<Reply> = threadPool.runIfActive(eventLoop: loop) {
+        let pool: NIOThreadPool
+        switch command {
+        case .auditTail, .auditVerify: pool = longPool
+        default: pool = threadPool
+        }
+        let future: EventLoopFuture<Reply> = pool.runIfActive(eventLoop: loop) {
             try Self.work(command, session: session, caller: caller, vault: vault)
         }
         future.whenComplete { result in
