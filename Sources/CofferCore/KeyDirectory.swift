@@ -72,7 +72,7 @@ public enum KeyDirectory {
     }
 
     static func path(_ directory: String, _ name: String) -> String {
-        (directory as NSString).appendingPathComponent(name)
+        LocalPath.join(directory, name)
     }
 
     /// Reads a key file straight into guarded memory, after checking its mode and size on the
@@ -153,12 +153,11 @@ public enum KeyDirectory {
         }
     }
 
-    /// Creates `directory` with mode 0700, or tightens an existing empty one to 0700.
+    /// Creates `directory` (and any missing parents) with mode 0700, or tightens an existing
+    /// one to 0700. Relative paths are taken against the working directory.
     static func makePrivateDirectory(_ directory: String) throws {
-        let parent = (directory as NSString).deletingLastPathComponent
-        if !parent.isEmpty {
-            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        }
+        guard !directory.isEmpty else { throw VaultError(.setup, "a directory name is empty") }
+        try LocalPath.makeDirectories(LocalPath.parent(directory))
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw VaultError(.setup, "directory \(directory) cannot be created: \(String(cString: strerror(errno)))")
         }

@@ -108,9 +108,10 @@ public final class SQLiteStore: VaultStore {
             guard rename(partial, path) == 0 else {
                 throw StoreError("cannot rename the backup into place: \(String(cString: strerror(errno)))")
             }
-            try Self.fsync(
-                (path as NSString).deletingLastPathComponent.isEmpty
-                    ? "." : (path as NSString).deletingLastPathComponent)
+            // The directory's own name, found without Foundation's path helpers, which trap
+            // on one-character relative names on Linux.
+            let slash = path.lastIndex(of: "/")
+            try Self.fsync(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")
             return versions
         } catch {
             try? FileManager.default.removeItem(atPath: partial)
