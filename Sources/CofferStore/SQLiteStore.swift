@@ -122,8 +122,9 @@ public final class SQLiteStore: VaultStore {
     public static func fsync(_ path: String) throws {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StoreError("cannot open \(path) to sync it") }
-        defer { Glibc.close(fd) }
-        guard Glibc.fsync(fd) == 0 else { throw StoreError("cannot sync \(path)") }
+        let synced = Glibc.fsync(fd) == 0
+        let closed = Glibc.close(fd) == 0
+        guard synced, closed else { throw StoreError("cannot sync \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Checks a backup file before it is restored: integrity, and the KEK versions it needs.
