@@ -6,13 +6,57 @@ extension Vault {
     /// while the server runs. It holds only ciphertext and wrapped keys; to read it, the key
     /// directory must still hold every KEK version it needs, which is returned (and recorded
     /// in the audit trail). Retiring those versions makes the backup unreadable for good.
+    ///
+    /// `path` must be a new name outside the data and key directories: an existing file is
+    /// never replaced (a backup written over `coffer.db` once destroyed the live vault). The
+    /// copy is written beside `path`, synced, and only then linked to its name (`PrivateFile`).
     public func backup(to path: String, as caller: Caller) throws -> [UInt32] {
         _ = try audited("BACKUP", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "BACKUP")
         }
-        let versions = try Self.storageCall { try store.backup(to: path) }
+        try checkBackupTarget(path)
+        let (fd, temporary) = try PrivateFile.createTemporary(beside: path, code: .setup)
+        let versions: [UInt32]
+        do {
+            versions = try Self.storageCall { try store.backup(into: temporary) }
+        } catch {
+            PrivateFile.discard(fd: fd, temporary: temporary)
+            unlink(temporary + "-journal")
+            throw error
+        }
+        try PrivateFile.install(fd: fd, temporary: temporary, at: path, code: .setup)
         logger.notice("backup written", metadata: ["kek.versions": "\(versions)"])
         return versions
+    }
+
+    /// Refuses a backup target that exists (under any type, a dangling symlink included), whose
+    /// directory does not exist, or that lies, once symlinks are resolved, inside the data or
+    /// the key directory.
+    func checkBackupTarget(_ path: String) throws {
+        guard !path.isEmpty, !path.hasSuffix("/") else {
+            throw VaultError(.setup, "backup target '\(path)' is not a file name")
+        }
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            throw VaultError(.setup, "\(path) exists; a backup never replaces a file, choose a new name")
+        }
+        guard errno == ENOENT else {
+            throw VaultError(.setup, "backup target \(path) cannot be checked: \(String(cString: strerror(errno)))")
+        }
+        let directory = LocalPath.parent(path)
+        guard let real = LocalPath.resolved(directory) else {
+            throw VaultError(.setup, "directory \(directory) of the backup target does not exist")
+        }
+        let data = try LocalPath.canonical(configuration.dataDirectory)
+        let keys = try LocalPath.canonical(configuration.keyDirectory)
+        if LocalPath.isWithin(real, data) {
+            throw VaultError(
+                .setup, "backup target \(path) is inside the data directory (\(data)); keep backups elsewhere")
+        }
+        if LocalPath.isWithin(real, keys) {
+            throw VaultError(
+                .setup, "backup target \(path) is inside the key directory (\(keys)); keep backups apart from the keys")
+        }
     }
 
     /// `coffer restore`: puts a backup in place as the database of an empty data directory,

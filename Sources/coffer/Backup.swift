@@ -7,10 +7,11 @@ struct Backup: ParsableCommand {
         abstract: "Take an online, consistent copy of the vault's database while it serves.",
         discussion: """
             Uses SQLite's backup API from a read snapshot, so the server goes on serving. The copy is \
-            written beside FILE, fsynced, checked with PRAGMA integrity_check and only then renamed to \
-            FILE (mode 0600). It holds ciphertext and wrapped keys only, never a key; the KEK versions \
-            it needs are printed on stdout and written to FILE.kek-versions. Keep backups apart from \
-            the key directory.
+            written beside FILE, fsynced, checked with PRAGMA integrity_check and only then linked to \
+            FILE (mode 0600). FILE must be a new name outside the data and key directories: an \
+            existing file is never replaced. It holds ciphertext and wrapped keys only, never a key; \
+            the KEK versions it needs are printed on stdout and written to FILE.kek-versions. Keep \
+            backups apart from the key directory.
             """)
 
     @OptionGroup var vault: VaultOptions

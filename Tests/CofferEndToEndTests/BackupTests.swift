@@ -32,7 +32,7 @@ import Testing
         #expect(taken.stdout == "1\n")
         let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        #expect(!FileManager.default.fileExists(atPath: file + ".partial"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: server.root).filter { $0.contains(".tmp-") } == [])
         // Restore into a fresh data directory next to the same keys, and read it all back.
         let restoredData = server.root + "/restored"
         let env = ["COFFER_DATA": restoredData, "COFFER_KEYS": server.keys]
@@ -80,5 +80,52 @@ import Testing
         // The live vault is unaffected.
         #expect(try c.call("GET", "keeper", "name") == .array([.bulk("Keeper Name")]))
         #expect(try c.call("GET", "victim", "name") == .array([.null]))
+    }
+
+    /// Issue 17.5: `backup --to DATA/coffer.db` renamed the copy over the live database. A
+    /// target inside the data or key directory (directly or through a symlink), or one that
+    /// exists in any form, is refused, and nothing is left behind.
+    @Test func aBackupNeverReplacesAFileNorLandsInTheDataOrKeyDirectory() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("s", role: "support")
+        let c = try server.authenticated("s", secret: secret)
+        _ = try c.call("PUT", "kept", "name", "Kept Name")
+        let root = server.root
+        let live = server.data + "/coffer.db"
+        func inode(_ path: String) -> UInt {
+            var info = stat()
+            return lstat(path, &info) == 0 ? UInt(info.st_ino) : 0
+        }
+        let liveInode = inode(live)
+        #expect(symlink(server.data, root + "/data-link") == 0)
+        #expect(symlink(live, root + "/alias.db") == 0)
+        #expect(symlink(root + "/nowhere", root + "/dangling.db") == 0)
+        #expect(FileManager.default.createFile(atPath: root + "/existing.db", contents: Data("keep".utf8)))
+        let refusals: [(String, String)] = [
+            (live, "exists; a backup never replaces a file"),
+            (server.data + "/coffer.db-wal", "exists; a backup never replaces a file"),
+            (server.data + "/new.db", "is inside the data directory"),
+            (server.data + "/./../data/new.db", "is inside the data directory"),
+            (root + "/data-link/new.db", "is inside the data directory"),
+            (server.keys + "/new.db", "is inside the key directory"),
+            (root + "/alias.db", "exists; a backup never replaces a file"),
+            (root + "/dangling.db", "exists; a backup never replaces a file"),
+            (root + "/existing.db", "exists; a backup never replaces a file"),
+            (root + "/no-such-directory/b.db", "does not exist"),
+            (root + "/", "is not a file name"),
+        ]
+        for (target, message) in refusals {
+            let result = try CofferBinary.run(["backup", "--to", target], environment: server.env)
+            #expect(result.status == 1, "\(target) was accepted")
+            #expect(result.stderr.contains(message), "\(target): \(result.stderr)")
+        }
+        #expect(inode(live) == liveInode, "the live database was replaced")
+        #expect(FileManager.default.contents(atPath: root + "/existing.db") == Data("keep".utf8))
+        for directory in [root, server.data, server.keys] {
+            let debris = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains(".tmp-") }
+            #expect(debris.isEmpty, "left behind in \(directory): \(debris)")
+        }
+        #expect(try c.call("GET", "kept", "name") == .array([.bulk("Kept Name")]))
+        #expect(try CofferBinary.run(["backup", "--to", root + "/fine.db"], environment: server.env).status == 0)
     }
 }
