@@ -62,44 +62,122 @@ extension Vault {
     /// `coffer restore`: puts a backup in place as the database of an empty data directory,
     /// after checking its integrity and that the key directory holds every KEK version it
     /// needs. Returns those versions.
+    ///
+    /// The data directory must not exist (it is created, mode 0700) or be an empty, real
+    /// directory: a symlink is refused, and so is any entry at all, since a leftover
+    /// `coffer.db-wal` would be replayed into the restored database. The backup is copied into
+    /// a temporary file there, checked, and linked to `coffer.db` (`PrivateFile`). On any
+    /// failure everything restore created is removed again.
     public static func restore(
         from backup: String, into configuration: VaultConfiguration
     ) throws -> [UInt32] {
         try checkSeparate(configuration)
+        let created = try prepareEmptyDataDirectory(configuration.dataDirectory)
         let database = configuration.databasePath
-        if FileManager.default.fileExists(atPath: database) {
-            throw VaultError(.setup, "\(database) exists; restore only into an empty data directory")
-        }
-        guard FileManager.default.fileExists(atPath: backup) else {
-            throw VaultError(.setup, "backup file \(backup) does not exist")
-        }
-        let (integrity, versions) = try storageCall { try SQLiteStore.inspectBackup(at: backup) }
-        guard integrity == "ok" else {
-            throw VaultError(.setup, "backup \(backup) fails its integrity check: \(integrity)")
-        }
-        let keys = try KeyDirectory.load(from: configuration.keyDirectory)
-        let missing = versions.filter { !keys.kekVersions.contains($0) }
-        guard missing.isEmpty else {
-            throw VaultError(
-                .keys,
-                "backup \(backup) needs KEK versions \(missing.map(String.init).joined(separator: ", ")), which the key directory no longer holds (retired?); its data cannot be read"
-            )
-        }
-        try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
-        let partial = database + ".restoring"
+        var temporary: String?
         do {
-            try FileManager.default.copyItem(atPath: backup, toPath: partial)
-            guard chmod(partial, 0o600) == 0 else { throw VaultError(.setup, "cannot set the mode of \(partial)") }
-            try storageCall { try SQLiteStore.fsync(partial) }
-            guard rename(partial, database) == 0 else {
-                throw VaultError(.setup, "cannot move the restored file into place")
+            temporary = try copyBackup(backup, beside: database)
+            let (integrity, versions) = try storageCall { try SQLiteStore.inspectBackup(at: temporary!) }
+            removeSideFiles(of: temporary!)
+            guard integrity == "ok" else {
+                throw VaultError(.setup, "backup \(backup) fails its integrity check: \(integrity)")
             }
+            let keys = try KeyDirectory.load(from: configuration.keyDirectory)
+            let missing = versions.filter { !keys.kekVersions.contains($0) }
+            guard missing.isEmpty else {
+                throw VaultError(
+                    .keys,
+                    "backup \(backup) needs KEK versions \(missing.map(String.init).joined(separator: ", ")), which the key directory no longer holds (retired?); its data cannot be read"
+                )
+            }
+            try PrivateFile.place(temporary: temporary!, at: database, code: .setup)
+            temporary = nil
+            try PrivateFile.syncDirectory(configuration.dataDirectory, code: .setup)
+            // Opening runs migrations and the key checks; closing leaves a clean file.
+            try open(configuration).close()
+            return versions
         } catch {
-            unlink(partial)
+            if let temporary {
+                unlink(temporary)
+                removeSideFiles(of: temporary)
+            }
+            unlink(database)
+            removeSideFiles(of: database)
+            if created { rmdir(configuration.dataDirectory) }
             throw error
         }
-        // Opening runs migrations and the key checks; closing leaves a clean file.
-        try open(configuration).close()
-        return versions
+    }
+
+    /// Creates the data directory for a restore, or checks that an existing one is an empty,
+    /// real directory (not a symlink) and makes it private. Returns true if it was created.
+    static func prepareEmptyDataDirectory(_ directory: String) throws -> Bool {
+        var info = stat()
+        guard lstat(LocalPath.trimmed(directory), &info) == 0 else {
+            guard errno == ENOENT else {
+                throw VaultError(
+                    .setup, "data directory \(directory) cannot be checked: \(String(cString: strerror(errno)))")
+            }
+            try KeyDirectory.makePrivateDirectory(directory)
+            return true
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFLNK:
+            throw VaultError(
+                .setup,
+                "data directory \(directory) is a symlink; restore only into an empty data directory that is a real directory"
+            )
+        case S_IFDIR:
+            break
+        default:
+            throw VaultError(.setup, "data directory \(directory) is not a directory")
+        }
+        let entries: [String]
+        do { entries = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            throw VaultError(.setup, "data directory \(directory) cannot be read")
+        }
+        guard entries.isEmpty else {
+            let shown = entries.sorted().prefix(5).joined(separator: ", ")
+            throw VaultError(
+                .setup,
+                "data directory \(directory) is not empty (it holds \(shown)\(entries.count > 5 ? ", …" : "")); restore only into an empty data directory"
+            )
+        }
+        try KeyDirectory.makePrivateDirectory(directory)
+        return false
+    }
+
+    /// Copies the backup file into a new private temporary file beside `database`, synced.
+    /// Returns its path.
+    static func copyBackup(_ backup: String, beside database: String) throws -> String {
+        let source = Glibc.open(backup, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else {
+            throw VaultError(.setup, "backup file \(backup) cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        defer { Glibc.close(source) }
+        var info = stat()
+        guard fstat(source, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw VaultError(.setup, "backup file \(backup) is not a regular file")
+        }
+        let (fd, temporary) = try PrivateFile.createTemporary(beside: database, code: .setup)
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(source, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n == 0 { break }
+            guard n > 0,
+                buffer.withUnsafeBytes({ PrivateFile.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[..<n])) })
+            else {
+                let reason = String(cString: strerror(errno))
+                PrivateFile.discard(fd: fd, temporary: temporary)
+                throw VaultError(.setup, "backup file \(backup) could not be copied: \(reason)")
+            }
+        }
+        try PrivateFile.finish(fd: fd, temporary: temporary, for: database, code: .setup)
+        return temporary
+    }
+
+    /// Removes the journal, WAL and shared-memory files SQLite may leave beside `path`.
+    static func removeSideFiles(of path: String) {
+        for suffix in ["-journal", "-wal", "-shm"] { unlink(path + suffix) }
     }
 }

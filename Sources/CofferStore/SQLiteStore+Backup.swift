@@ -31,14 +31,6 @@ extension SQLiteStore {
         }
     }
 
-    public static func fsync(_ path: String) throws {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError("cannot open \(path) to sync it") }
-        let synced = Glibc.fsync(fd) == 0
-        let closed = Glibc.close(fd) == 0
-        guard synced, closed else { throw StoreError("cannot sync \(path): \(String(cString: strerror(errno)))") }
-    }
-
     /// Checks a backup file before it is restored: integrity, and the KEK versions it needs.
     public static func inspectBackup(at path: String) throws -> (integrity: String, kekVersions: [UInt32]) {
         var config = Configuration()

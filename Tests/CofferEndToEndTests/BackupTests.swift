@@ -128,4 +128,61 @@ import Testing
         #expect(try c.call("GET", "kept", "name") == .array([.bulk("Kept Name")]))
         #expect(try CofferBinary.run(["backup", "--to", root + "/fine.db"], environment: server.env).status == 0)
     }
+
+    /// Issue 17.6: restore only checked that `coffer.db` was absent, so a leftover
+    /// `coffer.db-wal` was replayed into the restored vault, and a symlinked non-empty directory
+    /// was accepted and re-moded. Only a missing or an empty, real directory is accepted.
+    @Test func restoreOnlyIntoAnEmptyRealDirectory() throws {
+        let root = CofferBinary.temporaryDirectory("restore-dir")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let keys = root + "/keys"
+        #expect(try CofferBinary.run(["init", "--data", root + "/data", "--keys", keys]).status == 0)
+        let backup = root + "/backup.db"
+        #expect(try CofferBinary.run(["backup", "--data", root + "/data", "--keys", keys, "--to", backup]).status == 0)
+        func mode(_ path: String) -> mode_t {
+            var info = stat()
+            return stat(path, &info) == 0 ? info.st_mode & 0o7777 : 0
+        }
+        func restore(into data: String) throws -> CofferBinary.Result {
+            try CofferBinary.run(["restore", "--data", data, "--keys", keys, "--from", backup])
+        }
+
+        // A leftover WAL in an otherwise empty directory.
+        let leftover = root + "/leftover"
+        #expect(mkdir(leftover, 0o700) == 0)
+        #expect(FileManager.default.createFile(atPath: leftover + "/coffer.db-wal", contents: Data("old wal".utf8)))
+        let withWAL = try restore(into: leftover)
+        #expect(withWAL.status == 1)
+        #expect(withWAL.stderr.contains("is not empty (it holds coffer.db-wal)"), "\(withWAL.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: leftover) == ["coffer.db-wal"])
+
+        // A symlink, to a non-empty and to an empty directory: refused, and not re-moded.
+        for (name, contents) in [("full", ["notes.txt"]), ("empty", [])] {
+            let target = root + "/" + name
+            #expect(mkdir(target, 0o755) == 0)
+            #expect(chmod(target, 0o755) == 0)
+            for file in contents { #expect(FileManager.default.createFile(atPath: target + "/" + file, contents: nil)) }
+            #expect(symlink(target, root + "/link-" + name) == 0)
+            for spelling in [root + "/link-" + name, root + "/link-" + name + "/"] {
+                let result = try restore(into: spelling)
+                #expect(result.status == 1, "\(spelling) was accepted")
+                #expect(result.stderr.contains("is a symlink"), "\(spelling): \(result.stderr)")
+            }
+            #expect(mode(target) == 0o755, "the symlink's target was re-moded")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: target) == contents)
+        }
+
+        // A plain file where the directory should be.
+        #expect(FileManager.default.createFile(atPath: root + "/file", contents: nil))
+        #expect(try restore(into: root + "/file").stderr.contains("is not a directory"))
+
+        // An empty real directory is accepted and made private; a missing one is created.
+        #expect(mkdir(root + "/ready", 0o755) == 0)
+        #expect(try restore(into: root + "/ready").status == 0)
+        #expect(mode(root + "/ready") == 0o700)
+        #expect(try restore(into: root + "/new/nested").status == 0)
+        #expect(mode(root + "/new/nested") == 0o700)
+        let restored = try FileManager.default.contentsOfDirectory(atPath: root + "/ready")
+        #expect(restored.contains("coffer.db") && !restored.contains { $0.contains(".tmp-") }, "\(restored)")
+    }
 }
