@@ -9,12 +9,15 @@ extension Vault {
     ///
     /// `path` must be a new name outside the data and key directories: an existing file is
     /// never replaced (a backup written over `coffer.db` once destroyed the live vault). The
-    /// copy is written beside `path`, synced, and only then linked to its name (`PrivateFile`).
+    /// copy is written beside `path`, synced, and only then linked to its name (`PrivateFile`);
+    /// `path.kek-versions` is written the same way and must not exist either.
     public func backup(to path: String, as caller: Caller) throws -> [UInt32] {
         _ = try audited("BACKUP", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "BACKUP")
         }
+        let manifest = path + Self.kekVersionsSuffix
         try checkBackupTarget(path)
+        try checkBackupTarget(manifest)
         let (fd, temporary) = try PrivateFile.createTemporary(beside: path, code: .setup)
         let versions: [UInt32]
         do {
@@ -25,9 +28,19 @@ extension Vault {
             throw error
         }
         try PrivateFile.install(fd: fd, temporary: temporary, at: path, code: .setup)
+        // The list of KEK versions beside it, with the same care; without it the backup is
+        // removed again, so there is never one without the other.
+        let list = versions.map(String.init).joined(separator: " ") + "\n"
+        do { try PrivateFile.create(Array(list.utf8), at: manifest, code: .setup) } catch {
+            unlink(path)
+            throw error
+        }
         logger.notice("backup written", metadata: ["kek.versions": "\(versions)"])
         return versions
     }
+
+    /// The file beside a backup that lists the KEK versions it needs, one line, space-separated.
+    public static let kekVersionsSuffix = ".kek-versions"
 
     /// Refuses a backup target that exists (under any type, a dangling symlink included), whose
     /// directory does not exist, or that lies, once symlinks are resolved, inside the data or

@@ -10,8 +10,9 @@ struct Backup: ParsableCommand {
             written beside FILE, fsynced, checked with PRAGMA integrity_check and only then linked to \
             FILE (mode 0600). FILE must be a new name outside the data and key directories: an \
             existing file is never replaced. It holds ciphertext and wrapped keys only, never a key; \
-            the KEK versions it needs are printed on stdout and written to FILE.kek-versions. Keep \
-            backups apart from the key directory.
+            the KEK versions it needs are printed on stdout and written to FILE.kek-versions (mode \
+            0600, written the same way, never over an existing file). Keep backups apart from the \
+            key directory.
             """)
 
     @OptionGroup var vault: VaultOptions
@@ -22,7 +23,6 @@ struct Backup: ParsableCommand {
         defer { try? opened.close() }
         let versions = try reportingErrors { try opened.backup(to: to, as: .localOperator) }
         let list = versions.map(String.init).joined(separator: " ")
-        try Data((list + "\n").utf8).write(to: URL(fileURLWithPath: to + ".kek-versions"))
         note("coffer: backup written to \(to); it needs KEK versions: \(list.isEmpty ? "(none)" : list)")
         print(list)
     }

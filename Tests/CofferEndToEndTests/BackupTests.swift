@@ -185,4 +185,48 @@ import Testing
         let restored = try FileManager.default.contentsOfDirectory(atPath: root + "/ready")
         #expect(restored.contains("coffer.db") && !restored.contains { $0.contains(".tmp-") }, "\(restored)")
     }
+
+    /// Issue 17.7: FILE.kek-versions was written with the process umask, in place, following a
+    /// planted symlink. It now gets the backup's care: 0600, a temporary file, fsync, a link
+    /// that never replaces anything.
+    @Test func theKEKVersionsFileIsPrivateAndFollowsNoSymlink() throws {
+        let root = CofferBinary.temporaryDirectory("manifest")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let env = ["COFFER_DATA": root + "/data", "COFFER_KEYS": root + "/keys"]
+        #expect(try CofferBinary.run(["init"], environment: env).status == 0)
+        func mode(_ path: String) -> mode_t {
+            var info = stat()
+            return lstat(path, &info) == 0 ? info.st_mode & 0o7777 : 0
+        }
+        /// `coffer backup --to FILE` under umask 0.
+        func backupWithUmaskZero(to file: String) throws -> CofferBinary.Result {
+            try CofferBinary.run(
+                ["backup", "--to", file], environment: env,
+                wrappedIn: ["/bin/sh", "-c", "umask 000 && exec \"$0\" \"$@\""])
+        }
+
+        let file = root + "/b.db"
+        let taken = try backupWithUmaskZero(to: file)
+        #expect(taken.status == 0, "\(taken.stderr)")
+        // No subject yet, so no version is needed: the list is one empty line.
+        #expect(FileManager.default.contents(atPath: file + ".kek-versions") == Data("\n".utf8))
+        #expect(mode(file) == 0o600)
+        #expect(mode(file + ".kek-versions") == 0o600)
+
+        // A symlink planted where the list goes, to a file and to nowhere: refused before
+        // anything is written, the victim untouched, no backup without its list.
+        let victim = root + "/victim"
+        #expect(FileManager.default.createFile(atPath: victim, contents: Data("precious".utf8)))
+        for (name, target) in [("to-file", victim), ("to-nowhere", root + "/created-through-link")] {
+            let planted = root + "/" + name + ".db"
+            #expect(symlink(target, planted + ".kek-versions") == 0)
+            let result = try backupWithUmaskZero(to: planted)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("\(planted).kek-versions exists; a backup never replaces a file"))
+            #expect(!FileManager.default.fileExists(atPath: planted), "a backup was left without its list")
+        }
+        #expect(FileManager.default.contents(atPath: victim) == Data("precious".utf8))
+        #expect(!FileManager.default.fileExists(atPath: root + "/created-through-link"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.contains(".tmp-") } == [])
+    }
 }

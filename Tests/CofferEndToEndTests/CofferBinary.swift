@@ -19,13 +19,15 @@ enum CofferBinary {
         let stderr: String
     }
 
-    /// `directory`, if given, is the working directory the command runs in.
+    /// `directory`, if given, is the working directory the command runs in; `wrapper`, if
+    /// given, is a command line that runs coffer (`"$0"`) with its arguments (`"$@"`).
     static func run(
-        _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil, in directory: String? = nil
+        _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil, in directory: String? = nil,
+        wrappedIn wrapper: [String] = []
     ) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: wrapper.first ?? path)
+        process.arguments = wrapper.isEmpty ? arguments : Array(wrapper.dropFirst()) + [path] + arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var env = ProcessInfo.processInfo.environment
         env["COFFER_DATA"] = nil
