@@ -1,3 +1,4 @@
+import CofferCrypto
 import CofferStore
 import Foundation
 
@@ -73,14 +74,19 @@ extension Vault {
     }
 
     /// `coffer restore`: puts a backup in place as the database of an empty data directory,
-    /// after checking its integrity and that the key directory holds every KEK version it
-    /// needs. Returns those versions.
+    /// once it has shown that it is a Coffer database this key directory can read. Returns the
+    /// KEK versions it needs.
+    ///
+    /// A backup file is untrusted input. Before it is given the name `coffer.db` its schema
+    /// must be exactly the one Coffer's migrations build (no trigger, no view, nothing extra or
+    /// altered), it must pass `PRAGMA integrity_check`, the key directory must hold every KEK
+    /// version it needs, and one data key per version must unwrap. Then it is opened
+    /// (migrations and key checks) and its audit chain verified under this `audit.key`.
     ///
     /// The data directory must not exist (it is created, mode 0700) or be an empty, real
     /// directory: a symlink is refused, and so is any entry at all, since a leftover
-    /// `coffer.db-wal` would be replayed into the restored database. The backup is copied into
-    /// a temporary file there, checked, and linked to `coffer.db` (`PrivateFile`). On any
-    /// failure everything restore created is removed again.
+    /// `coffer.db-wal` would be replayed into the restored database. On any failure everything
+    /// restore created is removed again.
     public static func restore(
         from backup: String, into configuration: VaultConfiguration
     ) throws -> [UInt32] {
@@ -90,25 +96,44 @@ extension Vault {
         var temporary: String?
         do {
             temporary = try copyBackup(backup, beside: database)
-            let (integrity, versions) = try storageCall { try SQLiteStore.inspectBackup(at: temporary!) }
+            let inspection = try storageCall { try SQLiteStore.inspectBackup(at: temporary!) }
             removeSideFiles(of: temporary!)
-            guard integrity == "ok" else {
-                throw VaultError(.setup, "backup \(backup) fails its integrity check: \(integrity)")
+            guard inspection.schemaProblems.isEmpty else {
+                throw VaultError(
+                    .setup,
+                    "backup \(backup) is not a Coffer database: \(inspection.schemaProblems.joined(separator: "; "))")
+            }
+            guard inspection.integrity == "ok" else {
+                throw VaultError(.setup, "backup \(backup) fails its integrity check: \(inspection.integrity)")
             }
             let keys = try KeyDirectory.load(from: configuration.keyDirectory)
-            let missing = versions.filter { !keys.kekVersions.contains($0) }
+            let missing = inspection.kekVersions.filter { !keys.kekVersions.contains($0) }
             guard missing.isEmpty else {
                 throw VaultError(
                     .keys,
                     "backup \(backup) needs KEK versions \(missing.map(String.init).joined(separator: ", ")), which the key directory no longer holds (retired?); its data cannot be read"
                 )
             }
+            try checkKeysOpen(
+                inspection.sampleKeys, with: keys, backup: backup, keyDirectory: configuration.keyDirectory)
             try PrivateFile.place(temporary: temporary!, at: database, code: .setup)
             temporary = nil
             try PrivateFile.syncDirectory(configuration.dataDirectory, code: .setup)
             // Opening runs migrations and the key checks; closing leaves a clean file.
-            try open(configuration).close()
-            return versions
+            let vault = try open(configuration)
+            let verification: AuditLog.Verification
+            do { verification = try storageCall { try vault.audit.verify(vault.store) } } catch {
+                try? vault.close()
+                throw error
+            }
+            try vault.close()
+            if case .tampered(let seq, let reason) = verification {
+                throw VaultError(
+                    .integrity,
+                    "backup \(backup): its audit trail does not verify under \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.auditKeyFile)) at entry \(seq) (\(reason)); wrong key directory, or the trail was altered"
+                )
+            }
+            return inspection.kekVersions
         } catch {
             if let temporary {
                 unlink(temporary)
@@ -118,6 +143,24 @@ extension Vault {
             removeSideFiles(of: database)
             if created { rmdir(configuration.dataDirectory) }
             throw error
+        }
+    }
+
+    /// Unwraps one data key per KEK version with the key directory's KEKs: a key directory
+    /// that holds files of the right names but not this vault's keys is caught here.
+    static func checkKeysOpen(
+        _ samples: [BackupInspection.Sample], with keys: KeyRing, backup: String, keyDirectory: String
+    ) throws {
+        let envelope = Envelope(keys: keys)
+        try KeyScratchPool(limit: 1).withScratch { scratch in
+            for sample in samples {
+                do { try envelope.unwrapDEK(sample.key, subject: sample.subject, in: scratch) } catch {
+                    throw VaultError(
+                        .keys,
+                        "backup \(backup): the data key of subject '\(sample.subject)' does not open under \(KeyDirectory.path(keyDirectory, KeyDirectory.kekFileName(version: sample.key.kekVersion))); is this the key directory of the vault it was taken from?"
+                    )
+                }
+            }
         }
     }
 

@@ -32,9 +32,13 @@ struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore a backup into an empty data directory.",
         discussion: """
-            Checks the backup's integrity and that the key directory still holds every KEK version \
-            it needs (a backup whose versions were retired can no longer be read, by design), then \
-            puts it in place and opens it once to run migrations and key checks.
+            The data directory must not exist (it is created, mode 0700) or be an empty, real \
+            directory (not a symlink). The backup is treated as untrusted: its schema must be exactly \
+            Coffer's (no trigger, no view, nothing added or altered), it must pass PRAGMA \
+            integrity_check, the key directory must still hold every KEK version it needs (a backup \
+            whose versions were retired can no longer be read, by design) and open one data key per \
+            version, and its audit chain must verify under this key directory's audit.key. Only then \
+            is it in place; on any failure restore removes what it created and exits non-zero.
             """)
 
     @OptionGroup var vault: VaultOptions
@@ -42,6 +46,7 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         let versions = try reportingErrors { try Vault.restore(from: from, into: vault.resolved()) }
-        note("coffer: restored \(from); KEK versions in use: \(versions.map(String.init).joined(separator: " "))")
+        let list = versions.map(String.init).joined(separator: " ")
+        note("coffer: restored \(from); KEK versions in use: \(list.isEmpty ? "(none)" : list)")
     }
 }

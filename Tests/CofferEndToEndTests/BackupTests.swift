@@ -229,4 +229,33 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: root + "/created-through-link"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.contains(".tmp-") } == [])
     }
+
+    /// Issue 17.4: a backup with a planted trigger restored fine. The CLI refuses it with a
+    /// message naming the problem, a non-zero exit, and no data directory left behind.
+    @Test func restoreRefusesABackupWithAPlantedTrigger() throws {
+        let root = CofferBinary.temporaryDirectory("hostile-backup")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let env = ["COFFER_DATA": root + "/data", "COFFER_KEYS": root + "/keys"]
+        #expect(try CofferBinary.run(["init"], environment: env).status == 0)
+        let backup = root + "/backup.db"
+        #expect(try CofferBinary.run(["backup", "--to", backup], environment: env).status == 0)
+        let planted = Process()
+        planted.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        planted.arguments = [
+            "python3", "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"CREATE TRIGGER evil AFTER INSERT ON audit BEGIN DELETE FROM client; END\"); c.commit()",
+            backup,
+        ]
+        try planted.run()
+        planted.waitUntilExit()
+        #expect(planted.terminationStatus == 0)
+        let restored = try CofferBinary.run(
+            ["restore", "--from", backup],
+            environment: ["COFFER_DATA": root + "/restored", "COFFER_KEYS": root + "/keys"])
+        #expect(restored.status == 1)
+        #expect(
+            restored.stderr == "coffer: backup \(backup) is not a Coffer database: it has a trigger 'evil'\n",
+            "\(restored.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/restored"))
+    }
 }
