@@ -38,7 +38,7 @@ struct Restore: ParsableCommand {
             integrity_check, the key directory must still hold every KEK version it needs (a backup \
             whose versions were retired can no longer be read, by design) and open one data key per \
             version, and its audit chain must verify under this key directory's audit.key. Only then \
-            is it in place; on any failure restore removes what it created and exits non-zero.
+            is it put in place; on any failure restore removes what it created and exits non-zero.
             """)
 
     @OptionGroup var vault: VaultOptions
