@@ -141,11 +141,12 @@ public enum KeyDirectory {
                 .keys, "key file \(path) cannot be opened to destroy it: \(String(cString: strerror(errno)))")
         }
         let zeros = [UInt8](repeating: 0, count: SymmetricKey.length)
-        let written = zeros.withUnsafeBytes { PrivateFile.writeAll(fd, $0) }
-        let synced = calls.fsync(fd) == 0
-        let closed = calls.close(fd) == 0
-        guard written, synced, closed else {
-            throw VaultError(.keys, "key file \(path) could not be overwritten: \(String(cString: strerror(errno)))")
+        let written = zeros.withUnsafeBytes { PrivateFile.writeAll(fd, $0) } ? 0 : errno
+        let synced = calls.fsync(fd) == 0 ? 0 : errno
+        let closed = calls.close(fd) == 0 ? 0 : errno
+        guard written == 0, synced == 0, closed == 0 else {
+            let reason = String(cString: strerror([written, synced, closed].first { $0 != 0 } ?? EIO))
+            throw VaultError(.keys, "key file \(path) could not be overwritten and synced: \(reason)")
         }
         guard unlink(path) == 0 else {
             throw VaultError(.keys, "key file \(path) could not be deleted: \(String(cString: strerror(errno)))")

@@ -64,8 +64,13 @@ enum PrivateFile {
                 code, "a temporary file beside \(target) cannot be created: \(String(cString: strerror(errno)))")
         }
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // Swift's Glibc module has no mkostemp; the CLI runs no child processes while this is open.
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // Swift's Glibc module has no mkostemp. Coffer starts no child processes, so the moment
+        // before the flag is set exposes nothing; the flag keeps it that way if that changes.
+        guard fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
+            let reason = String(cString: strerror(errno))
+            discard(fd: fd, temporary: path)
+            throw VaultError(code, "a temporary file beside \(target) cannot be set up: \(reason)")
+        }
         return (fd, path)
     }
 
