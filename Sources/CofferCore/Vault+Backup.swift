@@ -96,7 +96,10 @@ extension Vault {
         var temporary: String?
         do {
             temporary = try copyBackup(backup, beside: database)
-            let inspection = try storageCall { try SQLiteStore.inspectBackup(at: temporary!) }
+            let inspection: BackupInspection
+            do { inspection = try SQLiteStore.inspectBackup(at: temporary!) } catch {
+                throw VaultError(.setup, "backup \(backup) cannot be read as a SQLite database: \(error)")
+            }
             removeSideFiles(of: temporary!)
             guard inspection.schemaProblems.isEmpty else {
                 throw VaultError(

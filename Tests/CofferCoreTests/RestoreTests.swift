@@ -70,6 +70,16 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: data), "restore left its data directory behind")
     }
 
+    @Test func aFileThatIsNotADatabaseIsRefused() throws {
+        let (t, backup) = try backedUp()
+        #expect(FileManager.default.createFile(atPath: backup + ".junk", contents: Data(repeating: 0x5a, count: 4096)))
+        let data = t.root + "/restored"
+        expectRefusal(.setup, "cannot be read as a SQLite database") {
+            _ = try restore(backup + ".junk", keys: t.configuration.keyDirectory, into: data)
+        }
+        #expect(!FileManager.default.fileExists(atPath: data))
+    }
+
     @Test func aBackupRestoredWithAnotherVaultsKeysIsRefused() throws {
         let (t, backup) = try backedUp()
         let other = try TestVault()
