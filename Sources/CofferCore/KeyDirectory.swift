@@ -40,13 +40,19 @@ public enum KeyDirectory {
     }
 
     /// Creates a fresh key directory with KEK version 1, an index key and an auth key.
-    static func create(at directory: String) throws {
+    /// If any step fails, the key files already written are removed again.
+    static func create(at directory: String, calls: FileCalls = .system) throws {
         try makePrivateDirectory(directory)
-        try writeKey(SymmetricKey.random(), to: path(directory, kekFileName(version: 1)))
-        try writeKey(SymmetricKey.random(), to: path(directory, indexKeyFile))
-        try writeKey(SymmetricKey.random(), to: path(directory, authKeyFile))
-        try writeKey(SymmetricKey.random(), to: path(directory, auditKeyFile))
-        try syncDirectory(directory)
+        var written: [String] = []
+        do {
+            for name in [kekFileName(version: 1), indexKeyFile, authKeyFile, auditKeyFile] {
+                try writeKey(SymmetricKey.random(), to: path(directory, name), calls: calls)
+                written.append(path(directory, name))
+            }
+        } catch {
+            for file in written { unlink(file) }
+            throw error
+        }
     }
 
     /// Loads every key, refusing a directory whose key files are exposed or malformed.
@@ -72,7 +78,7 @@ public enum KeyDirectory {
     }
 
     static func path(_ directory: String, _ name: String) -> String {
-        (directory as NSString).appendingPathComponent(name)
+        LocalPath.join(directory, name)
     }
 
     /// Reads a key file straight into guarded memory, after checking its mode and size on the
@@ -112,53 +118,47 @@ public enum KeyDirectory {
         return try SymmetricKey(bytes)
     }
 
-    /// Writes a key file with mode 0600, refusing to overwrite one, and syncs it to disk.
-    static func writeKey(_ key: SymmetricKey, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw VaultError(.keys, "key file \(path) cannot be created: \(String(cString: strerror(errno)))")
+    /// Writes a key file with mode 0600, refusing to overwrite one, and syncs it and its
+    /// directory to disk. The key appears under its name complete or not at all: if a write,
+    /// fsync, close, link or directory sync fails, nothing is left behind (see `PrivateFile`).
+    static func writeKey(_ key: SymmetricKey, to path: String, calls: FileCalls = .system) throws {
+        let (fd, temporary) = try PrivateFile.createTemporary(beside: path, code: .keys)
+        guard key.withUnsafeBytes({ PrivateFile.writeAll(fd, $0) }) else {
+            let reason = String(cString: strerror(errno))
+            PrivateFile.discard(fd: fd, temporary: temporary)
+            throw VaultError(.keys, "key file \(path) could not be written: \(reason)")
         }
-        defer { close(fd) }
-        let written = key.withUnsafeBytes { buffer -> Bool in
-            var done = 0
-            while done < buffer.count {
-                let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
-        guard written, fsync(fd) == 0 else {
-            unlink(path)
-            throw VaultError(.keys, "key file \(path) could not be written")
-        }
+        try PrivateFile.install(fd: fd, temporary: temporary, at: path, code: .keys, calls: calls)
     }
 
     /// Overwrites a key file with zeros, syncs, and unlinks it (retirement). On flash storage
     /// the old blocks may survive the overwrite; the data directory's own encryption and the
     /// separation of key and data backups are what protect against that.
-    static func destroyKey(at path: String) throws {
+    static func destroyKey(at path: String, calls: FileCalls = .system) throws {
         let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             throw VaultError(
                 .keys, "key file \(path) cannot be opened to destroy it: \(String(cString: strerror(errno)))")
         }
         let zeros = [UInt8](repeating: 0, count: SymmetricKey.length)
-        let written = zeros.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == zeros.count, synced == 0, unlink(path) == 0 else {
-            throw VaultError(.keys, "key file \(path) could not be destroyed")
+        let written = zeros.withUnsafeBytes { PrivateFile.writeAll(fd, $0) } ? 0 : errno
+        let synced = calls.fsync(fd) == 0 ? 0 : errno
+        let closed = calls.close(fd) == 0 ? 0 : errno
+        guard written == 0, synced == 0, closed == 0 else {
+            let reason = String(cString: strerror([written, synced, closed].first { $0 != 0 } ?? EIO))
+            throw VaultError(.keys, "key file \(path) could not be overwritten and synced: \(reason)")
         }
+        guard unlink(path) == 0 else {
+            throw VaultError(.keys, "key file \(path) could not be deleted: \(String(cString: strerror(errno)))")
+        }
+        try syncDirectory(LocalPath.parent(path), calls: calls)
     }
 
-    /// Creates `directory` with mode 0700, or tightens an existing empty one to 0700.
+    /// Creates `directory` (and any missing parents) with mode 0700, or tightens an existing
+    /// one to 0700. Relative paths are taken against the working directory.
     static func makePrivateDirectory(_ directory: String) throws {
-        let parent = (directory as NSString).deletingLastPathComponent
-        if !parent.isEmpty {
-            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        }
+        guard !directory.isEmpty else { throw VaultError(.setup, "a directory name is empty") }
+        try LocalPath.makeDirectories(LocalPath.parent(directory))
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw VaultError(.setup, "directory \(directory) cannot be created: \(String(cString: strerror(errno)))")
         }
@@ -167,10 +167,8 @@ public enum KeyDirectory {
         }
     }
 
-    static func syncDirectory(_ directory: String) throws {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw VaultError(.setup, "directory \(directory) cannot be opened") }
-        defer { close(fd) }
-        _ = fsync(fd)
+    /// Fsyncs the key directory, failing if the sync (or the close) does.
+    static func syncDirectory(_ directory: String, calls: FileCalls = .system) throws {
+        try PrivateFile.syncDirectory(directory, code: .keys, calls: calls)
     }
 }

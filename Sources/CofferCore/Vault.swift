@@ -160,12 +160,9 @@ public final class Vault: Sendable {
     /// Data and keys must never share a directory, nor sit one inside the other: a copy of the
     /// data directory must not carry the keys with it.
     static func checkSeparate(_ configuration: VaultConfiguration) throws {
-        func canonical(_ path: String) -> String {
-            URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-        }
-        let data = canonical(configuration.dataDirectory)
-        let keys = canonical(configuration.keyDirectory)
-        if data == keys || data.hasPrefix(keys + "/") || keys.hasPrefix(data + "/") {
+        let data = try LocalPath.canonical(configuration.dataDirectory)
+        let keys = try LocalPath.canonical(configuration.keyDirectory)
+        if LocalPath.isWithin(data, keys) || LocalPath.isWithin(keys, data) {
             throw VaultError(
                 .setup,
                 "the data directory (\(data)) and the key directory (\(keys)) must be separate; neither may contain the other"

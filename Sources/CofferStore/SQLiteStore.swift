@@ -13,7 +13,8 @@ public final class SQLiteStore: VaultStore {
         case normal
     }
 
-    private let pool: DatabasePool
+    /// Internal so that the backup extension (`SQLiteStore+Backup.swift`) can copy from it.
+    let pool: DatabasePool
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
@@ -80,62 +81,6 @@ public final class SQLiteStore: VaultStore {
     public func close() throws {
         checkpointer.stop()
         try pool.close()
-    }
-
-    /// An online, consistent copy of the database (SQLite's backup API, from a read
-    /// snapshot, so writers go on meanwhile). The copy is written to `path + ".partial"`,
-    /// fsynced, checked with `PRAGMA integrity_check`, and only then renamed to `path`.
-    /// Returns the KEK versions the copy's data keys are wrapped under.
-    public func backup(to path: String) throws -> [UInt32] {
-        let partial = path + ".partial"
-        try? FileManager.default.removeItem(atPath: partial)
-        let oldMask = umask(0o077)
-        defer { umask(oldMask) }
-        do {
-            var config = Configuration()
-            config.journalMode = .default
-            let copy = try DatabaseQueue(path: partial, configuration: config)
-            try pool.backup(to: copy)
-            let (check, versions) = try copy.writeWithoutTransaction { db -> (String, [UInt32]) in
-                try db.execute(sql: "PRAGMA journal_mode = DELETE")
-                let check = try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer"
-                let versions = try Int64.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY 1")
-                return (check, versions.map { UInt32(truncatingIfNeeded: $0) })
-            }
-            try copy.close()
-            guard check == "ok" else { throw StoreError("the backup copy failed its integrity check: \(check)") }
-            try Self.fsync(partial)
-            guard rename(partial, path) == 0 else {
-                throw StoreError("cannot rename the backup into place: \(String(cString: strerror(errno)))")
-            }
-            try Self.fsync(
-                (path as NSString).deletingLastPathComponent.isEmpty
-                    ? "." : (path as NSString).deletingLastPathComponent)
-            return versions
-        } catch {
-            try? FileManager.default.removeItem(atPath: partial)
-            throw error
-        }
-    }
-
-    public static func fsync(_ path: String) throws {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError("cannot open \(path) to sync it") }
-        defer { Glibc.close(fd) }
-        guard Glibc.fsync(fd) == 0 else { throw StoreError("cannot sync \(path)") }
-    }
-
-    /// Checks a backup file before it is restored: integrity, and the KEK versions it needs.
-    public static func inspectBackup(at path: String) throws -> (integrity: String, kekVersions: [UInt32]) {
-        var config = Configuration()
-        config.readonly = true
-        let queue = try DatabaseQueue(path: path, configuration: config)
-        defer { try? queue.close() }
-        return try queue.read { db in
-            let check = try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer"
-            let versions = try Int64.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY 1")
-            return (check, versions.map { UInt32(truncatingIfNeeded: $0) })
-        }
     }
 }
 

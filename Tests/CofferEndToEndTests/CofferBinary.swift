@@ -13,14 +13,22 @@ enum CofferBinary {
 
     struct Result {
         let status: Int32
+        /// True if the process died of a signal (a trap, a crash) instead of exiting.
+        let crashed: Bool
         let stdout: String
         let stderr: String
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> Result {
+    /// `directory`, if given, is the working directory the command runs in; `wrapper`, if
+    /// given, is a command line that runs coffer (`"$0"`) with its arguments (`"$@"`).
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil, in directory: String? = nil,
+        wrappedIn wrapper: [String] = []
+    ) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: wrapper.first ?? path)
+        process.arguments = wrapper.isEmpty ? arguments : Array(wrapper.dropFirst()) + [path] + arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var env = ProcessInfo.processInfo.environment
         env["COFFER_DATA"] = nil
         env["COFFER_KEYS"] = nil
@@ -39,7 +47,8 @@ enum CofferBinary {
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Result(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            status: process.terminationStatus, crashed: process.terminationReason == .uncaughtSignal,
+            stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errData, as: UTF8.self))
     }
 
