@@ -22,7 +22,7 @@ public enum AuditOutcome: String, Sendable, Hashable {
 
 /// What a command contributes to its audit entry; the log adds the sequence number, the time
 /// and the MAC.
-struct AuditDraft {
+public struct AuditDraft: Sendable {
     var client: String
     var role: String
     var origin: String
