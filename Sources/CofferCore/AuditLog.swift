@@ -22,7 +22,7 @@ public enum AuditOutcome: String, Sendable, Hashable {
 
 /// What a command contributes to its audit entry; the log adds the sequence number, the time
 /// and the MAC.
-public struct AuditDraft: Sendable {
+struct AuditDraft {
     var client: String
     var role: String
     var origin: String

@@ -35,97 +35,7 @@ public struct Call<T: Sendable>: Sendable {
     }
 }
 
-/// One audited read (GET, EXPORT, EXISTS, FIND). Its work needs no write transaction: it runs
-/// on a read snapshot, on the caller's thread, and only its audit entry goes through the
-/// group committer. The result is released only once that entry is durable.
-public struct ReadCall<T: Sendable>: Sendable {
-    let command: String
-    let caller: Caller
-    let subject: String?
-    let fields: [String]
-    let body: @Sendable (any StoreReading, inout AuditDraft) throws -> T
-
-    init(
-        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
-        _ body: @escaping @Sendable (any StoreReading, inout AuditDraft) throws -> T
-    ) {
-        self.command = command
-        self.caller = caller
-        self.subject = subject
-        self.fields = fields
-        self.body = body
-    }
-
-    /// The same read, run inside a commit batch (the blocking and async APIs, and a connection
-    /// whose earlier writes are still in flight: it must see them).
-    var inBatch: Call<T> {
-        Call(command, caller, subject: subject, fields: fields) { [body] tx, draft in try body(tx, &draft) }
-    }
-}
-
 extension Vault {
-    func run<T: Sendable>(_ call: ReadCall<T>) throws -> T { try run(call.inBatch) }
-
-    func run<T: Sendable>(_ call: ReadCall<T>) async throws -> T { try await run(call.inBatch) }
-
-    /// Runs `call`'s read now, on this thread, in a read snapshot; then appends its audit entry
-    /// in the next commit batch, where the caller is checked again (a client revoked since the
-    /// snapshot gets `NOAUTH`, not data); `completion` runs on `executor` once the entry is
-    /// durable. If the entry cannot be written, the command fails and returns nothing.
-    ///
-    /// `readNow: false` runs the whole read inside the batch instead, after the connection's
-    /// earlier writes.
-    public func submit<T: Sendable>(
-        _ call: ReadCall<T>, readNow: Bool, on executor: any CompletionExecutor,
-        completion: @escaping @Sendable (Result<T, VaultError>) -> Void
-    ) {
-        guard readNow else {
-            submit(call.inBatch, on: executor, completion: completion)
-            return
-        }
-        var draft = auditDraft(call.command, call.caller, subject: call.subject, fields: call.fields)
-        let read: Result<T, VaultError>
-        do {
-            read = .success(try store.read { tx in try call.body(tx, &draft) })
-        } catch {
-            let mapped = Self.mapped(error)
-            draft.outcome = AuditOutcome(mapped)
-            read = .failure(mapped)
-        }
-        let entry = draft
-        let caller = call.caller
-        committer.submit(
-            ownSavepoint: false, on: executor,
-            { [self] tx -> Result<T, VaultError> in
-                var entry = entry
-                var outcome = read
-                if case .success = read {
-                    do {
-                        _ = try resolve(caller, in: tx)
-                    } catch {
-                        let refused = Self.mapped(error)
-                        entry.outcome = AuditOutcome(refused)
-                        outcome = .failure(refused)
-                    }
-                }
-                try audit.append(entry, in: tx)
-                return outcome
-            }
-        ) { result in
-            switch result {
-            case .success(let outcome):
-                completion(outcome)
-            case .failure:
-                self.logger.error(
-                    "audit entry could not be written; command refused", metadata: ["command": "\(entry.command)"])
-                completion(
-                    .failure(
-                        VaultError(.storage, "the audit entry could not be written, so the command was not carried out")
-                    ))
-            }
-        }
-    }
-
     func run<T: Sendable>(_ call: Call<T>) throws -> T {
         try audited(call.command, call.caller, subject: call.subject, fields: call.fields, call.body)
     }
@@ -186,7 +96,7 @@ extension Vault {
     /// naming a thousand fields writes a small entry, not a 15 KB one.
     static let auditedFieldNames = 8
 
-    func auditDraft(_ command: String, _ caller: Caller, subject: String?, fields: [String]) -> AuditDraft {
+    private func auditDraft(_ command: String, _ caller: Caller, subject: String?, fields: [String]) -> AuditDraft {
         var shown = fields.prefix(Self.auditedFieldNames).map {
             (try? FieldCatalogue.field(named: $0)) != nil ? $0 : "(unknown)"
         }

@@ -59,8 +59,8 @@ extension Vault {
         try await run(getCall(subject: subject, fields: names, as: caller))
     }
 
-    public func getCall(subject: String, fields names: [String], as caller: Caller) -> ReadCall<[[UInt8]?]> {
-        ReadCall("GET", caller, subject: subject, fields: names) { [self] tx, draft in
+    public func getCall(subject: String, fields names: [String], as caller: Caller) -> Call<[[UInt8]?]> {
+        Call("GET", caller, subject: subject, fields: names) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             try Self.refuseDuplicates(names, "GET")
@@ -80,8 +80,8 @@ extension Vault {
         try await run(exportCall(subject: subject, as: caller))
     }
 
-    public func exportCall(subject: String, as caller: Caller) -> ReadCall<[(field: String, value: [UInt8])]> {
-        ReadCall("EXPORT", caller, subject: subject) { [self] tx, draft in
+    public func exportCall(subject: String, as caller: Caller) -> Call<[(field: String, value: [UInt8])]> {
+        Call("EXPORT", caller, subject: subject) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             let readable = FieldCatalogue.all.compactMap { field in (try? role.requireRead(field)).map { (field, $0) } }
@@ -177,8 +177,8 @@ extension Vault {
         try await run(findCall(kind, value: value, as: caller))
     }
 
-    public func findCall(_ kind: IndexKind, value: [UInt8], as caller: Caller) -> ReadCall<[String]> {
-        ReadCall("FIND", caller, fields: [kind.rawValue]) { [self] tx, draft in
+    public func findCall(_ kind: IndexKind, value: [UInt8], as caller: Caller) -> Call<[String]> {
+        Call("FIND", caller, fields: [kind.rawValue]) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.find), "FIND")
             let field = try FieldCatalogue.field(named: kind.rawValue)
             let normalized = try FieldValidator.normalize(value, for: field)
@@ -194,8 +194,8 @@ extension Vault {
         try await run(existsCall(subject: subject, as: caller))
     }
 
-    public func existsCall(subject: String, as caller: Caller) -> ReadCall<Bool> {
-        ReadCall("EXISTS", caller, subject: subject) { [self] tx, draft in
+    public func existsCall(subject: String, as caller: Caller) -> Call<Bool> {
+        Call("EXISTS", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.exists), "EXISTS")
             try SubjectID.validate(subject)
             return try tx.subjectKey(subject) != nil

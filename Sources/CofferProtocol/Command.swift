@@ -76,14 +76,6 @@ public enum Command: Sendable, Equatable {
         }
     }
 
-    /// True for the data commands that change stored data.
-    public var isWrite: Bool {
-        switch self {
-        case .put, .delete: true
-        default: false
-        }
-    }
-
     /// True for the commands an unauthenticated connection may run.
     public var allowedBeforeAuth: Bool {
         switch self {

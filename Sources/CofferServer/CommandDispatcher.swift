@@ -83,12 +83,9 @@ struct CommandDispatcher: Sendable {
         }
     }
 
-    /// Submits a `.pipelined` command; `completion` runs on `executor` once its audit entry is
-    /// durable. Reads (GET, EXPORT, EXISTS, FIND) run at once on this event loop in a read
-    /// snapshot, and only their audit entries go to the group committer, unless `writesInFlight`:
-    /// then they run in the committer after the connection's earlier writes, which they must see.
+    /// Submits a `.pipelined` command to the group committer; `completion` runs on `executor`.
     func submit(
-        _ command: Command, session: Session, writesInFlight: Bool, on executor: any CompletionExecutor,
+        _ command: Command, session: Session, on executor: any CompletionExecutor,
         completion: @escaping @Sendable (Reply) -> Void
     ) {
         let caller = session.caller
@@ -98,34 +95,29 @@ struct CommandDispatcher: Sendable {
                 completion(Self.reply(result.map(reply).mapError { $0 }, command: command, logger: logger))
             }
         }
-        func read<T: Sendable>(_ call: ReadCall<T>, _ reply: @escaping @Sendable (T) -> RESPValue) {
-            vault.submit(call, readNow: !writesInFlight, on: executor) { result in
-                completion(Self.reply(result.map(reply).mapError { $0 }, command: command, logger: logger))
-            }
-        }
         switch command {
         case .put(let subject, let values):
             go(vault.putCall(subject: subject, values: values.map { ($0.field, $0.value) }, as: caller)) {
                 .integer($0)
             }
         case .get(let subject, let fields):
-            read(vault.getCall(subject: subject, fields: fields, as: caller)) {
+            go(vault.getCall(subject: subject, fields: fields, as: caller)) {
                 .array($0.map { $0.map(RESPValue.bulkString) ?? .null })
             }
         case .export(let subject):
-            read(vault.exportCall(subject: subject, as: caller)) {
+            go(vault.exportCall(subject: subject, as: caller)) {
                 .map($0.map { (.bulk($0.field), .bulkString($0.value)) })
             }
         case .delete(let subject, let fields):
             go(vault.deleteCall(subject: subject, fields: fields, as: caller)) { .integer($0) }
         case .exists(let subject):
-            read(vault.existsCall(subject: subject, as: caller)) { .integer($0 ? 1 : 0) }
+            go(vault.existsCall(subject: subject, as: caller)) { .integer($0 ? 1 : 0) }
         case .find(let kindName, let value):
             guard let kind = IndexKind(rawValue: kindName) else {
                 completion(Reply(value: .error("ERR FIND takes 'email' or 'phone', not '\(kindName.prefix(32))'")))
                 return
             }
-            read(vault.findCall(kind, value: value, as: caller)) { .array($0.map(RESPValue.bulk)) }
+            go(vault.findCall(kind, value: value, as: caller)) { .array($0.map(RESPValue.bulk)) }
         case .whoami:
             let name = session.client ?? "-"
             go(vault.whoamiCall(as: caller)) { .array([.bulk(name), .bulk($0)]) }

@@ -57,8 +57,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// A barrier command parsed but not started (it waits for every earlier reply).
     private var pendingBarrier: (sequence: Int, command: Command)?
     private var barrierRunning = false
-    /// Writes (PUT, DEL) submitted and not yet answered: a read behind one must see it.
-    private var writesInFlight = 0
     private var readPending = false
     private var closing = false
     private var inputClosed = false
@@ -275,12 +273,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .pipelined:
             guard let executor else { return }
             let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let isWrite = command.isWrite
-            if isWrite { writesInFlight += 1 }
-            dispatcher.submit(command, session: session, writesInFlight: writesInFlight > 0, on: executor) { reply in
-                let connection = handler.value
-                if isWrite { connection.writesInFlight -= 1 }
-                connection.complete(sequence, reply)
+            dispatcher.submit(command, session: session, on: executor) { reply in
+                handler.value.complete(sequence, reply)
             }
         case .barrier:
             pendingBarrier = (sequence, command)
