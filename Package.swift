@@ -98,6 +98,15 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "CofferServerTests",
+            dependencies: [
+                "CofferServer", "CofferCore", "CofferProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "CofferEndToEndTests",
             dependencies: ["coffer"]
         ),

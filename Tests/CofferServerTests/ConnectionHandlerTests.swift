@@ -1,0 +1,165 @@
+import CofferCore
+import CofferProtocol
+import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import Testing
+
+@testable import CofferServer
+
+/// The connection handler on an `EmbeddedChannel`: what it answers without the vault, how it
+/// coalesces replies, and its deadlines (driven by the embedded loop's clock). Commands that
+/// reach the vault complete on other threads and are covered by the end-to-end tests.
+@Suite struct ConnectionHandlerTests {
+    final class Fixture {
+        let root: String
+        let vault: Vault
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        let registry: ConnectionRegistry
+        let channel: EmbeddedChannel
+
+        init(limits: ConnectionLimits = ConnectionLimits(), maximumAnonymous: Int = 4) throws {
+            root = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-handler-\(UUID())").path
+            let configuration = VaultConfiguration(dataDirectory: root + "/data", keyDirectory: root + "/keys")
+            _ = try Vault.initialize(configuration)
+            vault = try Vault.open(configuration)
+            pool.start()
+            registry = ConnectionRegistry(maximumClients: 8, maximumAnonymous: maximumAnonymous)
+            let dispatcher = CommandDispatcher(
+                vault: vault, threadPool: pool, longPool: pool, logger: Logger(label: "test"))
+            channel = EmbeddedChannel(
+                handler: ConnectionHandler(
+                    dispatcher: dispatcher, registry: registry, limits: limits, logger: Logger(label: "test"),
+                    secured: false))
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
+        }
+
+        deinit {
+            _ = try? channel.finish()
+            try? pool.syncShutdownGracefully()
+            try? vault.close()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+
+        func send(_ text: String) throws {
+            try channel.writeInbound(ByteBuffer(string: text))
+        }
+
+        /// Everything written so far, as one string.
+        func output() throws -> String {
+            var text = ""
+            while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+                text += String(buffer: buffer)
+            }
+            return text
+        }
+    }
+
+    @Test func pipelinedLocalCommandsAnswerInOrderInOneWrite() throws {
+        let f = try Fixture()
+        try f.send("PING\r\nPING hi\r\n*1\r\n$4\r\nPING\r\nGET s name\r\n")
+        var writes: [String] = []
+        while let buffer = try f.channel.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: buffer)) }
+        // One read burst: one write, replies in order; data commands before AUTH are refused.
+        #expect(writes == ["+PONG\r\n$2\r\nhi\r\n+PONG\r\n-NOAUTH Authentication required.\r\n"])
+    }
+
+    @Test func aRequestSplitAnywhereGivesTheSameReplies() throws {
+        let wire = "*2\r\n$4\r\nPING\r\n$5\r\nhello\r\nPING\r\n"
+        for cut in 1..<wire.utf8.count {
+            let f = try Fixture()
+            let bytes = Array(wire.utf8)
+            try f.channel.writeInbound(ByteBuffer(bytes: bytes[..<cut]))
+            try f.channel.writeInbound(ByteBuffer(bytes: bytes[cut...]))
+            #expect(try f.output() == "$5\r\nhello\r\n+PONG\r\n", "cut at \(cut)")
+        }
+    }
+
+    @Test func anUnauthenticatedConnectionIsClosedAtTheAuthDeadlineEvenIfItPings() throws {
+        var limits = ConnectionLimits()
+        limits.authTimeout = .seconds(10)
+        let f = try Fixture(limits: limits)
+        for _ in 0..<4 {
+            f.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+            try f.send("PING\r\n")
+            #expect(try f.output() == "+PONG\r\n")
+        }
+        f.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(try f.output() == "-ERR authentication timeout: AUTH within 10 s\r\n")
+        #expect(!f.channel.isActive)
+    }
+
+    @Test func aRequestThatStopsHalfwayIsClosedAtTheRequestDeadline() throws {
+        var limits = ConnectionLimits()
+        limits.requestTimeout = .seconds(5)
+        limits.authTimeout = .seconds(60)
+        let f = try Fixture(limits: limits)
+        try f.send("*2\r\n$4\r\nPING\r\n$5\r\nhel")
+        f.channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(f.channel.isActive)
+        f.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(try f.output() == "-ERR Protocol error: request not completed within 5 s\r\n")
+        #expect(!f.channel.isActive)
+    }
+
+    @Test func aProtocolErrorAnswersWhatCameBeforeThenCloses() throws {
+        let f = try Fixture()
+        try f.send("PING\r\n*1\r\n$-10\r\n")
+        #expect(try f.output() == "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n")
+        #expect(!f.channel.isActive)
+    }
+
+    @Test func quitAnswersAndCloses() throws {
+        let f = try Fixture()
+        try f.send("QUIT\r\nPING\r\n")
+        #expect(try f.output() == "+OK\r\n")
+        #expect(!f.channel.isActive)
+    }
+
+    @Test func helloSwitchesTheProtocolForLaterRepliesOnly() throws {
+        let f = try Fixture()
+        try f.send("HELLO 3\r\nGET s name\r\n")
+        let text = try f.output()
+        #expect(text.hasPrefix("%7\r\n"))
+        #expect(text.hasSuffix("-NOAUTH Authentication required.\r\n"))
+    }
+}
+
+@Suite struct ConnectionRegistryTests {
+    @Test func anonymousConnectionsHaveTheirOwnCap() throws {
+        let registry = ConnectionRegistry(maximumClients: 4, maximumAnonymous: 2)
+        let channels = (0..<5).map { _ in EmbeddedChannel() }
+        guard case .admitted(let first) = registry.register(channels[0]),
+            case .admitted = registry.register(channels[1])
+        else {
+            Issue.record("the first two were refused")
+            return
+        }
+        guard case .refused(let reason) = registry.register(channels[2]) else {
+            Issue.record("a third anonymous connection was admitted")
+            return
+        }
+        #expect(reason == "max number of unauthenticated clients reached")
+        // Once one authenticates, another anonymous connection fits.
+        registry.authenticated(first)
+        guard case .admitted(let third) = registry.register(channels[2]) else {
+            Issue.record("no room after an AUTH")
+            return
+        }
+        registry.authenticated(third)
+        guard case .admitted = registry.register(channels[3]) else {
+            Issue.record("no room for the fourth")
+            return
+        }
+        // The total cap still holds.
+        guard case .refused(let total) = registry.register(channels[4]) else {
+            Issue.record("a fifth connection was admitted")
+            return
+        }
+        #expect(total == "max number of clients reached")
+        registry.unregister(first)
+        #expect(registry.count == 3)
+    }
+}
