@@ -57,6 +57,7 @@ extension Vault {
     /// DEK created or rewrapped from now on is wrapped under it. Existing DEKs move over in the
     /// background (`rewrapBatch`). Returns the new version.
     public func rotateKEK(as caller: Caller) throws -> UInt32 {
+        try requireDataDirectoryLock("KEYS.ROTATE")
         let version = try audited("KEYS.ROTATE", caller) { [self] tx, draft -> UInt32 in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.ROTATE")
             let known = try tx.kekRecords().map(\.version) + keys.kekVersions
@@ -100,6 +101,7 @@ extension Vault {
     /// file is overwritten and deleted and the version recorded as retired. From then on no
     /// copy of the data (a backup included) whose DEKs were wrapped only under `v` can be read.
     public func retireKEK(_ version: UInt32, as caller: Caller) throws {
+        try requireDataDirectoryLock("KEYS.RETIRE")
         try audited("KEYS.RETIRE", caller, fields: ["kek:\(version)"]) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.RETIRE")
             guard let record = try tx.kekRecords().first(where: { $0.version == version }) else {
@@ -130,6 +132,7 @@ extension Vault {
     /// whole, and the next call carries on from what the database says.
     @discardableResult
     public func rewrapBatch(limit: Int = 1000) throws -> Int {
+        try requireDataDirectoryLock("the rewrap")
         let count = try Self.storageCall {
             try store.write { tx -> Int in
                 let current = keys.currentKEKVersion

@@ -15,11 +15,16 @@ public final class Vault: Sendable {
     let committer: GroupCommitter
     public let rewrapProgress = RewrapProgress()
     let logger: Logger
+    /// The data directory's lock, if this vault holds it: only then may it change KEKs.
+    let lock: DataDirectoryLock?
 
-    private init(configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, logger: Logger) {
+    private init(
+        configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, lock: DataDirectoryLock?, logger: Logger
+    ) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
+        self.lock = lock
         self.envelope = Envelope(keys: keys)
         self.audit = AuditLog(key: keys.auditKey)
         self.committer = GroupCommitter(store: store)
@@ -27,14 +32,25 @@ public final class Vault: Sendable {
     }
 
     public var policy: Policy { configuration.policy }
+    /// The data directory's lock, if this vault owns the directory.
+    public var dataDirectoryLock: DataDirectoryLock? { lock }
     public var currentKEKVersion: UInt32 { keys.currentKEKVersion }
 
     /// Opens an existing vault, refusing if a key file is exposed or malformed, or if a KEK
     /// version that stored data still references is missing.
+    ///
+    /// With `lock` (the data directory's, see `DataDirectoryLock`) the vault owns the directory
+    /// until `close()`: it alone may change KEKs, and it completes an interrupted rotation at
+    /// open. Without it the vault works alongside the holder (audit, clients, backup: SQLite
+    /// serialises the writers) but refuses every KEK change.
     public static func open(
-        _ configuration: VaultConfiguration, logger: Logger = Logger(label: "coffer.vault")
+        _ configuration: VaultConfiguration, lock: DataDirectoryLock? = nil,
+        logger: Logger = Logger(label: "coffer.vault")
     ) throws -> Vault {
         try checkSeparate(configuration)
+        if let lock, lock.path != DataDirectoryLock.path(in: configuration.dataDirectory) {
+            throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
+        }
         let databasePath = configuration.databasePath
         guard FileManager.default.fileExists(atPath: databasePath) else {
             throw VaultError(
@@ -59,11 +75,12 @@ public final class Vault: Sendable {
                 "KEK version \(version) still wraps stored data keys but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))) is missing"
             )
         }
-        try reconcileCurrentKEK(store: store, keys: keys, configuration: configuration, logger: logger)
+        try reconcileCurrentKEK(
+            store: store, keys: keys, configuration: configuration, repairing: lock != nil, logger: logger)
         logger.info(
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
-        return Vault(configuration: configuration, store: store, keys: keys, logger: logger)
+        return Vault(configuration: configuration, store: store, keys: keys, lock: lock, logger: logger)
     }
 
     /// Creates a new vault: the data directory and its database, the key directory and its
@@ -85,15 +102,18 @@ public final class Vault: Sendable {
         var created: [String] = []
         do {
             try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
-            created = [
-                KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
-                KeyDirectory.auditKeyFile,
-            ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
+            let lock = try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "init"))
+            created =
+                [lock.path]
+                + [
+                    KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
+                    KeyDirectory.auditKeyFile,
+                ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
             try KeyDirectory.create(at: configuration.keyDirectory)
             created += [databasePath, databasePath + "-wal", databasePath + "-shm"]
             let store = try storageCall { try SQLiteStore(path: databasePath, durability: configuration.durability) }
             try storageCall { try store.close() }
-            let vault = try open(configuration, logger: logger)
+            let vault = try open(configuration, lock: lock, logger: logger)
             let secret = try vault.addClient(name: adminName, role: "admin", as: .localOperator)
             try vault.close()
             return secret
@@ -107,7 +127,7 @@ public final class Vault: Sendable {
     /// They must agree. The one disagreement that is repaired is a rotation interrupted between
     /// writing the new key file and recording it: exactly one newer file, unreferenced.
     private static func reconcileCurrentKEK(
-        store: SQLiteStore, keys: KeyRing, configuration: VaultConfiguration, logger: Logger
+        store: SQLiteStore, keys: KeyRing, configuration: VaultConfiguration, repairing: Bool, logger: Logger
     ) throws {
         let records = try storageCall { try store.read { try $0.kekRecords() } }
         guard let current = records.first(where: { $0.state == .current })?.version else {
@@ -115,7 +135,7 @@ public final class Vault: Sendable {
         }
         let newestFile = keys.kekVersions.max() ?? 0
         let known = Set(records.map(\.version))
-        if newestFile == current + 1 && !known.contains(newestFile) {
+        if repairing && newestFile == current + 1 && !known.contains(newestFile) {
             try storageCall { try store.write { try $0.setCurrentKEK(newestFile, at: Date().timeIntervalSince1970) } }
             logger.notice("completed an interrupted KEK rotation", metadata: ["kek.current": "\(newestFile)"])
             keys.setCurrent(newestFile)
@@ -139,7 +159,18 @@ public final class Vault: Sendable {
     /// Closes the database cleanly (checkpointing the WAL).
     public func close() throws {
         committer.stop()
+        defer { lock?.release() }
         try Self.storageCall { try store.close() }
+    }
+
+    /// KEKs change only in the process that holds the data directory (see `DataDirectoryLock`).
+    func requireDataDirectoryLock(_ command: String) throws {
+        guard lock == nil else { return }
+        let owner = (try? DataDirectoryLock.holder(of: configuration.dataDirectory)) ?? nil
+        throw VaultError(
+            .setup,
+            "\(command) needs the lock of data directory \(configuration.dataDirectory)\(owner.map { ", which \($0) holds" } ?? ""); KEKs change only in the process that holds it"
+        )
     }
 
     /// A vault released without `close()` (an error path, a test) still stops its commit and
@@ -148,6 +179,7 @@ public final class Vault: Sendable {
     deinit {
         committer.stop()
         try? store.close()
+        lock?.release()
     }
 
     /// Data and keys must never share a directory, nor sit one inside the other: a copy of the

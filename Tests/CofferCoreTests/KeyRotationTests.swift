@@ -34,7 +34,9 @@ import Testing
         for i in 0..<50 { #expect(try t.get("s\(i)", ["name"], as: TestVault.support) == ["Person \(i)"]) }
         // And after a restart.
         try t.vault.close()
-        let reopened = try Vault.open(t.configuration)
+        let reopened = try Vault.open(
+            t.configuration, lock: DataDirectoryLock.acquire(t.configuration.dataDirectory, for: .init(command: "test"))
+        )
         #expect(try reopened.get(subject: "s3", fields: ["name"], as: TestVault.support) == [Array("Person 3".utf8)])
         expectError(.invalid) { try reopened.retireKEK(1, as: TestVault.admin) }
         expectError(.noPermission) { _ = try reopened.rotateKEK(as: TestVault.support) }
@@ -80,7 +82,8 @@ import Testing
         try FileManager.default.removeItem(atPath: dir + "/kek-4.key")
         // Exactly one newer, unrecorded file is an interrupted rotation: adopted.
         try FileManager.default.copyItem(atPath: dir + "/kek-2.key", toPath: dir + "/kek-3.key")
-        let vault = try Vault.open(t.configuration)
+        let vault = try Vault.open(
+            t.configuration, lock: DataDirectoryLock.acquire(t.configuration.dataDirectory, for: .init(command: "test")))
         #expect(vault.currentKEKVersion == 3)
         #expect(try vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["active", "active", "current"])
     }

@@ -183,10 +183,10 @@ import Testing
 
     @Test func socketFileHandling() throws {
         let server = try TestServer()
-        // A second server on the same live socket refuses to start.
+        // A second server on the same data directory and live socket refuses to start.
         let second = try CofferBinary.run(["serve"] + CofferBinary.rootFlag, environment: server.env)
         #expect(second.status != 0)
-        #expect(second.stderr.contains("already listening"), "\(second.stderr)")
+        #expect(second.stderr.contains("is in use by coffer serve (pid"), "\(second.stderr)")
         #expect(try server.client().call("PING") == .simple("PONG"))
         let mode = try FileManager.default.attributesOfItem(atPath: server.socketPath)[.posixPermissions] as? Int
         #expect(mode == 0o660)
