@@ -2,6 +2,7 @@ import CofferCrypto
 import CofferStore
 import Foundation
 import Logging
+import Synchronization
 
 /// An open vault: the one place where every access decision, every encryption and every
 /// write is made. The server and the CLI both call this API; neither decides anything itself.
@@ -17,6 +18,8 @@ public final class Vault: Sendable {
     let logger: Logger
     /// The data directory's lock, if this vault holds it: only then may it change KEKs.
     let lock: DataDirectoryLock?
+    /// Held for the whole of a rotation or retirement, so they run one at a time.
+    let keyChanges = Mutex(())
 
     private init(
         configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, lock: DataDirectoryLock?, logger: Logger
@@ -75,7 +78,7 @@ public final class Vault: Sendable {
                 "KEK version \(version) still wraps stored data keys but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))) is missing"
             )
         }
-        try reconcileCurrentKEK(
+        try reconcileKEKs(
             store: store, keys: keys, configuration: configuration, repairing: lock != nil, logger: logger)
         logger.info(
             "vault opened",
@@ -123,34 +126,58 @@ public final class Vault: Sendable {
         }
     }
 
-    /// The database records which KEK version is current; the key directory holds the files.
-    /// They must agree. The one disagreement that is repaired is a rotation interrupted between
-    /// writing the new key file and recording it: exactly one newer file, unreferenced.
-    private static func reconcileCurrentKEK(
+    /// The database records every KEK version and its state; the key directory holds the files.
+    /// The database decides:
+    ///
+    /// - a key file newer than the current version that the database never recorded is refused,
+    ///   never adopted: a rotation records its version (`pending`) before it writes the file, so
+    ///   such a file was put there by someone else;
+    /// - a rotation interrupted after recording its version is finished if its file exists (the
+    ///   file is synced before the version is made current), or else forgotten: no data key can
+    ///   be wrapped under a pending version;
+    /// - a retirement interrupted after it was recorded has its key file destroyed now.
+    ///
+    /// Only the holder of the data directory's lock repairs; a vault opened alongside it takes
+    /// the database's word and leaves pending and retired versions to the holder.
+    private static func reconcileKEKs(
         store: SQLiteStore, keys: KeyRing, configuration: VaultConfiguration, repairing: Bool, logger: Logger
     ) throws {
         let records = try storageCall { try store.read { try $0.kekRecords() } }
-        guard let current = records.first(where: { $0.state == .current })?.version else {
+        guard var current = records.first(where: { $0.state == .current })?.version else {
             throw VaultError(.keys, "the database records no current KEK version")
         }
-        let newestFile = keys.kekVersions.max() ?? 0
-        let known = Set(records.map(\.version))
-        if repairing && newestFile == current + 1 && !known.contains(newestFile) {
-            try storageCall { try store.write { try $0.setCurrentKEK(newestFile, at: Date().timeIntervalSince1970) } }
-            logger.notice("completed an interrupted KEK rotation", metadata: ["kek.current": "\(newestFile)"])
-            keys.setCurrent(newestFile)
-            return
+        let files = Set(keys.kekVersions)
+        let recorded = Set(records.map(\.version))
+        if let planted = files.subtracting(recorded).filter({ $0 > current }).min() {
+            throw VaultError(
+                .keys,
+                "key file \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: planted))) is not recorded in the database: no rotation to KEK version \(planted) was begun, so it is not adopted. Unless you know where it came from, treat it as planted: move it out of the key directory, keep it for investigation, and start again"
+            )
         }
-        guard keys.kekVersions.contains(current) else {
+        if repairing, let pending = records.first(where: { $0.state == .pending })?.version {
+            if files.contains(pending) {
+                try storageCall { try store.write { try $0.promotePendingKEK(pending) } }
+                logger.notice("completed an interrupted KEK rotation", metadata: ["kek.current": "\(pending)"])
+                current = pending
+            } else {
+                try storageCall { try store.write { try $0.deletePendingKEK(pending) } }
+                logger.notice(
+                    "dropped a KEK rotation interrupted before its key file was written",
+                    metadata: ["kek.version": "\(pending)"])
+            }
+        }
+        for record in records where record.state == .retired && files.contains(record.version) {
+            keys.remove(version: record.version)
+            guard repairing else { continue }
+            let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: record.version))
+            try KeyDirectory.destroyKey(at: path)
+            try KeyDirectory.syncDirectory(configuration.keyDirectory)
+            logger.notice("finished an interrupted KEK retirement", metadata: ["kek.version": "\(record.version)"])
+        }
+        guard files.contains(current) else {
             throw VaultError(
                 .keys,
                 "the database says KEK version \(current) is current but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: current))) is missing"
-            )
-        }
-        guard newestFile == current else {
-            throw VaultError(
-                .keys,
-                "the key directory and the database disagree about the current KEK: the newest key file is version \(newestFile), the database says \(current)"
             )
         }
         keys.setCurrent(current)

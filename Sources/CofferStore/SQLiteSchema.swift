@@ -64,6 +64,26 @@ enum SQLiteSchema {
                         VALUES (COALESCE((SELECT MAX(kek_version) FROM subject), 1), 'current', CAST(strftime('%s', 'now') AS REAL));
                     """)
         }
+        // A rotation is recorded before its key file is written (`pending`), so a KEK file the
+        // database never heard of can be refused instead of adopted. SQLite cannot widen a CHECK
+        // in place: the table is rebuilt with the same rows.
+        migrator.registerMigration("v3-pending-kek-state") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE kek_v3 (
+                        version INTEGER PRIMARY KEY NOT NULL CHECK (version > 0),
+                        state TEXT NOT NULL CHECK (state IN ('pending', 'current', 'active', 'retired')),
+                        created_at REAL NOT NULL,
+                        retired_at REAL
+                    );
+                    INSERT INTO kek_v3 (version, state, created_at, retired_at)
+                        SELECT version, state, created_at, retired_at FROM kek;
+                    DROP TABLE kek;
+                    ALTER TABLE kek_v3 RENAME TO kek;
+                    CREATE UNIQUE INDEX kek_single_current ON kek(state) WHERE state = 'current';
+                    CREATE UNIQUE INDEX kek_single_pending ON kek(state) WHERE state = 'pending';
+                    """)
+        }
         return migrator
     }
 }
