@@ -80,6 +80,11 @@ extension Vault {
                 abandonRotation(version, path: path)
                 try auditFailure("KEYS.ROTATE", caller, fields: ["kek:\(version)"], role: role, error)
             }
+            if !key.isLockedInMemory {
+                logger.error(
+                    "the new KEK could not be locked in memory and may be swapped to disk: raise RLIMIT_MEMLOCK (LimitMEMLOCK=) or retire old versions",
+                    metadata: ["kek.version": "\(version)"])
+            }
             keys.add(key, version: version, makeCurrent: false)
             let current: UInt32
             do {
@@ -115,6 +120,13 @@ extension Vault {
                         throw VaultError(
                             .keys,
                             "KEK version \(pending.version) is pending from an interrupted rotation; restart the server to finish it"
+                        )
+                    }
+                    let live = records.filter { $0.state != .retired }.count
+                    guard live < configuration.maximumLiveKEKVersions else {
+                        throw VaultError(
+                            .invalid,
+                            "\(live) KEK versions are live, the most allowed (\(configuration.maximumLiveKEKVersions)); retire old versions (KEYS.RETIRE) once KEYS.STATUS shows they wrap 0 data keys"
                         )
                     }
                     let version = ((records.map(\.version) + keys.kekVersions).max() ?? 0) + 1

@@ -80,6 +80,12 @@ public final class Vault: Sendable {
         }
         try reconcileKEKs(
             store: store, keys: keys, configuration: configuration, repairing: lock != nil, logger: logger)
+        let unlocked = keys.unlockedKeyCount
+        if unlocked > 0 {
+            logger.error(
+                "keys could not be locked in memory and may be swapped to disk: raise RLIMIT_MEMLOCK (LimitMEMLOCK= in the unit) or retire old KEK versions",
+                metadata: ["keys.unlocked": "\(unlocked)"])
+        }
         logger.info(
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])

@@ -161,3 +161,31 @@ import Testing
         #expect(try t.fetchBlob("SELECT CAST(kek_version AS BLOB) FROM subject WHERE id='after'") == Array("57".utf8))
     }
 }
+
+@Suite struct KEKLimitTests {
+    @Test func rotationStopsAtTheLiveVersionLimitUntilOldOnesAreRetired() throws {
+        #expect(VaultConfiguration(dataDirectory: "d", keyDirectory: "k").maximumLiveKEKVersions == 64)
+        let t = try TestVault()
+        try t.vault.close()
+        var configuration = t.configuration
+        configuration.maximumLiveKEKVersions = 3
+        let vault = try Vault.open(
+            configuration, lock: DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "test")))
+        #expect(try vault.rotateKEK(as: TestVault.admin) == 2)
+        #expect(try vault.rotateKEK(as: TestVault.admin) == 3)
+        #expect {
+            _ = try vault.rotateKEK(as: TestVault.admin)
+        } throws: { error in
+            error as? VaultError
+                == VaultError(
+                    .invalid,
+                    "3 KEK versions are live, the most allowed (3); retire old versions (KEYS.RETIRE) once KEYS.STATUS shows they wrap 0 data keys"
+                )
+        }
+        #expect(!FileManager.default.fileExists(atPath: configuration.keyDirectory + "/kek-4.key"))
+        #expect(try vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["active", "active", "current"])
+        try vault.retireKEK(1, as: TestVault.admin)
+        #expect(try vault.rotateKEK(as: TestVault.admin) == 4)
+        try vault.close()
+    }
+}
