@@ -19,7 +19,8 @@ struct Serve: AsyncParsableCommand {
             bind to a loopback address. --tls-cert and --tls-key put TLS (1.2 or later, forward-secret \
             AEAD suites only) on the TCP listener and allow any address; --tls-client-ca also \
             requires every client to present a certificate issued by that CA. SIGTERM or SIGINT stop accepting, finish the commands in \
-            flight, close the database and exit 0.
+            flight, close the database and exit 0. SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM are ignored \
+            (the first of each is logged); SIGHUP reloads nothing: restart to apply a change.
 
             Connect with any Redis client, e.g. redis-cli -s DATA/coffer.sock, then AUTH <client> <secret>.
             """
@@ -113,6 +114,8 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "coffer")
+        let ignored = IgnoredSignals(logger: logger)
+        defer { ignored.cancel() }
         do { try ProcessHardening.apply(allowRoot: allowRoot, logger: logger) } catch let error as CLIError {
             note("coffer: \(error)")
             throw ExitCode.failure

@@ -248,6 +248,22 @@ import Testing
         for i in 0..<answered { #expect(try check.call("GET", "p\(i)", "name") == .array([.bulk("N \(i)")])) }
     }
 
+    /// Their default action would end the server at once (no drain, a stale socket).
+    @Test(arguments: [(SIGHUP, "SIGHUP"), (SIGUSR1, "SIGUSR1"), (SIGUSR2, "SIGUSR2"), (SIGALRM, "SIGALRM")])
+    func straySignalsAreIgnoredAndLoggedOnce(signal: Int32, name: String) throws {
+        let server = try TestServer()
+        let client = try server.authenticated()
+        kill(server.process.processIdentifier, signal)
+        kill(server.process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(5)
+        while !server.stderr.contains("\(name) ignored") && Date() < deadline { usleep(20_000) }
+        #expect(server.process.isRunning)
+        #expect(try client.call("PING") == .simple("PONG"))
+        #expect(try server.client().call("PING") == .simple("PONG"))
+        #expect(server.stderr.components(separatedBy: "\(name) ignored").count == 2, "\(server.stderr)")
+        #expect(server.stop() == 0)
+    }
+
     @Test func processIsHardened() throws {
         let server = try TestServer()
         let limits = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/limits", encoding: .utf8)
