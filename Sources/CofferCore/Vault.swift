@@ -42,31 +42,28 @@ public final class Vault: Sendable {
     /// Opens an existing vault, refusing if a key file is exposed or malformed, or if a KEK
     /// version that stored data still references is missing.
     ///
-    /// With `lock` (the data directory's, see `DataDirectoryLock`) the vault owns the directory
-    /// until `close()`: it alone may change KEKs, and it completes an interrupted rotation at
-    /// open. Without it the vault works alongside the holder (audit, clients, backup: SQLite
-    /// serialises the writers) but refuses every KEK change.
+    /// With an `owner`, the vault takes the data directory's lock for it (see
+    /// `DataDirectoryLock`; refused, naming the holder, if another process has it) and keeps it
+    /// until `close()`: it alone may change KEKs, and it repairs an interrupted rotation or
+    /// retirement at open. Without one, the vault works alongside whoever holds the lock
+    /// (audit, clients, backup: SQLite serialises the writers) but refuses every KEK change.
     public static func open(
-        _ configuration: VaultConfiguration, lock: DataDirectoryLock? = nil,
+        _ configuration: VaultConfiguration, owner: DataDirectoryLock.Holder? = nil,
         logger: Logger = Logger(label: "coffer.vault")
     ) throws -> Vault {
-        try checkSeparate(configuration)
+        try checkOpenable(configuration)
+        let lock = try owner.map { try DataDirectoryLock.acquire(configuration.dataDirectory, for: $0) }
+        return try open(configuration, lock: lock, logger: logger)
+    }
+
+    /// The same, with the lock (or none) in hand: `initialize` holds it from before the
+    /// database exists.
+    static func open(_ configuration: VaultConfiguration, lock: DataDirectoryLock?, logger: Logger) throws -> Vault {
+        try checkOpenable(configuration)
         if let lock, lock.path != DataDirectoryLock.path(in: configuration.dataDirectory) {
             throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
         }
         let databasePath = configuration.databasePath
-        guard FileManager.default.fileExists(atPath: databasePath) else {
-            throw VaultError(
-                .setup,
-                "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
-        }
-        // SQLite would open a WAL database on a read-only filesystem and only fail at the first
-        // write; say so at start instead.
-        guard access(configuration.dataDirectory, W_OK) == 0 else {
-            throw VaultError(
-                .setup,
-                "data directory \(configuration.dataDirectory) is not writable: \(String(cString: strerror(errno)))")
-        }
         let keys = try KeyDirectory.load(from: configuration.keyDirectory)
         let store = try storageCall {
             try SQLiteStore(path: databasePath, durability: configuration.durability, create: false)
@@ -213,6 +210,23 @@ public final class Vault: Sendable {
         committer.stop()
         try? store.close()
         lock?.release()
+    }
+
+    /// A vault exists at the data directory, which is writable and apart from the keys.
+    static func checkOpenable(_ configuration: VaultConfiguration) throws {
+        try checkSeparate(configuration)
+        guard FileManager.default.fileExists(atPath: configuration.databasePath) else {
+            throw VaultError(
+                .setup,
+                "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
+        }
+        // SQLite would open a WAL database on a read-only filesystem and only fail at the first
+        // write; say so at start instead.
+        guard access(configuration.dataDirectory, W_OK) == 0 else {
+            throw VaultError(
+                .setup,
+                "data directory \(configuration.dataDirectory) is not writable: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Data and keys must never share a directory, nor sit one inside the other: a copy of the

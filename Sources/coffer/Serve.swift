@@ -126,9 +126,7 @@ struct Serve: AsyncParsableCommand {
         // is closed (or the kernel drops it when this process dies), and the lock file tells the
         // CLI where to find this server.
         let opened = try reportingErrors {
-            let lock = try DataDirectoryLock.acquire(
-                configuration.dataDirectory, for: .init(command: "serve", socket: socketPath))
-            return try Vault.open(configuration, lock: lock, logger: logger)
+            try Vault.open(configuration, owner: .init(command: "serve", socket: socketPath), logger: logger)
         }
         let lock = opened.dataDirectoryLock
         let server = CofferServer(

@@ -32,10 +32,7 @@ extension VaultConfiguration {
     /// Opens the vault as the owner of its data directory, for a CLI command that changes it
     /// while no server runs. Refused, naming the holder, if a server or another command has it.
     func openOwning(as command: String) throws -> Vault {
-        try reportingErrors {
-            let lock = try DataDirectoryLock.acquire(dataDirectory, for: .init(command: command))
-            return try Vault.open(self, lock: lock)
-        }
+        try reportingErrors { try Vault.open(self, owner: .init(command: command)) }
     }
 
     /// For commands that change only database rows (clients): alongside a running server, the

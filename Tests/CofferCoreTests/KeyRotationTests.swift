@@ -35,7 +35,7 @@ import Testing
         // And after a restart.
         try t.vault.close()
         let reopened = try Vault.open(
-            t.configuration, lock: DataDirectoryLock.acquire(t.configuration.dataDirectory, for: .init(command: "test"))
+            t.configuration, owner: .init(command: "test")
         )
         #expect(try reopened.get(subject: "s3", fields: ["name"], as: TestVault.support) == [Array("Person 3".utf8)])
         expectError(.invalid) { try reopened.retireKEK(1, as: TestVault.admin) }
@@ -84,7 +84,7 @@ import Testing
         try FileManager.default.copyItem(atPath: dir + "/kek-2.key", toPath: dir + "/kek-3.key")
         #expect {
             _ = try Vault.open(
-                t.configuration, lock: DataDirectoryLock.acquire(t.root + "/data", for: .init(command: "test")))
+                t.configuration, owner: .init(command: "test"))
         } throws: { error in
             (error as? VaultError)?.message.hasPrefix(
                 "key file \(dir)/kek-3.key is not recorded in the database: no rotation to KEK version 3 was begun")
@@ -97,7 +97,7 @@ import Testing
         #expect(alongside.currentKEKVersion == 2, "only the owner repairs")
         try alongside.close()
         let vault = try Vault.open(
-            t.configuration, lock: DataDirectoryLock.acquire(t.configuration.dataDirectory, for: .init(command: "test"))
+            t.configuration, owner: .init(command: "test")
         )
         #expect(vault.currentKEKVersion == 3)
         #expect(try vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["active", "active", "current"])
@@ -112,7 +112,7 @@ import Testing
         func openOwning() throws -> Vault {
             try Vault.open(
                 t.configuration,
-                lock: DataDirectoryLock.acquire(t.configuration.dataDirectory, for: .init(command: "test")))
+                owner: .init(command: "test"))
         }
         // Pending without its file: the rotation stopped before the file was written; forgotten.
         try t.sql("INSERT INTO kek (version, state, created_at) VALUES (2, 'pending', 0)")
@@ -170,7 +170,7 @@ import Testing
         var configuration = t.configuration
         configuration.maximumLiveKEKVersions = 3
         let vault = try Vault.open(
-            configuration, lock: DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "test")))
+            configuration, owner: .init(command: "test"))
         #expect(try vault.rotateKEK(as: TestVault.admin) == 2)
         #expect(try vault.rotateKEK(as: TestVault.admin) == 3)
         #expect {

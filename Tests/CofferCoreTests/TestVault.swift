@@ -22,7 +22,7 @@ struct TestVault {
         adminSecret = try Vault.initialize(configuration)
         // The test owns the data directory, as a server would; other opens work alongside it.
         vault = try Vault.open(
-            configuration, lock: DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "test")))
+            configuration, owner: .init(command: "test"))
         for (name, role) in [("billing1", "billing"), ("support1", "support"), ("auditor1", "auditor")]
         where policy.isKnownRole(role) {
             _ = try vault.addClient(name: name, role: role, as: .localOperator)
