@@ -162,6 +162,25 @@ import Testing
     }
 }
 
+@Suite struct RetiredKEKTests {
+    /// A vault opened alongside the owner keeps the keyring it loaded; once the owner retires
+    /// that keyring's current version, a new data key wrapped under it would be lost for good.
+    /// The schema refuses it.
+    @Test func noDataKeyIsStoredUnderARetiredVersion() throws {
+        let t = try TestVault()
+        let alongside = try Vault.open(t.configuration)
+        #expect(try t.vault.rotateKEK(as: TestVault.admin) == 2)
+        try t.vault.retireKEK(1, as: TestVault.admin)
+        #expect(alongside.currentKEKVersion == 1)
+        expectError(.storage) {
+            _ = try alongside.put(subject: "late", values: [("name", Array("L".utf8))], as: TestVault.support)
+        }
+        #expect(try t.vault.exists(subject: "late", as: TestVault.support) == false)
+        #expect(try t.put("fresh", [("name", "F")]) == 1)
+        try alongside.close()
+    }
+}
+
 @Suite struct KEKLimitTests {
     @Test func rotationStopsAtTheLiveVersionLimitUntilOldOnesAreRetired() throws {
         #expect(VaultConfiguration(dataDirectory: "d", keyDirectory: "k").maximumLiveKEKVersions == 64)
