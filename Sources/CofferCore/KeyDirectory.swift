@@ -60,6 +60,25 @@ public enum KeyDirectory {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
         else { throw VaultError(.keys, "key directory \(directory) does not exist") }
+        // Whoever else may write the directory may swap or plant key files in it; whoever else
+        // owns it may change its mode back.
+        var info = stat()
+        guard stat(directory, &info) == 0 else {
+            throw VaultError(
+                .keys, "key directory \(directory) cannot be examined: \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw VaultError(
+                .keys,
+                "key directory \(directory) is accessible by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 700 it"
+            )
+        }
+        guard info.st_uid == geteuid() else {
+            throw VaultError(
+                .keys,
+                "key directory \(directory) is owned by uid \(info.st_uid), not by the user coffer runs as (uid \(geteuid())); chown it"
+            )
+        }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
             throw VaultError(.keys, "key directory \(directory) cannot be read")
@@ -97,6 +116,12 @@ public enum KeyDirectory {
             throw VaultError(
                 .keys,
                 "key file \(path) is readable or writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it"
+            )
+        }
+        guard info.st_uid == geteuid() else {
+            throw VaultError(
+                .keys,
+                "key file \(path) is owned by uid \(info.st_uid), not by the user coffer runs as (uid \(geteuid())); chown it"
             )
         }
         guard info.st_size == off_t(SymmetricKey.length) else {

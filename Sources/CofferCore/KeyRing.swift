@@ -22,6 +22,12 @@ public final class KeyRing: Sendable {
 
     public var kekVersions: [UInt32] { state.withLock { $0.keks.keys.sorted() } }
 
+    /// How many keys could not be locked out of swap (`RLIMIT_MEMLOCK` too small).
+    var unlockedKeyCount: Int {
+        let keks = state.withLock { $0.keks.values.filter { !$0.isLockedInMemory }.count }
+        return keks + [indexKey, authKey, auditKey].filter { !$0.isLockedInMemory }.count
+    }
+
     func kek(version: UInt32) throws -> SymmetricKey {
         guard let key = state.withLock({ $0.keks[version] }) else {
             throw VaultError(.keys, "KEK version \(version) is not in the key directory")

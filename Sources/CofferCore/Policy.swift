@@ -116,8 +116,15 @@ extension Policy {
             throw VaultError(.setup, "policy file \(path) cannot be read")
         }
         let file: PolicyFile
-        do { file = try JSONDecoder().decode(PolicyFile.self, from: data) } catch {
+        do { file = try JSONDecoder().decode(PolicyFile.self, from: data) } catch let error as PolicyFileError {
+            throw VaultError(.setup, "policy file \(path): \(error.message)")
+        } catch {
             throw VaultError(.setup, "policy file \(path) is not valid: \(error)")
+        }
+        // JSONDecoder keeps the first of two equal keys, where jq and most tools keep the last:
+        // the file would mean one thing to its reviewer and another to Coffer.
+        if let (key, place) = PolicyFile.duplicateKey(in: data) {
+            throw VaultError(.setup, "policy file \(path): key '\(key)' appears twice in \(place)")
         }
         var roles: [String: RoleGrants] = [:]
         for (name, role) in file.roles {
@@ -165,6 +172,8 @@ extension Policy {
         return Policy(roles: roles)
     }
 
+    /// What a policy file may hold. Every key must be one of these: a typo such as
+    /// `requireConsent` would otherwise be dropped in silence, and with it the condition.
     private struct PolicyFile: Decodable {
         struct Role: Decodable {
             var read: [String: String]?
@@ -172,7 +181,97 @@ extension Policy {
             var write: [String]?
             var requiresConsent: String?
             var operations: [String]?
+
+            private enum CodingKeys: String, CodingKey, CaseIterable {
+                case read, fields, write, requiresConsent, operations
+            }
+
+            init(from decoder: any Decoder) throws {
+                let role = decoder.codingPath.last?.stringValue ?? "?"
+                try PolicyFile.refuseUnknownKeys(decoder, CodingKeys.self, in: "role '\(role)'")
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                read = try container.decodeIfPresent([String: String].self, forKey: .read)
+                fields = try container.decodeIfPresent([String: String].self, forKey: .fields)
+                write = try container.decodeIfPresent([String].self, forKey: .write)
+                requiresConsent = try container.decodeIfPresent(String.self, forKey: .requiresConsent)
+                operations = try container.decodeIfPresent([String].self, forKey: .operations)
+            }
         }
         var roles: [String: Role]
+
+        private enum CodingKeys: String, CodingKey, CaseIterable {
+            case roles
+        }
+
+        init(from decoder: any Decoder) throws {
+            try Self.refuseUnknownKeys(decoder, CodingKeys.self, in: "the top level")
+            roles = try decoder.container(keyedBy: CodingKeys.self).decode([String: Role].self, forKey: .roles)
+        }
+
+        private struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        static func refuseUnknownKeys<Keys: CodingKey & CaseIterable>(
+            _ decoder: any Decoder, _ known: Keys.Type, in place: String
+        ) throws {
+            let names = Keys.allCases.map(\.stringValue)
+            let present = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+            if let unknown = present.sorted().first(where: { !names.contains($0) }) {
+                throw PolicyFileError(
+                    message: "unknown key '\(unknown)' in \(place) (known: \(names.sorted().joined(separator: ", ")))")
+            }
+        }
+
+        /// The first key that appears twice in one object of the (valid) JSON `data`, and where:
+        /// `roles.fraud` names the object that holds it.
+        static func duplicateKey(in data: Data) -> (key: String, path: String)? {
+            let bytes = [UInt8](data)
+            // One entry per open object or array: the keys seen so far, and its name in the path.
+            var levels: [(keys: Set<String>, isObject: Bool, expectsKey: Bool, name: String)] = []
+            var lastKey: String?
+            var i = 0
+            while i < bytes.count {
+                switch bytes[i] {
+                case UInt8(ascii: "\""):
+                    let start = i
+                    i += 1
+                    while i < bytes.count && bytes[i] != UInt8(ascii: "\"") {
+                        i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1
+                    }
+                    guard let last = levels.indices.last, levels[last].isObject, levels[last].expectsKey else { break }
+                    let text =
+                        (try? JSONDecoder().decode(String.self, from: Data(bytes[start...min(i, bytes.count - 1)])))
+                    let key = text ?? String(decoding: bytes[(start + 1)..<min(i, bytes.count)], as: UTF8.self)
+                    guard levels[last].keys.insert(key).inserted else {
+                        let path = levels.map(\.name).filter { !$0.isEmpty }.joined(separator: ".")
+                        return (key, path.isEmpty ? "the top level" : path)
+                    }
+                    levels[last].expectsKey = false
+                    lastKey = key
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    let name = lastKey ?? (levels.last?.isObject == false ? "[]" : "")
+                    levels.append(([], bytes[i] == UInt8(ascii: "{"), true, name))
+                    lastKey = nil
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    _ = levels.popLast()
+                    lastKey = nil
+                case UInt8(ascii: ","):
+                    if let last = levels.indices.last, levels[last].isObject { levels[last].expectsKey = true }
+                    lastKey = nil
+                default:
+                    break
+                }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    private struct PolicyFileError: Error {
+        let message: String
     }
 }

@@ -56,30 +56,114 @@ extension Vault {
     /// `KEYS.ROTATE`: writes KEK version n+1 (mode 0600) and makes it current at once; every
     /// DEK created or rewrapped from now on is wrapped under it. Existing DEKs move over in the
     /// background (`rewrapBatch`). Returns the new version.
+    ///
+    /// Three steps, so no transaction ever waits on key-file I/O (a group commit would hold every
+    /// request of its batch behind the fsync) and a crash between any two is repaired at open:
+    ///
+    /// 1. record version n+1 as `pending` (the caller's permission is checked here);
+    /// 2. write and sync `kek-<n+1>.key`, outside any transaction;
+    /// 3. make n+1 current, in the transaction that carries the command's audit entry.
+    ///
+    /// Rotations and retirements run one at a time, and the in-memory current version is set
+    /// from what step 3 committed, never from the order in which callers wake up.
     public func rotateKEK(as caller: Caller) throws -> UInt32 {
-        let version = try audited("KEYS.ROTATE", caller) { [self] tx, draft -> UInt32 in
-            try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.ROTATE")
-            let known = try tx.kekRecords().map(\.version) + keys.kekVersions
-            let version = (known.max() ?? 0) + 1
+        try requireDataDirectoryLock("KEYS.ROTATE")
+        return try keyChanges.withLock { _ in
+            let (version, role) = try beginRotation(as: caller)
             let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))
-            // The file is durable before the database names it current, so a crash in between
-            // (or a failed commit) leaves a newer unreferenced file, which the next open adopts.
-            let key = try SymmetricKey.random()
-            try KeyDirectory.writeKey(key, to: path)
+            let key: SymmetricKey
             do {
+                key = try SymmetricKey.random()
+                try KeyDirectory.writeKey(key, to: path)
                 try KeyDirectory.syncDirectory(configuration.keyDirectory)
-                try tx.setCurrentKEK(version, at: Date().timeIntervalSince1970)
             } catch {
-                unlink(path)
+                abandonRotation(version, path: path)
+                try auditFailure("KEYS.ROTATE", caller, fields: ["kek:\(version)"], role: role, error)
+            }
+            if !key.isLockedInMemory {
+                logger.error(
+                    "the new KEK could not be locked in memory and may be swapped to disk: raise RLIMIT_MEMLOCK (LimitMEMLOCK=) or retire old versions",
+                    metadata: ["kek.version": "\(version)"])
+            }
+            keys.add(key, version: version, makeCurrent: false)
+            let current: UInt32
+            do {
+                current = try audited("KEYS.ROTATE", caller, fields: ["kek:\(version)"]) { tx, draft in
+                    draft.role = role
+                    try tx.promotePendingKEK(version)
+                    guard let current = try tx.kekRecords().first(where: { $0.state == .current })?.version else {
+                        throw VaultError(.keys, "the database records no current KEK version")
+                    }
+                    return current
+                }
+            } catch {
+                keys.remove(version: version)
+                abandonRotation(version, path: path)
                 throw error
             }
-            draft.fields = ["kek:\(version)"]
-            keys.add(key, version: version, makeCurrent: false)
-            return version
+            keys.setCurrent(current)
+            logger.notice("KEK rotated", metadata: ["kek.current": "\(current)"])
+            return current
         }
-        keys.setCurrent(version)
-        logger.notice("KEK rotated", metadata: ["kek.current": "\(version)"])
-        return version
+    }
+
+    /// Step 1 of a rotation: checks the caller and the limit, and records the next version as
+    /// pending. A refusal is audited as the command's outcome.
+    private func beginRotation(as caller: Caller) throws -> (version: UInt32, role: String) {
+        do {
+            return try Self.storageCall {
+                try committer.perform { [self] tx in
+                    let role = try resolve(caller, in: tx)
+                    try role.require(.operation(.keys), "KEYS.ROTATE")
+                    let records = try tx.kekRecords()
+                    if let pending = records.first(where: { $0.state == .pending }) {
+                        throw VaultError(
+                            .keys,
+                            "KEK version \(pending.version) is pending from an interrupted rotation; restart the server to finish it"
+                        )
+                    }
+                    let live = records.filter { $0.state != .retired }.count
+                    guard live < configuration.maximumLiveKEKVersions else {
+                        throw VaultError(
+                            .invalid,
+                            "\(live) KEK versions are live, the most allowed (\(configuration.maximumLiveKEKVersions)); retire old versions (KEYS.RETIRE) once KEYS.STATUS shows they wrap 0 data keys"
+                        )
+                    }
+                    let version = ((records.map(\.version) + keys.kekVersions).max() ?? 0) + 1
+                    try tx.insertPendingKEK(version, at: Date().timeIntervalSince1970)
+                    return (version, role.name)
+                }
+            }
+        } catch {
+            try auditFailure("KEYS.ROTATE", caller, role: nil, error)
+        }
+    }
+
+    /// Appends the audit entry of a command that failed outside its transaction, and rethrows.
+    private func auditFailure(
+        _ command: String, _ caller: Caller, fields: [String] = [], role: String?, _ error: any Error
+    ) throws -> Never {
+        try audited(command, caller, fields: fields) { [self] tx, draft in
+            if let role { draft.role = role } else { _ = try? resolve(caller, in: tx, recordingIn: &draft) }
+            throw error
+        }
+        throw error
+    }
+
+    /// Undoes steps 2 and 1 of a rotation that failed, in that order: a crash in between leaves
+    /// a pending version without a file, which the next open drops (the other order would leave
+    /// an unrecorded file, which it refuses). If the database cannot be reached, the next open
+    /// finds the pending version and finishes or drops it.
+    private func abandonRotation(_ version: UInt32, path: String) {
+        do {
+            unlink(path)
+            try KeyDirectory.syncDirectory(configuration.keyDirectory)
+            try Self.storageCall { try committer.perform { tx in try tx.deletePendingKEK(version) } }
+        } catch {
+            logger.error(
+                "a failed KEK rotation could not be undone; the next start finishes or drops it",
+                metadata: ["kek.version": "\(version)"])
+        }
     }
 
     /// `KEYS.STATUS`.
@@ -96,30 +180,48 @@ extension Vault {
         }
     }
 
-    /// `KEYS.RETIRE v`: refused while `v` is current or still wraps a DEK; otherwise the key
-    /// file is overwritten and deleted and the version recorded as retired. From then on no
+    /// `KEYS.RETIRE v`: refused while `v` is current or still wraps a DEK; otherwise the version
+    /// is recorded as retired and then its key file is overwritten and deleted. From then on no
     /// copy of the data (a backup included) whose DEKs were wrapped only under `v` can be read.
+    ///
+    /// The file is destroyed after the commit, outside any transaction: a crash in between
+    /// leaves a retired version with its file, which the next open destroys.
     public func retireKEK(_ version: UInt32, as caller: Caller) throws {
-        try audited("KEYS.RETIRE", caller, fields: ["kek:\(version)"]) { [self] tx, draft in
-            try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.RETIRE")
-            guard let record = try tx.kekRecords().first(where: { $0.version == version }) else {
-                throw VaultError(.invalid, "KEK version \(version) does not exist")
+        try requireDataDirectoryLock("KEYS.RETIRE")
+        try keyChanges.withLock { _ in
+            try audited("KEYS.RETIRE", caller, fields: ["kek:\(version)"]) { [self] tx, draft in
+                try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.RETIRE")
+                guard let record = try tx.kekRecords().first(where: { $0.version == version }) else {
+                    throw VaultError(.invalid, "KEK version \(version) does not exist")
+                }
+                guard record.state != .current, version != keys.currentKEKVersion else {
+                    throw VaultError(.invalid, "KEK version \(version) is current; rotate first")
+                }
+                guard record.state != .retired else {
+                    throw VaultError(.invalid, "KEK version \(version) is already retired")
+                }
+                guard record.state != .pending else {
+                    throw VaultError(.invalid, "KEK version \(version) is a rotation in progress")
+                }
+                let wrapped = try tx.dekCounts()[version] ?? 0
+                guard wrapped == 0 else {
+                    throw VaultError(
+                        .invalid,
+                        "KEK version \(version) still wraps \(wrapped) data keys; wait for the rewrap to finish")
+                }
+                try tx.retireKEK(version, at: Date().timeIntervalSince1970)
             }
-            guard record.state != .current, version != keys.currentKEKVersion else {
-                throw VaultError(.invalid, "KEK version \(version) is current; rotate first")
-            }
-            guard record.state != .retired else {
-                throw VaultError(.invalid, "KEK version \(version) is already retired")
-            }
-            let wrapped = try tx.dekCounts()[version] ?? 0
-            guard wrapped == 0 else {
-                throw VaultError(
-                    .invalid, "KEK version \(version) still wraps \(wrapped) data keys; wait for the rewrap to finish")
-            }
-            try tx.retireKEK(version, at: Date().timeIntervalSince1970)
-            let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))
-            if FileManager.default.fileExists(atPath: path) { try KeyDirectory.destroyKey(at: path) }
             keys.remove(version: version)
+            let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))
+            do {
+                if FileManager.default.fileExists(atPath: path) { try KeyDirectory.destroyKey(at: path) }
+                try KeyDirectory.syncDirectory(configuration.keyDirectory)
+            } catch {
+                logger.error("a retired KEK's file could not be destroyed", metadata: ["kek.version": "\(version)"])
+                throw VaultError(
+                    .keys,
+                    "KEK version \(version) is retired but \(path) could not be destroyed; the next start destroys it")
+            }
         }
         logger.notice("KEK retired", metadata: ["kek.version": "\(version)"])
     }
@@ -130,6 +232,7 @@ extension Vault {
     /// whole, and the next call carries on from what the database says.
     @discardableResult
     public func rewrapBatch(limit: Int = 1000) throws -> Int {
+        try requireDataDirectoryLock("the rewrap")
         let count = try Self.storageCall {
             try store.write { tx -> Int in
                 let current = keys.currentKEKVersion

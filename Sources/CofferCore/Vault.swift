@@ -19,11 +19,18 @@ public final class Vault: Sendable {
     let longCommands = Mutex<Set<String>>([])
     public let rewrapProgress = RewrapProgress()
     let logger: Logger
+    /// The data directory's lock, if this vault holds it: only then may it change KEKs.
+    let lock: DataDirectoryLock?
+    /// Held for the whole of a rotation or retirement, so they run one at a time.
+    let keyChanges = Mutex(())
 
-    private init(configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, logger: Logger) {
+    private init(
+        configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, lock: DataDirectoryLock?, logger: Logger
+    ) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
+        self.lock = lock
         self.envelope = Envelope(keys: keys)
         self.audit = AuditLog(key: keys.auditKey)
         self.committer = GroupCommitter(store: store)
@@ -34,27 +41,35 @@ public final class Vault: Sendable {
     }
 
     public var policy: Policy { configuration.policy }
+    /// The data directory's lock, if this vault owns the directory.
+    public var dataDirectoryLock: DataDirectoryLock? { lock }
     public var currentKEKVersion: UInt32 { keys.currentKEKVersion }
 
     /// Opens an existing vault, refusing if a key file is exposed or malformed, or if a KEK
     /// version that stored data still references is missing.
+    ///
+    /// With an `owner`, the vault takes the data directory's lock for it (see
+    /// `DataDirectoryLock`; refused, naming the holder, if another process has it) and keeps it
+    /// until `close()`: it alone may change KEKs, and it repairs an interrupted rotation or
+    /// retirement at open. Without one, the vault works alongside whoever holds the lock
+    /// (audit, clients, backup: SQLite serialises the writers) but refuses every KEK change.
     public static func open(
-        _ configuration: VaultConfiguration, logger: Logger = Logger(label: "coffer.vault")
+        _ configuration: VaultConfiguration, owner: DataDirectoryLock.Holder? = nil,
+        logger: Logger = Logger(label: "coffer.vault")
     ) throws -> Vault {
-        try checkSeparate(configuration)
+        try checkOpenable(configuration)
+        let lock = try owner.map { try DataDirectoryLock.acquire(configuration.dataDirectory, for: $0) }
+        return try open(configuration, lock: lock, logger: logger)
+    }
+
+    /// The same, with the lock (or none) in hand: `initialize` holds it from before the
+    /// database exists.
+    static func open(_ configuration: VaultConfiguration, lock: DataDirectoryLock?, logger: Logger) throws -> Vault {
+        try checkOpenable(configuration)
+        if let lock, lock.path != DataDirectoryLock.path(in: configuration.dataDirectory) {
+            throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
+        }
         let databasePath = configuration.databasePath
-        guard FileManager.default.fileExists(atPath: databasePath) else {
-            throw VaultError(
-                .setup,
-                "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
-        }
-        // SQLite would open a WAL database on a read-only filesystem and only fail at the first
-        // write; say so at start instead.
-        guard access(configuration.dataDirectory, W_OK) == 0 else {
-            throw VaultError(
-                .setup,
-                "data directory \(configuration.dataDirectory) is not writable: \(String(cString: strerror(errno)))")
-        }
         let keys = try KeyDirectory.load(from: configuration.keyDirectory)
         let store = try storageCall {
             try SQLiteStore(path: databasePath, durability: configuration.durability, create: false)
@@ -66,11 +81,18 @@ public final class Vault: Sendable {
                 "KEK version \(version) still wraps stored data keys but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))) is missing"
             )
         }
-        try reconcileCurrentKEK(store: store, keys: keys, configuration: configuration, logger: logger)
+        try reconcileKEKs(
+            store: store, keys: keys, configuration: configuration, repairing: lock != nil, logger: logger)
+        let unlocked = keys.unlockedKeyCount
+        if unlocked > 0 {
+            logger.error(
+                "keys could not be locked in memory and may be swapped to disk: raise RLIMIT_MEMLOCK (LimitMEMLOCK= in the unit) or retire old KEK versions",
+                metadata: ["keys.unlocked": "\(unlocked)"])
+        }
         logger.info(
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
-        return Vault(configuration: configuration, store: store, keys: keys, logger: logger)
+        return Vault(configuration: configuration, store: store, keys: keys, lock: lock, logger: logger)
     }
 
     /// Creates a new vault: the data directory and its database, the key directory and its
@@ -92,15 +114,18 @@ public final class Vault: Sendable {
         var created: [String] = []
         do {
             try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
-            created = [
-                KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
-                KeyDirectory.auditKeyFile,
-            ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
+            let lock = try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "init"))
+            created =
+                [lock.path]
+                + [
+                    KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
+                    KeyDirectory.auditKeyFile,
+                ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
             try KeyDirectory.create(at: configuration.keyDirectory)
             created += [databasePath, databasePath + "-wal", databasePath + "-shm"]
             let store = try storageCall { try SQLiteStore(path: databasePath, durability: configuration.durability) }
             try storageCall { try store.close() }
-            let vault = try open(configuration, logger: logger)
+            let vault = try open(configuration, lock: lock, logger: logger)
             let secret = try vault.addClient(name: adminName, role: "admin", as: .localOperator)
             try vault.close()
             return secret
@@ -110,34 +135,58 @@ public final class Vault: Sendable {
         }
     }
 
-    /// The database records which KEK version is current; the key directory holds the files.
-    /// They must agree. The one disagreement that is repaired is a rotation interrupted between
-    /// writing the new key file and recording it: exactly one newer file, unreferenced.
-    private static func reconcileCurrentKEK(
-        store: SQLiteStore, keys: KeyRing, configuration: VaultConfiguration, logger: Logger
+    /// The database records every KEK version and its state; the key directory holds the files.
+    /// The database decides:
+    ///
+    /// - a key file newer than the current version that the database never recorded is refused,
+    ///   never adopted: a rotation records its version (`pending`) before it writes the file, so
+    ///   such a file was put there by someone else;
+    /// - a rotation interrupted after recording its version is finished if its file exists (the
+    ///   file is synced before the version is made current), or else forgotten: no data key can
+    ///   be wrapped under a pending version;
+    /// - a retirement interrupted after it was recorded has its key file destroyed now.
+    ///
+    /// Only the holder of the data directory's lock repairs; a vault opened alongside it takes
+    /// the database's word and leaves pending and retired versions to the holder.
+    private static func reconcileKEKs(
+        store: SQLiteStore, keys: KeyRing, configuration: VaultConfiguration, repairing: Bool, logger: Logger
     ) throws {
         let records = try storageCall { try store.read { try $0.kekRecords() } }
-        guard let current = records.first(where: { $0.state == .current })?.version else {
+        guard var current = records.first(where: { $0.state == .current })?.version else {
             throw VaultError(.keys, "the database records no current KEK version")
         }
-        let newestFile = keys.kekVersions.max() ?? 0
-        let known = Set(records.map(\.version))
-        if newestFile == current + 1 && !known.contains(newestFile) {
-            try storageCall { try store.write { try $0.setCurrentKEK(newestFile, at: Date().timeIntervalSince1970) } }
-            logger.notice("completed an interrupted KEK rotation", metadata: ["kek.current": "\(newestFile)"])
-            keys.setCurrent(newestFile)
-            return
+        let files = Set(keys.kekVersions)
+        let recorded = Set(records.map(\.version))
+        if let planted = files.subtracting(recorded).filter({ $0 > current }).min() {
+            throw VaultError(
+                .keys,
+                "key file \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: planted))) is not recorded in the database: no rotation to KEK version \(planted) was begun, so it is not adopted. Unless you know where it came from, treat it as planted: move it out of the key directory, keep it for investigation, and start again"
+            )
         }
-        guard keys.kekVersions.contains(current) else {
+        if repairing, let pending = records.first(where: { $0.state == .pending })?.version {
+            if files.contains(pending) {
+                try storageCall { try store.write { try $0.promotePendingKEK(pending) } }
+                logger.notice("completed an interrupted KEK rotation", metadata: ["kek.current": "\(pending)"])
+                current = pending
+            } else {
+                try storageCall { try store.write { try $0.deletePendingKEK(pending) } }
+                logger.notice(
+                    "dropped a KEK rotation interrupted before its key file was written",
+                    metadata: ["kek.version": "\(pending)"])
+            }
+        }
+        for record in records where record.state == .retired && files.contains(record.version) {
+            keys.remove(version: record.version)
+            guard repairing else { continue }
+            let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: record.version))
+            try KeyDirectory.destroyKey(at: path)
+            try KeyDirectory.syncDirectory(configuration.keyDirectory)
+            logger.notice("finished an interrupted KEK retirement", metadata: ["kek.version": "\(record.version)"])
+        }
+        guard files.contains(current) else {
             throw VaultError(
                 .keys,
                 "the database says KEK version \(current) is current but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: current))) is missing"
-            )
-        }
-        guard newestFile == current else {
-            throw VaultError(
-                .keys,
-                "the key directory and the database disagree about the current KEK: the newest key file is version \(newestFile), the database says \(current)"
             )
         }
         keys.setCurrent(current)
@@ -146,7 +195,18 @@ public final class Vault: Sendable {
     /// Closes the database cleanly (checkpointing the WAL).
     public func close() throws {
         committer.stop()
+        defer { lock?.release() }
         try Self.storageCall { try store.close() }
+    }
+
+    /// KEKs change only in the process that holds the data directory (see `DataDirectoryLock`).
+    func requireDataDirectoryLock(_ command: String) throws {
+        guard lock == nil else { return }
+        let owner = (try? DataDirectoryLock.holder(of: configuration.dataDirectory)) ?? nil
+        throw VaultError(
+            .setup,
+            "\(command) needs the lock of data directory \(configuration.dataDirectory)\(owner.map { ", which \($0) holds" } ?? ""); KEKs change only in the process that holds it"
+        )
     }
 
     /// A vault released without `close()` (an error path, a test) still stops its commit and
@@ -155,6 +215,24 @@ public final class Vault: Sendable {
     deinit {
         committer.stop()
         try? store.close()
+        lock?.release()
+    }
+
+    /// A vault exists at the data directory, which is writable and apart from the keys.
+    static func checkOpenable(_ configuration: VaultConfiguration) throws {
+        try checkSeparate(configuration)
+        guard FileManager.default.fileExists(atPath: configuration.databasePath) else {
+            throw VaultError(
+                .setup,
+                "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
+        }
+        // SQLite would open a WAL database on a read-only filesystem and only fail at the first
+        // write; say so at start instead.
+        guard access(configuration.dataDirectory, W_OK) == 0 else {
+            throw VaultError(
+                .setup,
+                "data directory \(configuration.dataDirectory) is not writable: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Data and keys must never share a directory, nor sit one inside the other: a copy of the

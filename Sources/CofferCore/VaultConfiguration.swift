@@ -14,6 +14,9 @@ public struct VaultConfiguration: Sendable {
     public var maximumFailedLogins: Int
     /// How long a lock-out lasts, in seconds.
     public var lockoutSeconds: Double
+    /// Most KEK versions alive (not retired) at once; `KEYS.ROTATE` past it is refused until old
+    /// versions are retired. Each costs a page of locked memory and four mappings (guard pages).
+    public var maximumLiveKEKVersions: Int
 
     public init(
         dataDirectory: String,
@@ -21,7 +24,8 @@ public struct VaultConfiguration: Sendable {
         policy: Policy = .builtIn,
         durability: SQLiteStore.Durability = .full,
         maximumFailedLogins: Int = 10,
-        lockoutSeconds: Double = 30 * 60
+        lockoutSeconds: Double = 30 * 60,
+        maximumLiveKEKVersions: Int = 64
     ) {
         self.dataDirectory = dataDirectory
         self.keyDirectory = keyDirectory
@@ -29,6 +33,7 @@ public struct VaultConfiguration: Sendable {
         self.durability = durability
         self.maximumFailedLogins = maximumFailedLogins
         self.lockoutSeconds = lockoutSeconds
+        self.maximumLiveKEKVersions = maximumLiveKEKVersions
     }
 
     var databasePath: String { KeyDirectory.path(dataDirectory, SQLiteStore.fileName) }

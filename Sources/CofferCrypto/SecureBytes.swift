@@ -8,6 +8,9 @@ internal import CSodium
 public struct SecureBytes: ~Copyable {
     private let pointer: UnsafeMutableRawPointer
     public let count: Int
+    /// False if the pages could not be locked out of swap (`RLIMIT_MEMLOCK` exhausted):
+    /// `sodium_malloc` tries to lock them but ignores a failure, so it is checked here.
+    public let isLockedInMemory: Bool
 
     /// Zero-filled guarded memory of `count` bytes.
     public init(count: Int) throws {
@@ -17,6 +20,8 @@ public struct SecureBytes: ~Copyable {
         sodium_memzero(raw, count)
         self.pointer = raw
         self.count = count
+        // Locks do not stack: this only reports whether sodium_malloc's own mlock took hold.
+        self.isLockedInMemory = sodium_mlock(raw, count) == 0
     }
 
     /// Fresh random bytes from the operating system's CSPRNG.

@@ -15,6 +15,9 @@ public final class SymmetricKey: @unchecked Sendable {
         self.bytes = bytes
     }
 
+    /// False if the key's page could not be locked out of swap (see `SecureBytes`).
+    public var isLockedInMemory: Bool { bytes.isLockedInMemory }
+
     public static func random() throws -> SymmetricKey {
         try SymmetricKey(SecureBytes(randomCount: length))
     }

@@ -64,6 +64,40 @@ enum SQLiteSchema {
                         VALUES (COALESCE((SELECT MAX(kek_version) FROM subject), 1), 'current', CAST(strftime('%s', 'now') AS REAL));
                     """)
         }
+        // A rotation is recorded before its key file is written (`pending`), so a KEK file the
+        // database never heard of can be refused instead of adopted. SQLite cannot widen a CHECK
+        // in place: the table is rebuilt with the same rows. And no data key is ever stored under
+        // a version that is pending (its file may never come), retired (its file is gone: the
+        // data would be lost for good) or unknown, whatever a process's keyring believes.
+        migrator.registerMigration("v3-pending-kek-state") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE kek_v3 (
+                        version INTEGER PRIMARY KEY NOT NULL CHECK (version > 0),
+                        state TEXT NOT NULL CHECK (state IN ('pending', 'current', 'active', 'retired')),
+                        created_at REAL NOT NULL,
+                        retired_at REAL
+                    );
+                    INSERT INTO kek_v3 (version, state, created_at, retired_at)
+                        SELECT version, state, created_at, retired_at FROM kek;
+                    DROP TABLE kek;
+                    ALTER TABLE kek_v3 RENAME TO kek;
+                    CREATE UNIQUE INDEX kek_single_current ON kek(state) WHERE state = 'current';
+                    CREATE UNIQUE INDEX kek_single_pending ON kek(state) WHERE state = 'pending';
+                    CREATE TRIGGER subject_kek_live_on_insert BEFORE INSERT ON subject
+                    WHEN NOT EXISTS (
+                        SELECT 1 FROM kek WHERE version = NEW.kek_version AND state IN ('current', 'active'))
+                    BEGIN
+                        SELECT RAISE(ABORT, 'a data key may be wrapped only under a current or active KEK version');
+                    END;
+                    CREATE TRIGGER subject_kek_live_on_update BEFORE UPDATE OF kek_version ON subject
+                    WHEN NEW.kek_version <> OLD.kek_version AND NOT EXISTS (
+                        SELECT 1 FROM kek WHERE version = NEW.kek_version AND state IN ('current', 'active'))
+                    BEGIN
+                        SELECT RAISE(ABORT, 'a data key may be wrapped only under a current or active KEK version');
+                    END;
+                    """)
+        }
         return migrator
     }
 }

@@ -251,14 +251,25 @@ struct SQLiteTransaction: StoreWriting {
         try statement.execute(arguments: [Int64(key.kekVersion), Data(key.sealed), subject])
     }
 
-    func setCurrentKEK(_ version: UInt32, at time: Double) throws {
-        try db.execute(sql: "UPDATE kek SET state = 'active' WHERE state = 'current'")
+    func insertPendingKEK(_ version: UInt32, at time: Double) throws {
         try db.execute(
-            sql: """
-                INSERT INTO kek (version, state, created_at) VALUES (?, 'current', ?)
-                ON CONFLICT (version) DO UPDATE SET state = 'current', retired_at = NULL
-                """,
+            sql: "INSERT INTO kek (version, state, created_at) VALUES (?, 'pending', ?)",
             arguments: [Int64(version), time])
+    }
+
+    func promotePendingKEK(_ version: UInt32) throws {
+        guard
+            try Int64.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM kek WHERE version = ? AND state = 'pending'", arguments: [Int64(version)]
+            )
+                == 1
+        else { throw StoreError("KEK version \(version) is not pending") }
+        try db.execute(sql: "UPDATE kek SET state = 'active' WHERE state = 'current'")
+        try db.execute(sql: "UPDATE kek SET state = 'current' WHERE version = ?", arguments: [Int64(version)])
+    }
+
+    func deletePendingKEK(_ version: UInt32) throws {
+        try db.execute(sql: "DELETE FROM kek WHERE version = ? AND state = 'pending'", arguments: [Int64(version)])
     }
 
     func retireKEK(_ version: UInt32, at time: Double) throws {

@@ -75,6 +75,8 @@ public struct AuditRecord: Sendable, Hashable {
 
 /// The life of a KEK version, as the database records it.
 public enum KEKState: String, Sendable, Hashable {
+    /// Recorded by a rotation before its key file is written; made current once the file is durable.
+    case pending
     case current
     case active
     case retired

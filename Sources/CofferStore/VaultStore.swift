@@ -54,7 +54,12 @@ public protocol StoreWriting: StoreReading {
     func appendAudit(_ record: AuditRecord) throws
     /// Replaces a subject's wrapped DEK (rewrap or rekey).
     func updateSubjectKey(_ subject: String, key: WrappedKey) throws
-    /// Makes `version` current; the previous current version becomes active.
-    func setCurrentKEK(_ version: UInt32, at time: Double) throws
+    /// Records `version` as a rotation begun: its key file is not yet written (or not yet durable).
+    func insertPendingKEK(_ version: UInt32, at time: Double) throws
+    /// Makes the pending `version` current (the previous current one becomes active); throws if
+    /// `version` is not the pending one.
+    func promotePendingKEK(_ version: UInt32) throws
+    /// Forgets the pending `version` (its rotation failed before any data key could use it).
+    func deletePendingKEK(_ version: UInt32) throws
     func retireKEK(_ version: UInt32, at time: Double) throws
 }

@@ -16,7 +16,7 @@ struct Clients: ParsableCommand {
         var role: String
 
         func run() throws {
-            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            let opened = try vault.resolved().openForRecords(as: "clients add")
             let secret = try reportingErrors { try opened.addClient(name: name, role: role, as: .localOperator) }
             try opened.close()
             note("coffer: client '\(name)' added with role '\(role)'; its secret follows and is shown only once")
@@ -29,7 +29,7 @@ struct Clients: ParsableCommand {
         @OptionGroup var vault: VaultOptions
 
         func run() throws {
-            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            let opened = try vault.resolved().openForRecords(as: "clients list")
             for client in try reportingErrors({ try opened.listClients(as: .localOperator) }) {
                 print("\(client.name) \(client.role)\(client.locked ? " locked" : "")")
             }
@@ -44,7 +44,7 @@ struct Clients: ParsableCommand {
         @Argument var name: String
 
         func run() throws {
-            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            let opened = try vault.resolved().openForRecords(as: "clients revoke")
             let removed = try reportingErrors { try opened.revokeClient(name: name, as: .localOperator) }
             try opened.close()
             guard removed else {
@@ -62,7 +62,7 @@ struct Clients: ParsableCommand {
         @Argument var name: String
 
         func run() throws {
-            let opened = try reportingErrors { try Vault.open(vault.resolved()) }
+            let opened = try vault.resolved().openForRecords(as: "clients unlock")
             let found = try reportingErrors { try opened.unlockClient(name: name, as: .localOperator) }
             try opened.close()
             guard found else {

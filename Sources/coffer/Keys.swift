@@ -7,10 +7,11 @@ struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Rotate, inspect and retire key-encrypting keys.",
         discussion: """
-            With a server running on the vault's socket these go through it (authenticating as \
-            --client, default admin, with its secret from --secret-file or COFFER_SECRET), so the \
-            server's keyring changes at once and its background job rewraps the data keys. With no \
-            server running they act on the files directly.
+            With a server running on the data directory (found through DATA/coffer.lock, whatever \
+            its socket) these go through it, authenticating as --client (default admin) with its \
+            secret from --secret-file or COFFER_SECRET, so the server's keyring changes at once and \
+            its background job rewraps the data keys. With no server running they take the data \
+            directory's lock and act on the files directly; they never act offline while a server runs.
             """,
         subcommands: [Rotate.self, Status.self, Retire.self]
     )
@@ -25,7 +26,7 @@ struct Keys: ParsableCommand {
                 """)
         @OptionGroup var vault: VaultOptions
         @OptionGroup var credentials: ServerCredentials
-        @Option(name: .long, help: "The server's socket, if not DATA/coffer.sock.") var socket: String?
+        @Option(name: .long, help: "The server's socket, if not the one DATA/coffer.lock names.") var socket: String?
         @Flag(name: .long, help: "Wait until every data key is rewrapped, showing progress.") var wait = false
 
         func run() throws {
@@ -37,7 +38,7 @@ struct Keys: ParsableCommand {
                 if wait { try waitForRewrap(server) }
                 return
             }
-            let opened = try reportingErrors { try Vault.open(configuration) }
+            let opened = try configuration.openOwning(as: "keys rotate")
             defer { try? opened.close() }
             let version = try reportingErrors { try opened.rotateKEK(as: .localOperator) }
             print(version)
@@ -80,7 +81,7 @@ struct Keys: ParsableCommand {
             abstract: "Show the current KEK version, how many data keys each version wraps, and rewrap progress.")
         @OptionGroup var vault: VaultOptions
         @OptionGroup var credentials: ServerCredentials
-        @Option(name: .long, help: "The server's socket, if not DATA/coffer.sock.") var socket: String?
+        @Option(name: .long, help: "The server's socket, if not the one DATA/coffer.lock names.") var socket: String?
 
         func run() throws {
             let configuration = try vault.resolved()
@@ -99,7 +100,7 @@ struct Keys: ParsableCommand {
                 )
                 return
             }
-            let opened = try reportingErrors { try Vault.open(configuration) }
+            let opened = try configuration.openOwning(as: "keys status")
             defer { try? opened.close() }
             let status = try reportingErrors { try opened.keyStatus(as: .localOperator) }
             print("current \(status.current)")
@@ -118,7 +119,7 @@ struct Keys: ParsableCommand {
                 """)
         @OptionGroup var vault: VaultOptions
         @OptionGroup var credentials: ServerCredentials
-        @Option(name: .long, help: "The server's socket, if not DATA/coffer.sock.") var socket: String?
+        @Option(name: .long, help: "The server's socket, if not the one DATA/coffer.lock names.") var socket: String?
         @Argument(help: "The KEK version to retire.") var version: UInt32
 
         func run() throws {
@@ -126,7 +127,7 @@ struct Keys: ParsableCommand {
             if let server = try credentials.connectIfServing(configuration, socket: socket) {
                 _ = try reportingCLIErrors { try server.expect("KEYS.RETIRE", "\(version)") }
             } else {
-                let opened = try reportingErrors { try Vault.open(configuration) }
+                let opened = try configuration.openOwning(as: "keys retire")
                 defer { try? opened.close() }
                 try reportingErrors { try opened.retireKEK(version, as: .localOperator) }
             }

@@ -13,11 +13,14 @@ struct Serve: AsyncParsableCommand {
             Opens the vault (checking the key files and running migrations) before any listener \
             accepts a connection; if that fails, exits non-zero saying why. Listens on a Unix socket \
             (default DATA/coffer.sock, mode 0660; a stale socket left by a crashed server is \
-            replaced, a live one never is) and, with --listen, on TCP, which without TLS may only \
+            replaced, a live one never is). Holds DATA/coffer.lock for its whole life: a second \
+            server on the same data directory, or an offline key change, is refused, and the CLI \
+            finds this server (its PID, socket and listeners) through that file and, with --listen, on TCP, which without TLS may only \
             bind to a loopback address. --tls-cert and --tls-key put TLS (1.2 or later, forward-secret \
             AEAD suites only) on the TCP listener and allow any address; --tls-client-ca also \
             requires every client to present a certificate issued by that CA. SIGTERM or SIGINT stop accepting, finish the commands in \
-            flight, close the database and exit 0.
+            flight, close the database and exit 0. SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM are ignored \
+            (the first of each is logged); SIGHUP reloads nothing: restart to apply a change.
 
             Connect with any Redis client, e.g. redis-cli -s DATA/coffer.sock, then AUTH <client> <secret>.
             """
@@ -140,13 +143,21 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "coffer")
+        let ignored = IgnoredSignals(logger: logger)
+        defer { ignored.cancel() }
         do { try ProcessHardening.apply(allowRoot: allowRoot, logger: logger) } catch let error as CLIError {
             note("coffer: \(error)")
             throw ExitCode.failure
         }
-        let opened = try reportingErrors { try Vault.open(configuration, logger: logger) }
         let socketPath =
             noSocket ? nil : (socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock"))
+        // One server per data directory, for its whole life: the vault holds the lock until it
+        // is closed (or the kernel drops it when this process dies), and the lock file tells the
+        // CLI where to find this server.
+        let opened = try reportingErrors {
+            try Vault.open(configuration, owner: .init(command: "serve", socket: socketPath), logger: logger)
+        }
+        let lock = opened.dataDirectoryLock
         let server = CofferServer(
             vault: opened,
             configuration: ServerConfiguration(
@@ -154,6 +165,12 @@ struct Serve: AsyncParsableCommand {
                 maximumAnonymousClients: maxAnonymousClients, connection: connection, idleTimeoutSeconds: idleTimeout,
                 rewrapBatchSize: rewrapBatch,
                 onReady: { listeners in
+                    do {
+                        try lock?.record(.init(command: "serve", socket: socketPath, listeners: listeners))
+                    } catch {
+                        logger.warning(
+                            "could not record the listeners in the lock file", metadata: ["error": "\(error)"])
+                    }
                     for listener in listeners { note("coffer: listening on \(listener)") }
                     note("coffer: ready")
                 }),

@@ -28,10 +28,30 @@ struct ServerCredentials: ParsableArguments {
             "a server is running: give the secret of client '\(client)' with --secret-file FILE or COFFER_SECRET")
     }
 
-    /// Connects and authenticates if a server answers on the vault's socket; nil if none runs.
+    /// The running server, found through the data directory's lock file, connected and
+    /// authenticated; nil if no process holds the data directory (then the caller may take it
+    /// and act offline). Whenever something holds it, this never returns nil: it connects to the
+    /// server or refuses, so a command never acts on the keys behind a server's back.
     func connectIfServing(_ configuration: VaultConfiguration, socket: String?) throws -> ServerConnection? {
-        let path = socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock")
-        guard let connection = ServerConnection(socketPath: path) else { return nil }
+        guard let holder = try configuration.holder() else { return nil }
+        guard holder.isServer else {
+            note(
+                "coffer: data directory \(configuration.dataDirectory) is in use by \(holder); try again when it has finished"
+            )
+            throw ExitCode.failure
+        }
+        guard let path = socket ?? holder.socket else {
+            note(
+                "coffer: \(holder) serves \(configuration.dataDirectory) without a Unix socket; send the command over one of its listeners with a Redis client, or give --socket"
+            )
+            throw ExitCode.failure
+        }
+        guard let connection = ServerConnection(socketPath: path) else {
+            note(
+                "coffer: \(holder) holds \(configuration.dataDirectory) but does not answer on \(path); try again when it is ready"
+            )
+            throw ExitCode.failure
+        }
         do {
             _ = try connection.expect("AUTH", client, try secret())
         } catch let error as CLIError {

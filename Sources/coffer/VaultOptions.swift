@@ -28,6 +28,27 @@ struct VaultOptions: ParsableArguments {
     }
 }
 
+extension VaultConfiguration {
+    /// Opens the vault as the owner of its data directory, for a CLI command that changes it
+    /// while no server runs. Refused, naming the holder, if a server or another command has it.
+    func openOwning(as command: String) throws -> Vault {
+        try reportingErrors { try Vault.open(self, owner: .init(command: command)) }
+    }
+
+    /// For commands that change only database rows (clients): alongside a running server, the
+    /// vault is opened without the lock (SQLite serialises the writers, and no key changes);
+    /// with none, the command takes the lock like any offline writer.
+    func openForRecords(as command: String) throws -> Vault {
+        if try holder() != nil { return try reportingErrors { try Vault.open(self) } }
+        return try openOwning(as: command)
+    }
+
+    /// Who holds the data directory now (a running server, or another command), if anyone.
+    func holder() throws -> DataDirectoryLock.Holder? {
+        try reportingErrors { try DataDirectoryLock.holder(of: dataDirectory) }
+    }
+}
+
 /// Prints a message to stderr: stdout is kept for the one value a command outputs (a secret).
 func note(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))

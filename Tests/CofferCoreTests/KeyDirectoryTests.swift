@@ -59,6 +59,39 @@ import Testing
         _ = try Vault.open(t.configuration)
     }
 
+    @Test func refusesAKeyDirectoryOthersMayUseOrThatAnotherUserOwns() throws {
+        let t = try TestVault()
+        let dir = t.configuration.keyDirectory
+        #expect(chmod(dir, 0o750) == 0)
+        #expect(
+            throws: VaultError(.keys, "key directory \(dir) is accessible by group or others (mode 750); chmod 700 it")
+        ) {
+            _ = try Vault.open(t.configuration)
+        }
+        #expect(chmod(dir, 0o701) == 0)
+        expectOpenRefused(t, mentioning: "(mode 701)")
+        #expect(chmod(dir, 0o700) == 0)
+        try Vault.open(t.configuration).close()
+        // Ownership can only be handed to another user by root.
+        guard geteuid() == 0 else { return }
+        let me = geteuid()
+        #expect(chown(dir + "/audit.key", 4242, 4242) == 0)
+        #expect(
+            throws: VaultError(
+                .keys,
+                "key file \(dir)/audit.key is owned by uid 4242, not by the user coffer runs as (uid \(me)); chown it")
+        ) { _ = try Vault.open(t.configuration) }
+        #expect(chown(dir + "/audit.key", me, me) == 0)
+        #expect(chown(dir, 4242, 4242) == 0)
+        #expect(
+            throws: VaultError(
+                .keys, "key directory \(dir) is owned by uid 4242, not by the user coffer runs as (uid \(me)); chown it"
+            )
+        ) { _ = try Vault.open(t.configuration) }
+        #expect(chown(dir, me, me) == 0)
+        try Vault.open(t.configuration).close()
+    }
+
     @Test(arguments: [0, 31, 33, 64])
     func refusesKeyFileOfWrongSize(size: Int) throws {
         let t = try TestVault()

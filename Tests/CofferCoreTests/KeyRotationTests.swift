@@ -34,7 +34,9 @@ import Testing
         for i in 0..<50 { #expect(try t.get("s\(i)", ["name"], as: TestVault.support) == ["Person \(i)"]) }
         // And after a restart.
         try t.vault.close()
-        let reopened = try Vault.open(t.configuration)
+        let reopened = try Vault.open(
+            t.configuration, owner: .init(command: "test")
+        )
         #expect(try reopened.get(subject: "s3", fields: ["name"], as: TestVault.support) == [Array("Person 3".utf8)])
         expectError(.invalid) { try reopened.retireKEK(1, as: TestVault.admin) }
         expectError(.noPermission) { _ = try reopened.rotateKEK(as: TestVault.support) }
@@ -78,10 +80,131 @@ import Testing
         try FileManager.default.copyItem(atPath: dir + "/kek-2.key", toPath: dir + "/kek-4.key")
         expectError(.keys) { _ = try Vault.open(t.configuration) }
         try FileManager.default.removeItem(atPath: dir + "/kek-4.key")
-        // Exactly one newer, unrecorded file is an interrupted rotation: adopted.
+        // A newer file the database never recorded is refused, not adopted, even by the owner.
         try FileManager.default.copyItem(atPath: dir + "/kek-2.key", toPath: dir + "/kek-3.key")
-        let vault = try Vault.open(t.configuration)
+        #expect {
+            _ = try Vault.open(
+                t.configuration, owner: .init(command: "test"))
+        } throws: { error in
+            (error as? VaultError)?.message.hasPrefix(
+                "key file \(dir)/kek-3.key is not recorded in the database: no rotation to KEK version 3 was begun")
+                == true
+        }
+        expectError(.keys) { _ = try Vault.open(t.configuration) }
+        // Recorded as pending, it is a rotation interrupted after its file was written: finished.
+        try t.sql("INSERT INTO kek (version, state, created_at) VALUES (3, 'pending', 0)")
+        let alongside = try Vault.open(t.configuration)
+        #expect(alongside.currentKEKVersion == 2, "only the owner repairs")
+        try alongside.close()
+        let vault = try Vault.open(
+            t.configuration, owner: .init(command: "test")
+        )
         #expect(vault.currentKEKVersion == 3)
         #expect(try vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["active", "active", "current"])
+        try vault.close()
+    }
+
+    @Test func interruptedRotationsAndRetirementsAreRepairedByTheOwner() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "A")])
+        try t.vault.close()
+        let dir = t.configuration.keyDirectory
+        func openOwning() throws -> Vault {
+            try Vault.open(
+                t.configuration,
+                owner: .init(command: "test"))
+        }
+        // Pending without its file: the rotation stopped before the file was written; forgotten.
+        try t.sql("INSERT INTO kek (version, state, created_at) VALUES (2, 'pending', 0)")
+        var vault = try openOwning()
+        #expect(vault.currentKEKVersion == 1)
+        #expect(try vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["current"])
+        // The next rotation takes the number again and works.
+        #expect(try vault.rotateKEK(as: TestVault.admin) == 2)
+        while try vault.rewrapBatch() > 0 {}
+        try vault.close()
+        // Retired in the database while its file survived (a crash between the commit and the
+        // file's destruction): the alongside open leaves it, the owner destroys it.
+        try t.sql("UPDATE kek SET state = 'retired', retired_at = 0 WHERE version = 1")
+        try Vault.open(t.configuration).close()
+        #expect(FileManager.default.fileExists(atPath: dir + "/kek-1.key"))
+        vault = try openOwning()
+        #expect(!FileManager.default.fileExists(atPath: dir + "/kek-1.key"))
+        #expect(try vault.get(subject: "a", fields: ["name"], as: TestVault.support) == [Array("A".utf8)])
+        try vault.close()
+    }
+
+    @Test func concurrentRotationsEndOnTheVersionTheDatabaseCallsCurrent() throws {
+        let t = try TestVault()
+        let vault = t.vault
+        var expected: UInt32 = 1
+        for round in 0..<7 {
+            // Eight threads released at once, so their rotations share commit batches.
+            let start = DispatchSemaphore(value: 0)
+            let done = DispatchGroup()
+            for _ in 0..<8 {
+                done.enter()
+                Thread {
+                    start.wait()
+                    _ = try? vault.rotateKEK(as: TestVault.admin)
+                    done.leave()
+                }.start()
+            }
+            for _ in 0..<8 { start.signal() }
+            done.wait()
+            expected += 8
+            let status = try vault.keyStatus(as: TestVault.admin)
+            #expect(status.current == expected, "round \(round)")
+            #expect(status.versions.filter { $0.state == "current" }.map(\.version) == [expected], "round \(round)")
+        }
+        _ = try t.put("after", [("name", "After")])
+        #expect(try t.fetchBlob("SELECT CAST(kek_version AS BLOB) FROM subject WHERE id='after'") == Array("57".utf8))
+    }
+}
+
+@Suite struct RetiredKEKTests {
+    /// A vault opened alongside the owner keeps the keyring it loaded; once the owner retires
+    /// that keyring's current version, a new data key wrapped under it would be lost for good.
+    /// The schema refuses it.
+    @Test func noDataKeyIsStoredUnderARetiredVersion() throws {
+        let t = try TestVault()
+        let alongside = try Vault.open(t.configuration)
+        #expect(try t.vault.rotateKEK(as: TestVault.admin) == 2)
+        try t.vault.retireKEK(1, as: TestVault.admin)
+        #expect(alongside.currentKEKVersion == 1)
+        expectError(.storage) {
+            _ = try alongside.put(subject: "late", values: [("name", Array("L".utf8))], as: TestVault.support)
+        }
+        #expect(try t.vault.exists(subject: "late", as: TestVault.support) == false)
+        #expect(try t.put("fresh", [("name", "F")]) == 1)
+        try alongside.close()
+    }
+}
+
+@Suite struct KEKLimitTests {
+    @Test func rotationStopsAtTheLiveVersionLimitUntilOldOnesAreRetired() throws {
+        #expect(VaultConfiguration(dataDirectory: "d", keyDirectory: "k").maximumLiveKEKVersions == 64)
+        let t = try TestVault()
+        try t.vault.close()
+        var configuration = t.configuration
+        configuration.maximumLiveKEKVersions = 3
+        let vault = try Vault.open(
+            configuration, owner: .init(command: "test"))
+        #expect(try vault.rotateKEK(as: TestVault.admin) == 2)
+        #expect(try vault.rotateKEK(as: TestVault.admin) == 3)
+        #expect {
+            _ = try vault.rotateKEK(as: TestVault.admin)
+        } throws: { error in
+            error as? VaultError
+                == VaultError(
+                    .invalid,
+                    "3 KEK versions are live, the most allowed (3); retire old versions (KEYS.RETIRE) once KEYS.STATUS shows they wrap 0 data keys"
+                )
+        }
+        #expect(!FileManager.default.fileExists(atPath: configuration.keyDirectory + "/kek-4.key"))
+        #expect(try vault.keyStatus(as: TestVault.admin).versions.map(\.state) == ["active", "active", "current"])
+        try vault.retireKEK(1, as: TestVault.admin)
+        #expect(try vault.rotateKEK(as: TestVault.admin) == 4)
+        try vault.close()
     }
 }

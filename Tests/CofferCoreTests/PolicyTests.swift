@@ -136,6 +136,37 @@ import Testing
         #expect(throws: VaultError.self) { _ = try Policy.load(path: bad.path) }
     }
 
+    /// A typo'd key is refused, not dropped: `requireConsent` would have left marketing's
+    /// consent condition off and opened its access.
+    @Test(arguments: [
+        (
+            #"{"roles":{"marketing":{"fields":{"name":"plain"},"requireConsent":"consent.marketing"}}}"#,
+            "unknown key 'requireConsent' in role 'marketing' (known: fields, operations, read, requiresConsent, write)"
+        ),
+        (#"{"roles":{},"role":{}}"#, "unknown key 'role' in the top level (known: roles)"),
+        (
+            #"{"roles":{"fraud":{"operations":["find"],"operations":["shred"]}}}"#,
+            "key 'operations' appears twice in roles.fraud"
+        ),
+        (
+            #"{"roles":{"fraud":{"read":{"card":"none","c\u0061rd":"plain"}}}}"#,
+            "key 'card' appears twice in roles.fraud.read"
+        ),
+        (#"{"roles":{"a":{}},"roles":{"b":{}}}"#, "key 'roles' appears twice in the top level"),
+    ])
+    func policyFileRefusesUnknownAndDuplicateKeys(json: String, reason: String) throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-policy-\(UUID()).json")
+        try Data(json.utf8).write(to: file)
+        #expect(throws: VaultError(.setup, "policy file \(file.path): \(reason)")) {
+            _ = try Policy.load(path: file.path)
+        }
+        // The same keys once each, spelled right, load.
+        let fine =
+            #"{"roles":{"fraud":{"read":{"card":"none"},"operations":["find"],"requiresConsent":"consent.marketing"},"x":{"fields":{"name":"plain"}}}}"#
+        try Data(fine.utf8).write(to: file)
+        #expect(try Policy.load(path: file.path).roles.count == 2)
+    }
+
     @Test func deployExamplePolicyLoads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()

@@ -20,7 +20,9 @@ struct TestVault {
         configuration = VaultConfiguration(
             dataDirectory: root + "/data", keyDirectory: root + "/keys", policy: policy)
         adminSecret = try Vault.initialize(configuration)
-        vault = try Vault.open(configuration)
+        // The test owns the data directory, as a server would; other opens work alongside it.
+        vault = try Vault.open(
+            configuration, owner: .init(command: "test"))
         for (name, role) in [("billing1", "billing"), ("support1", "support"), ("auditor1", "auditor")]
         where policy.isKnownRole(role) {
             _ = try vault.addClient(name: name, role: role, as: .localOperator)

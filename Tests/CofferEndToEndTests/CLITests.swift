@@ -52,6 +52,11 @@ import Testing
         let result = try CofferBinary.run(["clients", "list"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("COFFER_DATA"))
+        // An offline command on a data directory that holds no vault says so (not "lock file …").
+        let root = CofferBinary.temporaryDirectory("none")
+        let none = try CofferBinary.run(["keys", "status", "--data", root + "/d", "--keys", root + "/k"])
+        #expect(none.status == 1)
+        #expect(none.stderr.contains("no vault at \(root)/d (coffer.db is missing); run coffer init"), "\(none.stderr)")
         let help = try CofferBinary.run(["init", "--help"])
         #expect(help.status == 0 && help.stdout.contains("--keys"))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -72,15 +73,19 @@ import Testing
         #expect(rotated.status == 0, "\(rotated.stderr)")
         #expect(rotated.stdout == "2\n")
         let status = try CofferBinary.run(["keys", "status"], environment: env)
+        // What Deploy/OPERATIONS.md says these print.
         #expect(
-            status.stdout.contains("current 2") && status.stdout.contains("version 1 active 0 data keys"),
+            status.stdout.contains("current 2\n") && status.stdout.contains("version 1 active 0 data keys\n")
+                && status.stdout.contains("rewrap idle: 0 pending"),
             "\(status.stdout)")
         // The server uses the new KEK at once.
         let secret = try server.addClient("s", role: "support")
         #expect(try server.authenticated("s", secret: secret).call("PUT", "x", "name", "X") == .integer(1))
         let refused = try CofferBinary.run(["keys", "retire", "2"], environment: env)
         #expect(refused.status != 0 && refused.stderr.contains("is current"))
-        #expect(try CofferBinary.run(["keys", "retire", "1"], environment: env).status == 0)
+        let retired = try CofferBinary.run(["keys", "retire", "1"], environment: env)
+        #expect(retired.status == 0 && retired.stderr.contains("coffer: KEK version 1 retired"), "\(retired.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: server.keys + "/kek-1.key"))
         // Without the secret the CLI will not act behind the server's back.
         let noSecret = try CofferBinary.run(["keys", "rotate"], environment: server.env)
         #expect(noSecret.status != 0 && noSecret.stderr.contains("COFFER_SECRET"))
@@ -95,6 +100,64 @@ import Testing
         #expect(lines.first?.contains("\"seq\":3") == true)
         #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil })
         #expect(!exported.stdout.contains(secret))
+    }
+
+    /// KEYS.STATUS's current version and the version its `versions` list (the database) calls current.
+    func currentVersions(_ admin: RESPClient) throws -> (memory: Int, database: [Int], newest: Int) {
+        guard case .array(let flat) = try admin.call("KEYS.STATUS"), case .integer(let memory) = flat[1],
+            case .array(let versions) = flat[3]
+        else { throw TestFailure("bad KEYS.STATUS reply") }
+        var database: [Int] = []
+        var newest = 0
+        for case .array(let v) in versions {
+            guard case .integer(let version) = v[0] else { continue }
+            newest = max(newest, version)
+            if v[1] == .bulk("current") { database.append(version) }
+        }
+        return (memory, database, newest)
+    }
+
+    @Test func concurrentRotationsFromManyClientsAgreeWithTheDatabase() throws {
+        let server = try TestServer()
+        let clients = 8
+        let (socket, adminSecret) = (server.socketPath, server.adminSecret)
+        var expected = 1
+        for round in 0..<7 {
+            // Every client connects and authenticates first; then all send KEYS.ROTATE at once.
+            let replies = Mutex<[RESPClient.Reply]>([])
+            let ready = DispatchSemaphore(value: 0)
+            let start = DispatchSemaphore(value: 0)
+            let done = DispatchGroup()
+            for _ in 0..<clients {
+                done.enter()
+                Thread {
+                    let admin = try? RESPClient(unixPath: socket)
+                    _ = try? admin?.call("AUTH", "admin", adminSecret)
+                    ready.signal()
+                    start.wait()
+                    let reply = (try? admin?.call("KEYS.ROTATE")) ?? .closed
+                    replies.withLock { $0.append(reply) }
+                    done.leave()
+                }.start()
+            }
+            for _ in 0..<clients { ready.wait() }
+            for _ in 0..<clients { start.signal() }
+            done.wait()
+            expected += clients
+            let versions = replies.withLock { $0 }.compactMap { reply -> Int? in
+                if case .integer(let v) = reply { v } else { nil }
+            }
+            #expect(versions.sorted() == Array((expected - clients + 1)...expected), "round \(round): \(versions)")
+            let (memory, database, newest) = try currentVersions(try server.authenticated())
+            #expect(memory == expected && database == [expected] && newest == expected, "round \(round)")
+        }
+        // New data keys go under the newest version.
+        let secret = try server.addClient("s", role: "support")
+        #expect(try server.authenticated("s", secret: secret).call("PUT", "fresh", "name", "F") == .integer(1))
+        guard case .array(let flat) = try server.authenticated().call("KEYS.STATUS"),
+            case .array(let versions) = flat[3]
+        else { throw TestFailure("bad KEYS.STATUS reply") }
+        #expect(versions.last == .array([.integer(expected), .bulk("current"), .integer(1)]))
     }
 
     @Test func offlineKeysCommands() throws {

@@ -189,10 +189,10 @@ import Testing
 
     @Test func socketFileHandling() throws {
         let server = try TestServer()
-        // A second server on the same live socket refuses to start.
+        // A second server on the same data directory and live socket refuses to start.
         let second = try CofferBinary.run(["serve"] + CofferBinary.rootFlag, environment: server.env)
         #expect(second.status != 0)
-        #expect(second.stderr.contains("already listening"), "\(second.stderr)")
+        #expect(second.stderr.contains("is in use by coffer serve (pid"), "\(second.stderr)")
         #expect(try server.client().call("PING") == .simple("PONG"))
         let mode = try FileManager.default.attributesOfItem(atPath: server.socketPath)[.posixPermissions] as? Int
         #expect(mode == 0o660)
@@ -253,6 +253,22 @@ import Testing
         let restarted = try TestServer(root: server.root)
         let check = try restarted.authenticated("s", secret: secret)
         for i in 0..<answered { #expect(try check.call("GET", "p\(i)", "name") == .array([.bulk("N \(i)")])) }
+    }
+
+    /// Their default action would end the server at once (no drain, a stale socket).
+    @Test(arguments: [(SIGHUP, "SIGHUP"), (SIGUSR1, "SIGUSR1"), (SIGUSR2, "SIGUSR2"), (SIGALRM, "SIGALRM")])
+    func straySignalsAreIgnoredAndLoggedOnce(signal: Int32, name: String) throws {
+        let server = try TestServer()
+        let client = try server.authenticated()
+        kill(server.process.processIdentifier, signal)
+        kill(server.process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(5)
+        while !server.stderr.contains("\(name) ignored") && Date() < deadline { usleep(20_000) }
+        #expect(server.process.isRunning)
+        #expect(try client.call("PING") == .simple("PONG"))
+        #expect(try server.client().call("PING") == .simple("PONG"))
+        #expect(server.stderr.components(separatedBy: "\(name) ignored").count == 2, "\(server.stderr)")
+        #expect(server.stop() == 0)
     }
 
     @Test func processIsHardened() throws {

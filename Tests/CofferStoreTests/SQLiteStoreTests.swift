@@ -67,8 +67,41 @@ import Testing
         #expect(try store.read { try $0.subjects(indexKind: .phone, tag: Array(repeating: 2, count: 32)) } == ["s1"])
     }
 
+    /// A data key under a version with no key file (pending, retired or unknown) would be lost.
+    @Test func dataKeysGoOnlyUnderCurrentOrActiveKEKVersions() throws {
+        try store.write { tx in
+            try tx.insertPendingKEK(2, at: 0)
+            try tx.promotePendingKEK(2)
+            try tx.insertPendingKEK(3, at: 0)
+        }
+        let refusal = "a data key may be wrapped only under a current or active KEK version"
+        for version: UInt32 in [3, 4] {
+            #expect {
+                try store.write { try $0.insertSubject("s\(version)", key: key(version)) }
+            } throws: { "\($0)".contains(refusal) }
+        }
+        try store.write { tx in
+            try tx.insertSubject("a", key: key(1))
+            try tx.insertSubject("b", key: key(2))
+            try tx.retireKEK(1, at: 0)
+        }
+        #expect {
+            try store.write { try $0.insertSubject("c", key: key(1)) }
+        } throws: { "\($0)".contains(refusal) }
+        #expect {
+            try store.write { try $0.updateSubjectKey("b", key: key(1)) }
+        } throws: { "\($0)".contains(refusal) }
+        // Rewrapping within live versions and replacing a DEK in place stay allowed.
+        try store.write {
+            try $0.updateSubjectKey("b", key: WrappedKey(kekVersion: 2, sealed: Array(repeating: 7, count: 72)))
+        }
+        #expect(try store.read { try $0.referencedKEKVersions() } == [1, 2])
+    }
+
     @Test func referencedVersionsAndClients() throws {
         try store.write { tx in
+            try tx.insertPendingKEK(3, at: 0)
+            try tx.promotePendingKEK(3)
             try tx.insertSubject("a", key: key(1))
             try tx.insertSubject("b", key: key(3))
             try tx.insertClient(
