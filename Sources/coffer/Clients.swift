@@ -57,12 +57,29 @@ struct Clients: ParsableCommand {
 
     struct Unlock: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Lift a lock-out imposed after repeated failed AUTH attempts.")
+            abstract: "Lift a lock-out imposed after repeated failed AUTH attempts.",
+            discussion: """
+                Lock-outs are kept in the running server's memory, so with a server running this goes \
+                through it (CLIENT.UNLOCK), authenticating as --client with the secret from \
+                --secret-file or COFFER_SECRET. With none running there is no lock-out to lift.
+                """)
         @OptionGroup var vault: VaultOptions
+        @OptionGroup var credentials: ServerCredentials
+        @Option(name: .long, help: "The server's socket, if not the one DATA/coffer.lock names.") var socket: String?
         @Argument var name: String
 
         func run() throws {
-            let opened = try vault.resolved().openForRecords(as: "clients unlock")
+            let configuration = try vault.resolved()
+            if let server = try credentials.connectIfServing(configuration, socket: socket) {
+                let reply = try reportingCLIErrors { try server.expect("CLIENT.UNLOCK", name) }
+                guard reply == .integer(1) else {
+                    note("coffer: no client named '\(name)'")
+                    throw ExitCode.failure
+                }
+                note("coffer: client '\(name)' unlocked")
+                return
+            }
+            let opened = try configuration.openForRecords(as: "clients unlock")
             let found = try reportingErrors { try opened.unlockClient(name: name, as: .localOperator) }
             try opened.close()
             guard found else {
