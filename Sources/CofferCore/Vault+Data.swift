@@ -203,28 +203,63 @@ extension Vault {
     }
 
     /// Crypto-shreds a subject: its wrapped DEK, every ciphertext and every index entry go in one
-    /// transaction, with `secure_delete` zeroing the freed space, and the WAL is then
-    /// checkpointed and truncated so no page image of them survives on disk. The subject's audit
-    /// entries (which hold no personal data) stay, and the shred itself is audited.
-    public func shred(subject: String, as caller: Caller) throws -> Bool {
+    /// transaction, with `secure_delete` zeroing the freed space; from then on nothing of it can
+    /// be read. The page images from before the shred that the WAL still holds are then wiped by
+    /// a TRUNCATE checkpoint, tried at once without waiting: if a reader (a long backup) still
+    /// holds an older snapshot, the wipe is left to the background checkpointer, which retries
+    /// without blocking anyone and audits `SHRED.WIPED` when the bytes are gone. No other
+    /// client ever waits on a wipe. The subject's audit entries (no personal data) stay.
+    public func shred(subject: String, as caller: Caller) throws -> ShredOutcome {
         let existed = try audited("SHRED", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.shred), "SHRED")
             try SubjectID.validate(subject)
             return try tx.deleteSubject(subject)
         }
-        if existed {
-            // The shred itself has committed; the checkpoint only clears old page images out
-            // of the WAL, so a busy checkpointer is retried and never turns success into an error.
-            var complete = false
-            for attempt in 0..<10 where !complete {
-                if attempt > 0 { usleep(20_000) }
-                complete = (try? store.checkpoint()) ?? false
-            }
-            if !complete {
-                logger.warning(
-                    "WAL checkpoint after shred did not complete; the background checkpointer will finish it")
-            }
+        guard existed else { return .absent }
+        // A few immediate tries: the background checkpoint or a commit batch holds the locks a
+        // TRUNCATE needs for a moment only. A reader's old snapshot lasts; then it is pending.
+        for attempt in 0..<10 where !store.wipePending {
+            if attempt > 0 { usleep(5_000) }
+            if store.tryWipe() { return .wiped }
         }
-        return existed
+        pendingWipes.withLock { $0.append(subject) }
+        store.requestWipe()
+        logger.notice("shred committed; the WAL wipe waits for a reader to finish")
+        return .pending
     }
+
+    /// True while a shred's wipe waits behind a reader.
+    public var wipePending: Bool { store.wipePending || !pendingWipes.withLock(\.isEmpty) }
+
+    /// Called by the store once a requested wipe has completed: audits it for every subject
+    /// whose shred was waiting.
+    func auditCompletedWipes() {
+        // Taken off the list only once audited, so `wipePending` stays true until then.
+        let subjects = pendingWipes.withLock { $0 }
+        guard !subjects.isEmpty else { return }
+        defer { pendingWipes.withLock { $0.removeFirst(min(subjects.count, $0.count)) } }
+        do {
+            try committer.perform { [audit] tx in
+                for subject in subjects {
+                    try audit.append(
+                        AuditDraft(
+                            client: "(vault)", role: "-", origin: "local", command: "SHRED.WIPED", subject: subject,
+                            fields: []), in: tx)
+                }
+            }
+        } catch {
+            logger.error("the audit entries of completed shred wipes could not be written")
+        }
+    }
+}
+
+/// What SHRED did.
+public enum ShredOutcome: Sendable, Hashable {
+    /// No such subject.
+    case absent
+    /// Shredded, and no byte of it remains in any file of the data directory.
+    case wiped
+    /// Shredded (nothing of it can be read any more), but old page images wait in the WAL for a
+    /// reader's snapshot to end; the background checkpointer wipes them and audits `SHRED.WIPED`.
+    case pending
 }

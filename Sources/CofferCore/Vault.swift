@@ -15,6 +15,8 @@ public final class Vault: Sendable {
     let scratch = KeyScratchPool()
     let committer: GroupCommitter
     let throttle: AuthThrottle
+    /// Shredded subjects whose WAL wipe waits behind a reader.
+    let pendingWipes = Mutex<[String]>([])
     /// Clients running a long command (AUDIT.VERIFY) right now.
     let longCommands = Mutex<Set<String>>([])
     public let rewrapProgress = RewrapProgress()
@@ -38,6 +40,7 @@ public final class Vault: Sendable {
             configuration: AuthThrottle.Configuration(
                 maximumFailures: configuration.maximumFailedLogins, lockoutSeconds: configuration.lockoutSeconds))
         self.logger = logger
+        store.onWipeCompleted { [weak self] in self?.auditCompletedWipes() }
     }
 
     public var policy: Policy { configuration.policy }

@@ -178,7 +178,13 @@ struct CommandDispatcher: Sendable {
                 name: clientName
             ) { updated in helloReply(updated) }
         case .shred(let subject):
-            return Reply(value: .integer(try vault.shred(subject: subject, as: caller) ? 1 : 0))
+            // :1 shredded and wiped from every file; :2 shredded (unreadable now), the wipe of
+            // old page images waits for a reader's snapshot and completes by itself; :0 absent.
+            switch try vault.shred(subject: subject, as: caller) {
+            case .absent: return Reply(value: .integer(0))
+            case .wiped: return Reply(value: .integer(1))
+            case .pending: return Reply(value: .integer(2))
+            }
         case .clientAdd(let name, let role):
             return Reply(value: .bulk(try vault.addClient(name: name, role: role, as: caller)))
         case .clientList:

@@ -67,8 +67,22 @@ public final class SQLiteStore: VaultStore {
     public func boundWAL(limit: Int64 = 64 * 1024 * 1024) {
         var info = stat()
         guard stat(path + "-wal", &info) == 0, Int64(info.st_size) > limit else { return }
-        _ = try? pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        // Never waits for readers: a waiting TRUNCATE checkpoint would hold up every writer.
+        _ = checkpointer.tryWipe()
     }
+
+    /// Tries once, without waiting for readers, to copy the whole WAL into the database file and
+    /// empty it, so that page images from before a shred survive nowhere. False if a reader's
+    /// older snapshot still needs part of the log.
+    public func tryWipe() -> Bool { checkpointer.tryWipe() }
+
+    /// Retries the wipe in the background, never blocking anyone, until it succeeds; then calls
+    /// the body given to `onWipeCompleted`.
+    public func requestWipe() { checkpointer.requestWipe() }
+
+    public var wipePending: Bool { checkpointer.wipePending }
+
+    public func onWipeCompleted(_ body: @escaping @Sendable () -> Void) { checkpointer.setOnWiped(body) }
 
     @discardableResult
     public func checkpoint() throws -> Bool {

@@ -1,5 +1,6 @@
 import CofferCore
 import Foundation
+import GRDB
 import Testing
 
 @Suite struct ShredTests {
@@ -43,8 +44,8 @@ import Testing
                     .isEmpty, "\(what) not found before shred")
         }
 
-        #expect(try reopened.shred(subject: "victim", as: TestVault.admin))
-        #expect(try reopened.shred(subject: "victim", as: TestVault.admin) == false)
+        #expect(try reopened.shred(subject: "victim", as: TestVault.admin) == .wiped)
+        #expect(try reopened.shred(subject: "victim", as: TestVault.admin) == .absent)
         for (what, bytes) in secrets {
             for start in stride(from: 0, to: bytes.count, by: 32) {
                 let chunk = Array(bytes[start..<min(start + 32, bytes.count)])
@@ -64,5 +65,51 @@ import Testing
         // Everyone else is intact.
         #expect(
             try reopened.get(subject: "before-7", fields: ["name"], as: TestVault.support) == [Array("Person 7".utf8)])
+    }
+
+    /// A reader holding an old snapshot (a long backup) used to make SHRED wait up to 100 s
+    /// while holding the writer, stalling every client. Now SHRED answers at once, says the
+    /// wipe is pending, nobody else waits, and once the reader lets go the wipe completes by
+    /// itself and is audited; then no byte of the subject is left.
+    @Test func aShredBehindALongReaderAnswersAtOnceAndWipesLater() throws {
+        let t = try TestVault()
+        for i in 0..<50 { _ = try t.put("other-\(i)", [("name", "Person \(i)")]) }
+        _ = try t.put("victim", [("name", "Victim Name"), ("email", "victim@example.com")])
+        let dek = try #require(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='victim'"))
+        // A reader that holds its snapshot, as a backup in progress does.
+        let reader = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
+        let release = DispatchSemaphore(value: 0)
+        let holding = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            try? reader.read { db in
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subject")
+                holding.signal()
+                release.wait()
+            }
+            finished.signal()
+        }.start()
+        holding.wait()
+        let outcome = try t.vault.shred(subject: "victim", as: TestVault.admin)
+        #expect(outcome == .pending)
+        // Others are not held up: a write and a read go through while the wipe waits.
+        _ = try t.put("after", [("name", "After")])
+        #expect(try t.get("after", ["name"], as: TestVault.support) == ["After"])
+        #expect(try t.get("victim", ["name"], as: TestVault.support) == [nil])
+        release.signal()
+        finished.wait()
+        try reader.close()
+        // The background checkpointer retries every 250 ms; poll with a deadline.
+        let deadline = Date().addingTimeInterval(10)
+        var audited = false
+        while Date() < deadline && !audited {
+            audited = try t.vault.auditTail(20, as: TestVault.admin).contains { $0.contains("SHRED.WIPED") }
+            if !audited { usleep(50_000) }
+        }
+        #expect(audited, "the completed wipe was not audited")
+        for start in stride(from: 0, to: dek.count, by: 32) {
+            let chunk = Array(dek[start..<min(start + 32, dek.count)])
+            #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
+        }
     }
 }
