@@ -51,6 +51,7 @@ extension Vault {
             guard let record = try tx.clientCredential(named: name) else {
                 throw VaultError(.noAuth, "client '\(name)' is no longer registered")
             }
+            try checkRecord(record)
             // A name revoked and added again, or given a new secret or role, is a different
             // client: the session that authenticated against the old record ends here.
             if let binding,

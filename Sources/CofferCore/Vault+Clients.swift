@@ -46,6 +46,42 @@ extension Vault {
             }
     }
 
+    static let recordLabel = "coffer.client-record.v1"
+
+    /// The MAC over a client row: whoever can write the database but holds no key cannot make a
+    /// marketing client an admin, or swap in another secret hash, without it failing.
+    func recordMAC(_ record: ClientRecord) throws -> [UInt8] {
+        try keys.authKey.withUnsafeBytes { key in
+            try KeyedHash.hash(
+                key: key, label: Self.recordLabel,
+                parts: [
+                    Array(record.name.utf8), Array(record.role.utf8), record.secretHash,
+                    Array(String(record.createdAt.bitPattern).utf8),
+                ])
+        }
+    }
+
+    /// Refuses a client row whose MAC is missing or wrong (logged: it was changed outside Coffer).
+    func checkRecord(_ record: ClientRecord) throws {
+        guard let mac = record.mac, ConstantTime.equals(mac, try recordMAC(record)) else {
+            logger.error(
+                "a client row does not match its MAC: it was changed outside Coffer",
+                metadata: ["client": "\(record.name)"])
+            throw VaultError(.integrity, "the record of client '\(record.name)' failed its integrity check")
+        }
+    }
+
+    /// Gives the rows that predate client MACs theirs (once, when the migration adds them).
+    static func addMissingRecordMACs(_ vault: Vault) throws {
+        try storageCall {
+            try vault.store.write { tx in
+                for record in try tx.clients() where record.mac == nil {
+                    try tx.setClientMAC(name: record.name, mac: vault.recordMAC(record))
+                }
+            }
+        }
+    }
+
     func secretHash(name: String, secret: [UInt8]) throws -> [UInt8] {
         try keys.authKey.withUnsafeBytes { key in
             try KeyedHash.hash(key: key, label: Self.secretLabel, parts: [Array(name.utf8), secret])
@@ -71,8 +107,9 @@ extension Vault {
                 throw VaultError(.invalid, "client '\(name)' already exists")
             }
             let hash = try secretHash(name: name, secret: Array(secret.utf8))
-            try tx.insertClient(
-                ClientRecord(name: name, role: role, secretHash: hash, createdAt: Date().timeIntervalSince1970))
+            var record = ClientRecord(name: name, role: role, secretHash: hash, createdAt: Date().timeIntervalSince1970)
+            record.mac = try recordMAC(record)
+            try tx.insertClient(record)
         }
         return secret
     }
@@ -81,7 +118,8 @@ extension Vault {
         try audited("CLIENT.LIST", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.clients), "CLIENT.LIST")
             return try tx.clients().map {
-                ClientInfo(
+                try checkRecord($0)
+                return ClientInfo(
                     name: $0.name, role: $0.role,
                     locked: throttle.isLockedAnywhere(name: $0.name, now: now.timeIntervalSince1970))
             }
@@ -125,6 +163,7 @@ extension Vault {
         let clock = now.timeIntervalSince1970
         let key = AuthThrottle.Key(name: name, origin: peer ?? origin)
         let record = try Self.storageCall { try store.read { try $0.client(named: name) } }
+        if let record { try checkRecord(record) }
         let matches = record.map { ConstantTime.equals(presented, $0.secretHash) } ?? false
         let locked = throttle.isLocked(key, now: clock)
         var entries: [AuditDraft] = []

@@ -95,7 +95,9 @@ public final class Vault: Sendable {
         logger.info(
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
-        return Vault(configuration: configuration, store: store, keys: keys, lock: lock, logger: logger)
+        let vault = Vault(configuration: configuration, store: store, keys: keys, lock: lock, logger: logger)
+        if store.clientMACsNeeded { try Vault.addMissingRecordMACs(vault) }
+        return vault
     }
 
     /// Creates a new vault: the data directory and its database, the key directory and its

@@ -98,6 +98,16 @@ enum SQLiteSchema {
                     END;
                     """)
         }
+        migrator.registerMigration(clientMACMigration) { db in
+            // A MAC (computed by the vault core, under a key from the key directory) over each
+            // client row's name, role, secret hash and creation time. Rows that existed before
+            // this migration get theirs when the vault opens right after it; from then on a row
+            // without a valid MAC is refused.
+            try db.execute(
+                sql: "ALTER TABLE client ADD COLUMN mac BLOB CHECK (mac IS NULL OR length(mac) = 32)")
+        }
         return migrator
     }
+
+    static let clientMACMigration = "v4-client-record-mac"
 }

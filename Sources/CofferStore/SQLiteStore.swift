@@ -46,11 +46,17 @@ public final class SQLiteStore: VaultStore {
         let oldMask = umask(0o077)
         defer { umask(oldMask) }
         pool = try DatabasePool(path: path, configuration: config)
-        try SQLiteSchema.migrator.migrate(pool)
+        let migrator = SQLiteSchema.migrator
+        let before = try pool.read { try migrator.appliedIdentifiers($0) }
+        try migrator.migrate(pool)
+        clientMACsNeeded = !before.isEmpty && !before.contains(SQLiteSchema.clientMACMigration)
         checkpointer = try Checkpointer(path: path)
     }
 
     private let checkpointer: Checkpointer
+    /// True when this open added the client-row MAC column to an existing vault: the vault
+    /// core then computes the MACs of the rows that predate it, once.
+    public let clientMACsNeeded: Bool
 
     public func read<T>(_ body: (any StoreReading) throws -> T) throws -> T {
         try pool.read { db in try body(SQLiteTransaction(db: db)) }
@@ -161,30 +167,30 @@ struct SQLiteTransaction: StoreWriting {
 
     func client(named name: String) throws -> ClientRecord? {
         let statement = try db.cachedStatement(
-            sql: "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at FROM client WHERE name = ?"
+            sql:
+                "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at, mac FROM client WHERE name = ?"
         )
         return try Row.fetchOne(statement, arguments: [name]).map(Self.clientRecord)
     }
 
-    func clientCredential(named name: String) throws -> (role: String, secretHash: [UInt8])? {
-        let statement = try db.cachedStatement(sql: "SELECT role, secret_hash FROM client WHERE name = ?")
-        guard let row = try Row.fetchOne(statement, arguments: [name]) else { return nil }
-        let hash: Data = row[1]
-        return (row[0], [UInt8](hash))
+    func clientCredential(named name: String) throws -> ClientRecord? {
+        try client(named: name)
     }
 
     func clients() throws -> [ClientRecord] {
         try Row.fetchAll(
             db,
-            sql: "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at FROM client ORDER BY name"
+            sql:
+                "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at, mac FROM client ORDER BY name"
         ).map(Self.clientRecord)
     }
 
     private static func clientRecord(_ row: Row) -> ClientRecord {
         let hash: Data = row[2]
+        let mac: Data? = row[6]
         return ClientRecord(
             name: row[0], role: row[1], secretHash: [UInt8](hash), failedAttempts: row[3], lockedUntil: row[4],
-            createdAt: row[5])
+            createdAt: row[5], mac: mac.map { [UInt8]($0) })
     }
 
     func lastAudit() throws -> (seq: Int64, mac: [UInt8])? {
@@ -339,18 +345,22 @@ struct SQLiteTransaction: StoreWriting {
     func insertClient(_ client: ClientRecord) throws {
         try db.execute(
             sql: """
-                INSERT INTO client (name, role, secret_hash, failed_attempts, locked_until, created_at)
-                VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO client (name, role, secret_hash, failed_attempts, locked_until, created_at, mac)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 client.name, client.role, Data(client.secretHash), client.failedAttempts, client.lockedUntil,
-                client.createdAt,
+                client.createdAt, client.mac.map { Data($0) },
             ])
     }
 
     func deleteClient(named name: String) throws -> Bool {
         try db.execute(sql: "DELETE FROM client WHERE name = ?", arguments: [name])
         return db.changesCount > 0
+    }
+
+    func setClientMAC(name: String, mac: [UInt8]) throws {
+        try db.execute(sql: "UPDATE client SET mac = ? WHERE name = ?", arguments: [Data(mac), name])
     }
 
     func updateClientLock(name: String, failedAttempts: Int, lockedUntil: Double?) throws {

@@ -24,11 +24,14 @@ public struct ClientRecord: Sendable, Hashable {
     /// Seconds since 1970 until which the client is locked out, if it is.
     public var lockedUntil: Double?
     public var createdAt: Double
+    /// The vault's MAC over the row (nil only for a row written before MACs existed).
+    public var mac: [UInt8]?
 
     public init(
         name: String, role: String, secretHash: [UInt8], failedAttempts: Int = 0, lockedUntil: Double? = nil,
-        createdAt: Double
+        createdAt: Double, mac: [UInt8]? = nil
     ) {
+        self.mac = mac
         self.name = name
         self.role = role
         self.secretHash = secretHash

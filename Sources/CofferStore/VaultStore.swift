@@ -23,7 +23,7 @@ public protocol StoreReading {
     func client(named name: String) throws -> ClientRecord?
     /// A client's role and secret hash, for the per-command access check (which also checks
     /// that the session's client record is still the one it authenticated against).
-    func clientCredential(named name: String) throws -> (role: String, secretHash: [UInt8])?
+    func clientCredential(named name: String) throws -> ClientRecord?
     func clients() throws -> [ClientRecord]
     /// The newest audit entry's sequence number and MAC, if any.
     func lastAudit() throws -> (seq: Int64, mac: [UInt8])?
@@ -51,6 +51,7 @@ public protocol StoreWriting: StoreReading {
     func insertClient(_ client: ClientRecord) throws
     func deleteClient(named name: String) throws -> Bool
     func updateClientLock(name: String, failedAttempts: Int, lockedUntil: Double?) throws
+    func setClientMAC(name: String, mac: [UInt8]) throws
     func appendAudit(_ record: AuditRecord) throws
     /// Replaces a subject's wrapped DEK (rewrap or rekey).
     func updateSubjectKey(_ subject: String, key: WrappedKey) throws

@@ -69,6 +69,43 @@ import Testing
         #expect(entry["fields"] as? [String] == Array(repeating: "(unknown)", count: 8) + ["(+1014 more)"])
     }
 
+    /// Write access to coffer.db and no keys: `UPDATE client SET role='admin'` made a marketing
+    /// client an admin. Client rows now carry a MAC under a key from the key directory, checked
+    /// whenever the row is used.
+    @Test func aClientRowChangedOutsideCofferIsRefused() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "N")])
+        try t.sql("UPDATE client SET role = 'billing' WHERE name = 'support1'")
+        expectError(.integrity) { _ = try t.get("a", ["name"], as: TestVault.support) }
+        expectError(.integrity) { _ = try t.vault.listClients(as: .localOperator) }
+        // Another client's secret hash copied in, or the MAC removed: refused too.
+        try t.sql("UPDATE client SET role = 'support' WHERE name = 'support1'")
+        #expect(try t.get("a", ["name"], as: TestVault.support) == ["N"])
+        try t.sql(
+            "UPDATE client SET secret_hash = (SELECT secret_hash FROM client WHERE name = 'admin') WHERE name = 'billing1'"
+        )
+        expectError(.integrity) { _ = try t.vault.authenticate(client: "billing1", secret: Array(t.adminSecret.utf8)) }
+        try t.sql("UPDATE client SET mac = NULL WHERE name = 'auditor1'")
+        expectError(.integrity) { _ = try t.vault.auditTail(1, as: TestVault.auditor) }
+    }
+
+    /// A vault from before client MACs gets them once, when the migration adds the column.
+    @Test func rowsFromBeforeClientMACsGetThemOnce() throws {
+        let t = try TestVault()
+        try t.vault.close()
+        try t.sql("ALTER TABLE client DROP COLUMN mac")
+        try t.sql("DELETE FROM grdb_migrations WHERE identifier = 'v4-client-record-mac'")
+        let reopened = try Vault.open(t.configuration)
+        #expect(try reopened.listClients(as: .localOperator).count == 4)
+        #expect(try reopened.role(of: TestVault.support) == "support")
+        try reopened.close()
+        // From then on a missing MAC is refused, not recomputed.
+        try t.sql("UPDATE client SET mac = NULL WHERE name = 'support1'")
+        let again = try Vault.open(t.configuration)
+        expectError(.integrity) { _ = try again.role(of: TestVault.support) }
+        try again.close()
+    }
+
     func tamperedAt(_ t: TestVault) throws -> Int64? {
         if case .tampered(let seq, _) = try t.vault.verifyAudit(as: TestVault.admin) { return seq }
         return nil
