@@ -149,6 +149,7 @@ public final class CofferServer: Service, Sendable {
                 // The TLS handshake, then RESP: each connection's whole request path is these
                 // handlers on its event loop.
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AdmissionHandler())
                     if let tls {
                         try channel.pipeline.syncOperations.addHandlers([
                             TLSRequiredHandler(), NIOSSLServerHandler(context: tls),

@@ -2,6 +2,7 @@ import CofferCore
 import CofferProtocol
 import Logging
 import NIOCore
+import NIOTLS
 
 #if canImport(Glibc)
     import Glibc
@@ -85,10 +86,31 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if context.channel.isActive { start(context) }
     }
 
+    /// Called by `AdmissionHandler` at the head of the pipeline when the connection becomes
+    /// active. On a TLS listener the TLS handler passes `channelActive` on only after the
+    /// handshake, so the connection is admitted (counted, and given its AUTH deadline) from
+    /// there: a client that never handshakes must not hold a slot for free.
+    func admit() {
+        if let context { start(context) }
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         start(context)
+        // A refused TLS client is told once its handshake is done (see below).
+        if !secured { tellRefusal(context) }
         context.fireChannelActive()
     }
+
+    private func tellRefusal(_ context: ChannelHandlerContext) {
+        guard let refusal else { return }
+        self.refusal = nil
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        RESPValue.error("ERR \(refusal)").encode(into: &buffer, version: 2)
+        writeThenClose(buffer, context)
+    }
+
+    /// Why the registry refused this connection, until the client has been told.
+    private var refusal: String?
 
     private func start(_ context: ChannelHandlerContext) {
         guard registration == nil, !closing else { return }
@@ -104,11 +126,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         switch registry.register(channel) {
         case .refused(let reason):
+            // Told in `channelActive` (after a TLS handshake); a client that never gets that far
+            // is closed after a second.
             closing = true
-            var buffer = channel.allocator.buffer(capacity: 64)
-            RESPValue.error("ERR \(reason)").encode(into: &buffer, version: 2)
-            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
+            refusal = reason
+            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
+                if context.channel.isActive { context.close(promise: nil) }
             }
             return
         case .admitted(let registration):
@@ -117,6 +140,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         if origin == "unix", let credentials = Self.peerUID(channel) { session.peer = "uid \(credentials)" }
         executor = ConnectionExecutor(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        // Released when the channel closes, whatever the handlers in front pass on.
+        context.channel.closeFuture.assumeIsolated().whenComplete { [self] _ in finish() }
         setOutputLimit(limits.anonymousOutputBytes, context)
         armAuthDeadline(context)
     }
@@ -150,6 +175,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            tellRefusal(context)
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             // Graceful shutdown (or a client half-close): answer what was read, then close.
             inputClosed = true
@@ -194,7 +222,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private var mayRead: Bool {
-        !closing && !barrierRunning && pendingBarrier == nil && slots.count < limits.maximumInFlight
+        // A refused TLS client is read from until its handshake is done, so that it can be told why.
+        if refusal != nil { return true }
+        return !closing && !barrierRunning && pendingBarrier == nil && slots.count < limits.maximumInFlight
             && (input?.readableBytes ?? 0) <= parser.limits.maximumRequestBytes
     }
 
@@ -346,9 +376,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 closing = true
                 let last = outgoing!
                 outgoing = nil
-                context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
+                writeThenClose(last, context, grace: .seconds(30))
                 return
             }
         }
@@ -369,12 +397,25 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
     }
 
+    /// Writes a last reply and closes. The close does not wait longer than `grace`: on a TLS
+    /// connection whose client never finished its handshake the write can never complete, and
+    /// a client that stopped reading must not keep its connection by that.
+    private func writeThenClose(
+        _ buffer: ByteBuffer, _ context: ChannelHandlerContext, grace: TimeAmount = .seconds(1)
+    ) {
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+        context.eventLoop.assumeIsolated().scheduleTask(in: grace) {
+            if context.channel.isActive { context.close(promise: nil) }
+        }
+    }
+
     private func closeIfDone(_ context: ChannelHandlerContext) {
         guard inputClosed, slots.isEmpty, !barrierRunning, !closing else { return }
         closing = true
         flushIfNeeded()
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated()
-            .whenComplete { _ in context.close(promise: nil) }
+        writeThenClose(context.channel.allocator.buffer(capacity: 0), context, grace: .seconds(30))
     }
 
     private func apply(_ update: SessionUpdate, _ context: ChannelHandlerContext) {
@@ -427,9 +468,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         var buffer = context.channel.allocator.buffer(capacity: 128)
         RESPValue.error("ERR \(error)").encode(into: &buffer, version: session.protocolVersion)
-        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+        writeThenClose(buffer, context)
     }
 
     private func armAuthDeadline(_ context: ChannelHandlerContext) {
@@ -448,9 +487,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 "ERR authentication timeout: AUTH within \(limits.authTimeout.nanoseconds / 1_000_000_000) s"
             )
             .encode(into: &buffer, version: session.protocolVersion)
-            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            writeThenClose(buffer, context)
         }
     }
 
@@ -536,4 +573,16 @@ struct PeerCredentials: Sendable {
     var pid: Int32 = 0
     var uid: UInt32 = 0
     var gid: UInt32 = 0
+}
+
+/// First in every connection's pipeline: admits the connection to `ConnectionHandler` the
+/// moment it is active, before a TLS handshake can delay the event. Removes itself.
+final class AdmissionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func channelActive(context: ChannelHandlerContext) {
+        (try? context.pipeline.syncOperations.handler(type: ConnectionHandler.self))?.admit()
+        context.fireChannelActive()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
 }

@@ -104,6 +104,27 @@ enum Shell {
         #expect(entries.contains { "\($0)".contains("tls 127.0.0.1:") })
     }
 
+    /// Connections that never start their TLS handshake count as unauthenticated from the moment
+    /// they connect: they cannot take the slots authenticated clients need, they are closed at
+    /// the AUTH deadline, and a TLS client refused at the cap reads the documented error.
+    @Test func silentTLSConnectionsAreCappedAndClosedAtTheDeadline() throws {
+        let certs = try TestCertificates()
+        let server = try TestServer(
+            extraArguments: tlsArguments(certs) + ["--max-anonymous-clients", "2", "--auth-timeout", "3"])
+        // Two connections that never say a word.
+        let silent = try (0..<2).map { _ in try RESPClient(tcpPort: server.tcpPort) }
+        usleep(200_000)
+        let refused = try redisCLI(server, ["--tls", "--cacert", certs.ca], ["PING"], secret: server.adminSecret)
+        #expect(refused.1.contains("max number of unauthenticated clients reached"), "\(refused)")
+        // An authenticated Unix-socket client is not affected by the anonymous cap... once it
+        // has authenticated; the silent ones are closed at the deadline.
+        let deadline = Date().addingTimeInterval(10)
+        while !silent.allSatisfy({ $0.isClosed() }) && Date() < deadline { usleep(100_000) }
+        #expect(silent.allSatisfy { $0.isClosed() })
+        let served = try redisCLI(server, ["--tls", "--cacert", certs.ca], ["PING"], secret: server.adminSecret)
+        #expect(served.1.contains("PONG"), "\(served)")
+    }
+
     @Test func plaintextClientOnTLSPortGetsAClearErrorAndOthersAreServed() throws {
         let certs = try TestCertificates()
         let server = try TestServer(extraArguments: tlsArguments(certs))
