@@ -6,30 +6,45 @@ import Synchronization
 /// thread of its own, so that no commit on the request path ever pays for a checkpoint.
 /// (Automatic checkpoints are turned off on the vault's connections.) A PASSIVE checkpoint
 /// runs alongside the writer and readers without blocking them.
+///
+/// The thread holds only `Shared`, never the checkpointer, so that dropping the last reference
+/// to the checkpointer (a store released without `close()`) stops the thread in `deinit`.
 final class Checkpointer: Sendable {
-    private let stopped = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-    private let connection: DatabaseQueue
+    private final class Shared: Sendable {
+        let stopped = Atomic<Bool>(false)
+        /// Signalled by `stop()`, so that the thread need not finish its sleep.
+        let wake = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let connection: DatabaseQueue
+
+        init(connection: DatabaseQueue) { self.connection = connection }
+    }
+
+    private let shared: Shared
 
     init(path: String, interval: Double = 0.25) throws {
         var config = Configuration()
         config.label = "coffer.checkpoint"
         config.busyMode = .timeout(1)
-        connection = try DatabaseQueue(path: path, configuration: config)
-        let thread = Thread { [self] in
-            while !stopped.load(ordering: .acquiring) {
-                _ = try? connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
-                Thread.sleep(forTimeInterval: interval)
+        let shared = Shared(connection: try DatabaseQueue(path: path, configuration: config))
+        self.shared = shared
+        let thread = Thread {
+            while !shared.stopped.load(ordering: .acquiring) {
+                _ = try? shared.connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
+                _ = shared.wake.wait(timeout: .now() + interval)
             }
-            done.signal()
+            shared.done.signal()
         }
         thread.name = "coffer-checkpoint"
         thread.start()
     }
 
     func stop() {
-        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        done.wait()
-        try? connection.close()
+        guard !shared.stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        shared.wake.signal()
+        shared.done.wait()
+        try? shared.connection.close()
     }
+
+    deinit { stop() }
 }

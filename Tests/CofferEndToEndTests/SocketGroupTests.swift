@@ -44,12 +44,15 @@ struct SocketGroupTests {
         let service = "cofsvc-\(tag)"
         let member = "cofin-\(tag)"
         let outsider = "cofout-\(tag)"
-        let root = CofferBinary.temporaryDirectory("socket-group")
+        let directory = TemporaryDirectory("socket-group")
+        let root = directory.path
         var created: [String] = []
+        var server: TestServer?
+        // The server (running as the service user) stops first, then the users and group go.
         defer {
+            server?.stop(signal: SIGKILL)
             for user in created.reversed() where user != group { _ = try? Self.run("/usr/sbin/userdel", [user]) }
             if created.contains(group) { _ = try? Self.run("/usr/sbin/groupdel", [group]) }
-            try? FileManager.default.removeItem(atPath: root)
         }
         try Self.must("/usr/sbin/groupadd", ["--system", group])
         created.append(group)
@@ -68,12 +71,13 @@ struct SocketGroupTests {
         try Self.must("/usr/bin/chown", ["\(service):\(group)", root])
         try Self.must("/usr/bin/install", ["-d", "-m", "0750", "-o", service, "-g", group, run])
         let socket = run + "/coffer.sock"
-        let server = try TestServer(
+        let running = try TestServer(
             root: root, socket: socket,
             launcher: ["/usr/bin/setpriv", "--reuid=\(service)", "--regid=\(group)", "--init-groups", "--"])
+        server = running
 
         var info = stat()
-        #expect(stat(server.data, &info) == 0 && info.st_mode & 0o777 == 0o700, "the data directory stays 0700")
+        #expect(stat(running.data, &info) == 0 && info.st_mode & 0o777 == 0o700, "the data directory stays 0700")
         #expect(stat(socket, &info) == 0)
         #expect(info.st_mode & 0o777 == 0o660)
         #expect(info.st_uid == getpwnam(service).pointee.pw_uid)
@@ -86,9 +90,9 @@ struct SocketGroupTests {
         #expect(notInGroup.output.contains("Permission denied"), "\(notInGroup)")
         // The old layout's path, inside the 0700 data directory, is out of the group's reach.
         let dataSocket = try Self.run(
-            "/usr/sbin/runuser", ["-u", member, "--", "redis-cli", "-s", server.data + "/coffer.sock", "PING"])
+            "/usr/sbin/runuser", ["-u", member, "--", "redis-cli", "-s", running.data + "/coffer.sock", "PING"])
         #expect(dataSocket.output.contains("Permission denied"), "\(dataSocket)")
-        #expect(server.stop() == 0)
+        #expect(running.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: socket), "the socket is removed at shutdown")
     }
 }

@@ -16,6 +16,8 @@ final class TestServer {
     private let stderrLines = LinesCollector()
     /// The command line that runs coffer (`setpriv … --`), or empty to run it directly.
     private let launcher: [String]
+    /// The directory this server (or the one it restarts) made; removed once no server uses it.
+    private let directory: TemporaryDirectory?
 
     let socketPath: String
     var env: [String: String] { ["COFFER_DATA": data, "COFFER_KEYS": keys] }
@@ -28,7 +30,14 @@ final class TestServer {
         dataOverride: String? = nil, keysOverride: String? = nil, listen: String = "127.0.0.1:0",
         socket: String? = nil, launcher: [String] = []
     ) throws {
-        self.root = root ?? CofferBinary.temporaryDirectory("srv")
+        if let root {
+            directory = TemporaryDirectory.owner(of: root)
+            self.root = root
+        } else {
+            let made = TemporaryDirectory("srv")
+            directory = made
+            self.root = made.path
+        }
         data = dataOverride ?? self.root + "/data"
         keys = keysOverride ?? self.root + "/keys"
         socketPath = socket ?? data + "/coffer.sock"
@@ -107,11 +116,14 @@ final class TestServer {
         return process.terminationStatus
     }
 
+    /// Kills the process if it still runs; the temporary directory goes with the last server
+    /// that uses it.
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
     }
 }
 
