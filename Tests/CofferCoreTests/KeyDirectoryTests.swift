@@ -40,6 +40,7 @@ import Testing
 
     @Test func dataAndKeysMustBeSeparate() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-sep-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
         for (data, keys) in [(root, root), (root + "/d", root + "/d/keys"), (root + "/k/data", root + "/k")] {
             expectError(.setup) {
                 _ = try Vault.initialize(VaultConfiguration(dataDirectory: data, keyDirectory: keys))
@@ -113,6 +114,7 @@ import Testing
 
     @Test func refusesWhenNoVaultExists() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-none-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
         expectError(.setup) {
             _ = try Vault.open(VaultConfiguration(dataDirectory: root + "/d", keyDirectory: root + "/k"))
         }

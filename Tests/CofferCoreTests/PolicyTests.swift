@@ -122,6 +122,7 @@ import Testing
 
     @Test func policyFileIsParsedStrictly() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-policy-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let good = dir.appendingPathComponent("good.json")
         try Data(

@@ -3,9 +3,12 @@ import Foundation
 import GRDB
 import Testing
 
-/// A vault in a fresh temporary directory, with one client per built-in data role.
+/// A vault in a fresh temporary directory, with one client per built-in data role. The vault
+/// closes itself when released (`Vault.deinit`); the directory goes with the last copy of this
+/// value (keep `directory` to use the files after that).
 struct TestVault {
-    let root: String
+    let directory: TemporaryDirectory
+    var root: String { directory.path }
     let configuration: VaultConfiguration
     let vault: Vault
     let adminSecret: String
@@ -16,7 +19,8 @@ struct TestVault {
     static let auditor = Caller.client("auditor1")
 
     init(policy: Policy = .builtIn) throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-core-\(UUID())").path
+        directory = TemporaryDirectory("coffer-core")
+        let root = directory.path
         configuration = VaultConfiguration(
             dataDirectory: root + "/data", keyDirectory: root + "/keys", policy: policy)
         adminSecret = try Vault.initialize(configuration)
@@ -58,6 +62,18 @@ struct TestVault {
             $0.map { String(decoding: $0, as: UTF8.self) }
         }
     }
+}
+
+/// A fresh directory under the system's temporary folder, removed with everything in it when the
+/// last reference to it goes.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init(_ prefix: String) {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID())").path
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Expects `body` to throw a `VaultError` with `code`.

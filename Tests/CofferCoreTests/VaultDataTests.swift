@@ -10,9 +10,11 @@ import Testing
     @Test func aDroppedVaultIsReleasedAndReopens() throws {
         weak var dropped: Vault?
         let configuration: VaultConfiguration
+        let directory: TemporaryDirectory  // the files outlive the TestVault
         do {
             let v = try TestVault()
             configuration = v.configuration
+            directory = v.directory
             #expect(try v.put("drop-1", [("name", "Ada")]) == 1)
             dropped = v.vault
         }
@@ -25,6 +27,7 @@ import Testing
         let reopened = try Vault.open(configuration)
         #expect(try reopened.exists(subject: "drop-1", as: TestVault.support) == true)
         try reopened.close()
+        withExtendedLifetime(directory) {}
     }
 
     @Test func putGetExportRoundTrip() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Runs the real `coffer` executable that `swift build` put next to the test bundle.
 enum CofferBinary {
@@ -52,9 +53,56 @@ enum CofferBinary {
             stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// A fresh directory, removed when the test process exits. Prefer `TemporaryDirectory`, which
+    /// goes as soon as its last reference does.
     static func temporaryDirectory(_ tag: String) -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-e2e-\(tag)-\(UUID())").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
+        TemporaryDirectory.keptUntilExit(TemporaryDirectory(tag)).path
     }
+}
+
+/// A fresh directory under the system's temporary folder, removed with everything in it when the
+/// last reference to it goes. A server restarted on a directory keeps it alive: `owner(of:)`.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init(_ tag: String) {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-e2e-\(tag)-\(UUID())").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        Self.state.withLock { $0.live[path] = Weak(directory: self) }
+    }
+
+    deinit {
+        Self.state.withLock { $0.live[path] = nil }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// The live directory that holds `path` (or is it), if a `TemporaryDirectory` made it.
+    static func owner(of path: String) -> TemporaryDirectory? {
+        state.withLock { state in
+            state.live.first { path == $0.key || path.hasPrefix($0.key + "/") }?.value.directory
+        }
+    }
+
+    /// Keeps `directory` until the process exits, then removes it.
+    static func keptUntilExit(_ directory: TemporaryDirectory) -> TemporaryDirectory {
+        state.withLock { state in
+            if state.untilExit.isEmpty {
+                atexit {
+                    let paths = TemporaryDirectory.state.withLock { $0.untilExit.map(\.path) }
+                    for path in paths { try? FileManager.default.removeItem(atPath: path) }
+                }
+            }
+            state.untilExit.append(directory)
+        }
+        return directory
+    }
+
+    private struct Weak: Sendable {
+        weak var directory: TemporaryDirectory?
+    }
+    private struct State: Sendable {
+        var live: [String: Weak] = [:]
+        var untilExit: [TemporaryDirectory] = []
+    }
+    private static let state = Mutex(State())
 }

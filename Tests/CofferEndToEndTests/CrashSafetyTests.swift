@@ -46,8 +46,14 @@ final class Acknowledged: @unchecked Sendable {
             }
             usleep(UInt32(150_000 + (round * 53_000) % 250_000))
             server.stop(signal: SIGKILL)
-            // Give the writers time to notice the dead socket.
-            usleep(200_000)
+            // Wait (with a deadline) until every writer has noticed the dead socket.
+            let deadline = Date().addingTimeInterval(10)
+            var finished = false
+            while !finished && Date() < deadline {
+                finished = threads.allSatisfy { $0.isFinished }
+                if !finished { usleep(10_000) }
+            }
+            #expect(finished, "round \(round): a writer did not notice the dead server")
             server = try TestServer(root: root, adminSecret: admin)
             let reader = try server.authenticated("w", secret: secret)
             let expected = acknowledged.all

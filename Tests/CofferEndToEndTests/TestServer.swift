@@ -14,35 +14,51 @@ final class TestServer {
     private(set) var tcpPort: Int = 0
     private let stderrPipe = Pipe()
     private let stderrLines = LinesCollector()
+    /// The command line that runs coffer (`setpriv … --`), or empty to run it directly.
+    private let launcher: [String]
+    /// The directory this server (or the one it restarts) made; removed once no server uses it.
+    private let directory: TemporaryDirectory?
 
-    var socketPath: String { data + "/coffer.sock" }
+    let socketPath: String
     var env: [String: String] { ["COFFER_DATA": data, "COFFER_KEYS": keys] }
 
-    /// With `root`, restarts on an existing vault (pass its admin secret along).
+    /// With `root`, restarts on an existing vault (pass its admin secret along). With `socket`,
+    /// serves on that path (`--socket`) instead of DATA/coffer.sock. With `launcher`, `coffer init`
+    /// and `coffer serve` run through it (e.g. `setpriv --reuid …` to serve as another user).
     init(
         extraArguments: [String] = [], root: String? = nil, adminSecret knownSecret: String = "",
-        dataOverride: String? = nil, keysOverride: String? = nil, listen: String = "127.0.0.1:0"
+        dataOverride: String? = nil, keysOverride: String? = nil, listen: String = "127.0.0.1:0",
+        socket: String? = nil, launcher: [String] = []
     ) throws {
-        self.root = root ?? CofferBinary.temporaryDirectory("srv")
+        if let root {
+            directory = TemporaryDirectory.owner(of: root)
+            self.root = root
+        } else {
+            let made = TemporaryDirectory("srv")
+            directory = made
+            self.root = made.path
+        }
         data = dataOverride ?? self.root + "/data"
         keys = keysOverride ?? self.root + "/keys"
+        socketPath = socket ?? data + "/coffer.sock"
+        self.launcher = launcher
         if !FileManager.default.fileExists(atPath: data + "/coffer.db") {
-            let initialized = try CofferBinary.run(["init", "--data", data, "--keys", keys])
+            let initialized = try CofferBinary.run(["init", "--data", data, "--keys", keys], wrappedIn: launcher)
             guard initialized.status == 0 else { throw TestFailure("init failed: \(initialized.stderr)") }
             adminSecret = initialized.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
             adminSecret = knownSecret
         }
         process = Process()
-        try start(extraArguments: ["--listen", listen] + extraArguments)
+        try start(extraArguments: ["--listen", listen] + (socket.map { ["--socket", $0] } ?? []) + extraArguments)
     }
 
     /// Starts `coffer serve` and waits for its "ready" line.
     private func start(extraArguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: CofferBinary.path)
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? CofferBinary.path)
         process.arguments =
-            ["serve", "--data", data, "--keys", keys] + CofferBinary.rootFlag
-            + extraArguments
+            (launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [CofferBinary.path])
+            + ["serve", "--data", data, "--keys", keys] + CofferBinary.rootFlag + extraArguments
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
         let collector = stderrLines
@@ -100,11 +116,14 @@ final class TestServer {
         return process.terminationStatus
     }
 
+    /// Kills the process if it still runs; the temporary directory goes with the last server
+    /// that uses it.
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
     }
 }
 

@@ -2,7 +2,8 @@ import CofferStore
 import Foundation
 import Testing
 
-@Suite struct SQLiteStoreTests {
+/// A class, so that `deinit` closes each test's store and removes its directory.
+@Suite final class SQLiteStoreTests {
     let directory: String
     let store: SQLiteStore
 
@@ -10,6 +11,33 @@ import Testing
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-store-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         store = try SQLiteStore(path: directory + "/coffer.db")
+    }
+
+    deinit {
+        try? store.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Descriptors this process holds on `path` or its `-wal` and `-shm` files.
+    static func openDescriptors(on path: String) -> Int {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return descriptors.filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)"))?.hasPrefix(path) == true
+        }.count
+    }
+
+    /// A store dropped without `close()` (an error path, a test) closes its files: its checkpoint
+    /// thread used to hold the checkpointer, and its connection, for the life of the process.
+    @Test func aStoreReleasedWithoutCloseClosesItsFiles() throws {
+        let path = directory + "/released.db"
+        do {
+            let released = try SQLiteStore(path: path)
+            try released.write { try $0.insertSubject("s1", key: key()) }
+            #expect(Self.openDescriptors(on: path) > 0)
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while Self.openDescriptors(on: path) > 0 && Date() < deadline { usleep(10_000) }
+        #expect(Self.openDescriptors(on: path) == 0)
     }
 
     func key(_ version: UInt32 = 1) -> WrappedKey {
