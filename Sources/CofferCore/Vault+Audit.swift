@@ -92,13 +92,18 @@ extension Vault {
         }
     }
 
+    /// `kek:N`, which the key commands record in place of field names.
+    static func isKEKLabel(_ text: String) -> Bool {
+        text.hasPrefix("kek:") && text.count <= 14 && UInt32(text.dropFirst(4)) != nil
+    }
+
     /// At most this many field names go into one entry; the rest are counted, so a command
     /// naming a thousand fields writes a small entry, not a 15 KB one.
     static let auditedFieldNames = 8
 
     private func auditDraft(_ command: String, _ caller: Caller, subject: String?, fields: [String]) -> AuditDraft {
         var shown = fields.prefix(Self.auditedFieldNames).map {
-            (try? FieldCatalogue.field(named: $0)) != nil ? $0 : "(unknown)"
+            (try? FieldCatalogue.field(named: $0)) != nil || Self.isKEKLabel($0) ? $0 : "(unknown)"
         }
         if fields.count > Self.auditedFieldNames { shown.append("(+\(fields.count - Self.auditedFieldNames) more)") }
         return AuditDraft(
@@ -150,11 +155,14 @@ extension Vault {
     /// read and formatted afterwards on a read snapshot, so a TAIL never holds up the commands
     /// that share its batch (it held every GET, PUT and AUTH for 132 ms).
     public func auditTail(_ count: Int, as caller: Caller) throws -> [String] {
-        guard (1...1000).contains(count) else { throw VaultError(.invalid, "AUDIT.TAIL count must be 1 to 1000") }
         let before = try audited("AUDIT.TAIL", caller) { [self] tx, draft in
             let role = try resolve(caller, in: tx)
             draft.role = role.name
             try role.require(.operation(.audit), "AUDIT.TAIL")
+            // After the role check, so that a client without the audit grant learns NOPERM.
+            guard (1...1000).contains(count) else {
+                throw VaultError(.invalid, "AUDIT.TAIL count must be 1 to 1000")
+            }
             // The entry just before this command's own, which is appended right after.
             return try tx.lastAudit()?.seq ?? 0
         }
