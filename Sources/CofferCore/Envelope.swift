@@ -14,6 +14,7 @@ import CofferStore
 struct Envelope: Sendable {
     static let wrapLabel = "coffer.wrap.v1"
     static let fieldLabel = "coffer.field.v1"
+    static let fieldLabelV2 = "coffer.field.v2"
 
     let keys: KeyRing
 
@@ -61,26 +62,42 @@ struct Envelope: Sendable {
         }
     }
 
-    /// Derives the key for (subject, field) from the DEK in slot 1 into slot 2.
-    private func deriveFieldKey(subject: String, field: String, in scratch: KeyScratch) throws {
+    /// Derives the key for (subject, field, write) from the DEK in slot 1 into slot 2. Fields
+    /// sealed before write sequence numbers existed (`writeSeq` nil) use the v1 derivation.
+    private func deriveFieldKey(subject: String, field: String, writeSeq: Int64?, in scratch: KeyScratch) throws {
         try scratch.withSlot(1) { dek in
             try scratch.withSlot(2) { out in
-                try KeyedHash.hash(
-                    key: UnsafeRawBufferPointer(dek), label: Self.fieldLabel,
-                    parts: [Array(subject.utf8), Array(field.utf8)], into: out)
+                if let writeSeq {
+                    try KeyedHash.hash(
+                        key: UnsafeRawBufferPointer(dek), label: Self.fieldLabelV2,
+                        parts: [Array(subject.utf8), Array(field.utf8), Array(String(writeSeq).utf8)], into: out)
+                } else {
+                    try KeyedHash.hash(
+                        key: UnsafeRawBufferPointer(dek), label: Self.fieldLabel,
+                        parts: [Array(subject.utf8), Array(field.utf8)], into: out)
+                }
             }
         }
     }
 
-    /// Seals a field value under the DEK in slot 1.
-    func seal(_ value: [UInt8], subject: String, field: String, in scratch: KeyScratch) throws -> [UInt8] {
-        try deriveFieldKey(subject: subject, field: field, in: scratch)
+    /// Seals a field value under the DEK in slot 1, bound to the audit sequence number of the
+    /// write that makes it: the sealed value opens only with that number.
+    func seal(_ value: [UInt8], subject: String, field: String, writeSeq: Int64, in scratch: KeyScratch) throws
+        -> [UInt8]
+    {
+        try deriveFieldKey(subject: subject, field: field, writeSeq: writeSeq, in: scratch)
         return try scratch.withSlot(2) { key in try SecretBox.seal(value, key: UnsafeRawBufferPointer(key)) }
     }
 
     /// Opens a sealed field value under the DEK in slot 1.
-    func open(_ sealed: [UInt8], subject: String, field: String, in scratch: KeyScratch) throws -> [UInt8] {
-        try deriveFieldKey(subject: subject, field: field, in: scratch)
+    func open(_ field: SealedField, subject: String, name: String, in scratch: KeyScratch) throws -> [UInt8] {
+        try open(field.sealed, subject: subject, field: name, writeSeq: field.writeSeq, in: scratch)
+    }
+
+    func open(_ sealed: [UInt8], subject: String, field: String, writeSeq: Int64?, in scratch: KeyScratch) throws
+        -> [UInt8]
+    {
+        try deriveFieldKey(subject: subject, field: field, writeSeq: writeSeq, in: scratch)
         do {
             return try scratch.withSlot(2) { key in try SecretBox.open(sealed, key: UnsafeRawBufferPointer(key)) }
         } catch let error as CryptoError {

@@ -98,8 +98,9 @@ extension Vault {
     }
 
     /// At most this many field names go into one entry; the rest are counted, so a command
-    /// naming a thousand fields writes a small entry, not a 15 KB one.
-    static let auditedFieldNames = 8
+    /// naming a thousand fields writes a small entry, not a 15 KB one. It is never less than the
+    /// catalogue, so a PUT's entry names every field it wrote (AUDIT.VERIFY relies on that).
+    static let auditedFieldNames = max(16, FieldCatalogue.all.count)
 
     private func auditDraft(_ command: String, _ caller: Caller, subject: String?, fields: [String]) -> AuditDraft {
         var shown = fields.prefix(Self.auditedFieldNames).map {
@@ -193,8 +194,55 @@ extension Vault {
         }
         defer { _ = longCommands.withLock { $0.remove(runner) } }
         switch try Self.storageCall({ try audit.verify(store) }) {
-        case .ok(let count): return .verified(count: count)
+        case .ok(let count):
+            if let rolledBack = try Self.storageCall({ try firstRolledBackField() }) { return rolledBack }
+            return .verified(count: count)
         case .tampered(let seq, let reason): return .tampered(seq: seq, reason: reason)
+        }
+    }
+
+    /// Every stored field sealed bound to a write (its key derived from that write's audit
+    /// sequence number) must be the latest write of that subject and field in the verified
+    /// chain. A field copied back from an older copy of the database opens (it is a genuine
+    /// old write), but is caught here. Fields sealed before write numbers existed are skipped.
+    private func firstRolledBackField() throws -> AuditVerification? {
+        var written: [String: [String: Int64]] = [:]
+        var rekeyed: [String: Int64] = [:]
+        var after: Int64 = 0
+        while true {
+            let page = try store.read { try $0.auditRecords(after: after, limit: 5000) }
+            guard let last = page.last else { break }
+            after = last.seq
+            for record in page where record.outcome == AuditOutcome.ok.rawValue {
+                guard let subject = record.subject else { continue }
+                let fields = record.fields.split(separator: ",").map(String.init)
+                switch record.command {
+                case "PUT": for field in fields { written[subject, default: [:]][field] = record.seq }
+                case "DEL": for field in fields { written[subject]?[field] = nil }
+                case "REKEY": rekeyed[subject] = record.seq
+                case "SHRED":
+                    written[subject] = nil
+                    rekeyed[subject] = nil
+                default: break
+                }
+            }
+        }
+        var position: (subject: String, name: String)?
+        while true {
+            let page = try store.read { try $0.fieldWrites(after: position, limit: 5000) }
+            guard let last = page.last else { return nil }
+            position = (last.subject, last.name)
+            for row in page {
+                guard let writeSeq = row.writeSeq else { continue }
+                let expected = max(written[row.subject]?[row.name] ?? 0, rekeyed[row.subject] ?? 0)
+                if writeSeq != expected {
+                    return .tampered(
+                        seq: writeSeq,
+                        reason:
+                            "field '\(row.name)' of subject '\(row.subject)' holds the write of entry \(writeSeq), but the trail's latest write of it is entry \(expected) (rolled back?)"
+                    )
+                }
+            }
         }
     }
 

@@ -30,6 +30,9 @@ extension Vault {
             let fields = try order.map { try FieldCatalogue.field(named: $0) }
             for field in fields { try role.require(.write(field), "write field '\(field.name)'") }
             let normalized = try fields.map { try FieldValidator.normalize(latest[$0.name]!, for: $0) }
+            // This write's audit entry is appended right after this body, in the same savepoint:
+            // its sequence number is the next one. Each field is sealed bound to it.
+            let writeSeq = try (tx.lastAudit()?.seq ?? 0) + 1
             try scratch.withScratch { scratch in
                 if let wrapped = try tx.subjectKey(subject) {
                     try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)
@@ -37,8 +40,9 @@ extension Vault {
                     try tx.insertSubject(subject, key: envelope.newDEK(subject: subject, in: scratch))
                 }
                 for (field, value) in zip(fields, normalized) {
-                    let sealed = try envelope.seal(value, subject: subject, field: field.name, in: scratch)
-                    try tx.upsertSealedField(subject: subject, name: field.name, sealed: sealed)
+                    let sealed = try envelope.seal(
+                        value, subject: subject, field: field.name, writeSeq: writeSeq, in: scratch)
+                    try tx.upsertSealedField(subject: subject, name: field.name, sealed: sealed, writeSeq: writeSeq)
                     if let kind = field.indexKind {
                         try tx.setIndexTag(
                             subject: subject, kind: kind, tag: envelope.indexTag(kind: kind, normalized: value))
@@ -117,7 +121,7 @@ extension Vault {
         let sealed = try tx.sealedFields(subject, names: requested.map(\.0.name) + consentFields)
         // Sealed sizes bound the plaintext sizes (plaintext = sealed - nonce - MAC), so this is checked
         // before anything is decrypted.
-        let total = requested.reduce(0) { $0 + max(0, (sealed[$1.0.name]?.count ?? 0) - SecretBox.overhead) }
+        let total = requested.reduce(0) { $0 + max(0, (sealed[$1.0.name]?.sealed.count ?? 0) - SecretBox.overhead) }
         guard total <= Self.maximumReplyBytes else {
             throw VaultError(
                 .invalid,
@@ -127,7 +131,7 @@ extension Vault {
             try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)
             var consent: [String: Bool] = [:]
             for name in consentFields {
-                let value = try sealed[name].map { try envelope.open($0, subject: subject, field: name, in: scratch) }
+                let value = try sealed[name].map { try envelope.open($0, subject: subject, name: name, in: scratch) }
                 consent[name] = value == Array("yes".utf8)
             }
             return try requested.map { field, grant in
@@ -136,7 +140,7 @@ extension Vault {
                     return (field, nil)
                 }
                 guard let box = sealed[field.name] else { return (field, nil) }
-                let plain = try envelope.open(box, subject: subject, field: field.name, in: scratch)
+                let plain = try envelope.open(box, subject: subject, name: field.name, in: scratch)
                 return (field, grant.level == .masked ? Masking.mask(plain, for: field) : plain)
             }
         }

@@ -260,17 +260,21 @@ extension Vault {
             try SubjectID.validate(subject)
             guard let wrapped = try tx.subjectKey(subject) else { return false }
             let fields = try tx.allSealedFields(subject)
+            // REKEY's own audit entry comes next: every field is re-sealed bound to it.
+            let writeSeq = try (tx.lastAudit()?.seq ?? 0) + 1
             try scratch.withScratch { scratch in
                 try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)
                 var plain = try fields.map {
-                    try envelope.open($0.sealed, subject: subject, field: $0.name, in: scratch)
+                    try envelope.open($0.field, subject: subject, name: $0.name, in: scratch)
                 }
                 defer { for index in plain.indices { Random.wipe(&plain[index]) } }
                 try tx.updateSubjectKey(subject, key: envelope.newDEK(subject: subject, in: scratch))
                 for (field, value) in zip(fields, plain) {
                     try tx.upsertSealedField(
                         subject: subject, name: field.name,
-                        sealed: envelope.seal(value, subject: subject, field: field.name, in: scratch))
+                        sealed: envelope.seal(
+                            value, subject: subject, field: field.name, writeSeq: writeSeq, in: scratch),
+                        writeSeq: writeSeq)
                 }
             }
             return true

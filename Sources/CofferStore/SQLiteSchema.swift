@@ -106,6 +106,13 @@ enum SQLiteSchema {
             try db.execute(
                 sql: "ALTER TABLE client ADD COLUMN mac BLOB CHECK (mac IS NULL OR length(mac) = 32)")
         }
+        migrator.registerMigration("v5-field-write-seq") { db in
+            // The sequence number of the audit entry of the write that sealed each field; the
+            // field key is derived from it, so a ciphertext cannot be moved to another write,
+            // and AUDIT.VERIFY checks it against the trail. NULL for fields sealed before.
+            try db.execute(
+                sql: "ALTER TABLE field ADD COLUMN write_seq INTEGER CHECK (write_seq IS NULL OR write_seq > 0)")
+        }
         return migrator
     }
 

@@ -133,25 +133,46 @@ struct SQLiteTransaction: StoreWriting {
         return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: version), sealed: [UInt8](sealed))
     }
 
-    func sealedFields(_ subject: String, names: [String]) throws -> [String: [UInt8]] {
-        let statement = try db.cachedStatement(sql: "SELECT sealed FROM field WHERE subject_id = ? AND name = ?")
-        var result: [String: [UInt8]] = [:]
+    func sealedFields(_ subject: String, names: [String]) throws -> [String: SealedField] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT sealed, write_seq FROM field WHERE subject_id = ? AND name = ?")
+        var result: [String: SealedField] = [:]
         for name in names where result[name] == nil {
-            if let data = try Data.fetchOne(statement, arguments: [subject, name]) {
-                result[name] = [UInt8](data)
+            if let row = try Row.fetchOne(statement, arguments: [subject, name]) {
+                let sealed: Data = row[0]
+                result[name] = SealedField(sealed: [UInt8](sealed), writeSeq: row[1])
             }
         }
         return result
     }
 
-    func allSealedFields(_ subject: String) throws -> [(name: String, sealed: [UInt8])] {
+    func allSealedFields(_ subject: String) throws -> [(name: String, field: SealedField)] {
         let statement = try db.cachedStatement(
-            sql: "SELECT name, sealed FROM field WHERE subject_id = ? ORDER BY name")
+            sql: "SELECT name, sealed, write_seq FROM field WHERE subject_id = ? ORDER BY name")
         return try Row.fetchAll(statement, arguments: [subject]).map { row in
             let name: String = row[0]
             let sealed: Data = row[1]
-            return (name, [UInt8](sealed))
+            return (name, SealedField(sealed: [UInt8](sealed), writeSeq: row[2]))
         }
+    }
+
+    func fieldWrites(after: (subject: String, name: String)?, limit: Int) throws -> [(
+        subject: String, name: String, writeSeq: Int64?
+    )] {
+        let rows: [Row]
+        if let after {
+            rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT subject_id, name, write_seq FROM field WHERE (subject_id, name) > (?, ?)
+                    ORDER BY subject_id, name LIMIT ?
+                    """, arguments: [after.subject, after.name, limit])
+        } else {
+            rows = try Row.fetchAll(
+                db, sql: "SELECT subject_id, name, write_seq FROM field ORDER BY subject_id, name LIMIT ?",
+                arguments: [limit])
+        }
+        return rows.map { ($0[0], $0[1], $0[2]) }
     }
 
     func subjects(indexKind: IndexKind, tag: [UInt8]) throws -> [String] {
@@ -304,13 +325,13 @@ struct SQLiteTransaction: StoreWriting {
         try statement.execute(arguments: [subject, Int64(key.kekVersion), Data(key.sealed)])
     }
 
-    func upsertSealedField(subject: String, name: String, sealed: [UInt8]) throws {
+    func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws {
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO field (subject_id, name, sealed) VALUES (?, ?, ?)
-                ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed
+                INSERT INTO field (subject_id, name, sealed, write_seq) VALUES (?, ?, ?, ?)
+                ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed, write_seq = excluded.write_seq
                 """)
-        try statement.execute(arguments: [subject, name, Data(sealed)])
+        try statement.execute(arguments: [subject, name, Data(sealed), writeSeq])
     }
 
     func deleteFields(subject: String, names: [String]) throws -> Int {

@@ -15,6 +15,18 @@ public enum IndexKind: String, Sendable, CaseIterable {
     case phone
 }
 
+/// A sealed field value and the audit sequence number of the write that sealed it (nil for
+/// fields sealed before write sequence numbers existed).
+public struct SealedField: Sendable, Hashable {
+    public var sealed: [UInt8]
+    public var writeSeq: Int64?
+
+    public init(sealed: [UInt8], writeSeq: Int64?) {
+        self.sealed = sealed
+        self.writeSeq = writeSeq
+    }
+}
+
 /// A client allowed to connect. Only a keyed hash of its secret is stored.
 public struct ClientRecord: Sendable, Hashable {
     public var name: String

@@ -15,8 +15,12 @@ public protocol VaultStore: Sendable {
 
 public protocol StoreReading {
     func subjectKey(_ subject: String) throws -> WrappedKey?
-    func sealedFields(_ subject: String, names: [String]) throws -> [String: [UInt8]]
-    func allSealedFields(_ subject: String) throws -> [(name: String, sealed: [UInt8])]
+    func sealedFields(_ subject: String, names: [String]) throws -> [String: SealedField]
+    func allSealedFields(_ subject: String) throws -> [(name: String, field: SealedField)]
+    /// Every stored field's write sequence number, in pages after (subject, name).
+    func fieldWrites(after: (subject: String, name: String)?, limit: Int) throws -> [(
+        subject: String, name: String, writeSeq: Int64?
+    )]
     func subjects(indexKind: IndexKind, tag: [UInt8]) throws -> [String]
     /// Every KEK version that still wraps at least one DEK.
     func referencedKEKVersions() throws -> [UInt32]
@@ -42,7 +46,7 @@ public protocol StoreWriting: StoreReading {
     /// Runs `body` in a savepoint: if it throws, only its own changes are rolled back.
     func savepoint<T>(_ body: () throws -> T) throws -> T
     func insertSubject(_ subject: String, key: WrappedKey) throws
-    func upsertSealedField(subject: String, name: String, sealed: [UInt8]) throws
+    func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws
     func deleteFields(subject: String, names: [String]) throws -> Int
     /// Sets (or with nil clears) the subject's single blind-index tag of `kind`.
     func setIndexTag(subject: String, kind: IndexKind, tag: [UInt8]?) throws

@@ -60,13 +60,13 @@ import Testing
         #expect(last["client"] as? String == "support1")
     }
 
-    /// A command naming a thousand fields writes a small entry: at most 8 names and a count.
+    /// A command naming a thousand fields writes a small entry: at most 16 names and a count.
     @Test func anEntryListsAtMostEightFieldNames() throws {
         let t = try TestVault()
         let names = (0..<1022).map { "f\($0)" }
         expectError(.invalid) { _ = try t.get("c1", names, as: TestVault.support) }
         let entry = try #require(try entries(t).last { $0["command"] as? String == "GET" })
-        #expect(entry["fields"] as? [String] == Array(repeating: "(unknown)", count: 8) + ["(+1014 more)"])
+        #expect(entry["fields"] as? [String] == Array(repeating: "(unknown)", count: 16) + ["(+1006 more)"])
     }
 
     /// Write access to coffer.db and no keys: `UPDATE client SET role='admin'` made a marketing
@@ -87,6 +87,50 @@ import Testing
         expectError(.integrity) { _ = try t.vault.authenticate(client: "billing1", secret: Array(t.adminSecret.utf8)) }
         try t.sql("UPDATE client SET mac = NULL WHERE name = 'auditor1'")
         expectError(.integrity) { _ = try t.vault.auditTail(1, as: TestVault.auditor) }
+    }
+
+    /// With write access to coffer.db and no keys: copying back an older sealed value of the
+    /// same field (a withdrawn consent) let marketing read again, and AUDIT.VERIFY said OK. The
+    /// old value still opens (it is a genuine old write), but VERIFY now names it; and an old
+    /// ciphertext moved under the newer write's number does not open at all.
+    @Test func aRolledBackFieldIsCaughtByVerify() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "N"), ("consent.marketing", "yes")])
+        let old = try #require(
+            try t.fetchBlob("SELECT sealed FROM field WHERE subject_id = 'a' AND name = 'consent.marketing'"))
+        let oldSeq = try #require(
+            try t.fetchBlob(
+                "SELECT CAST(write_seq AS TEXT) FROM field WHERE subject_id = 'a' AND name = 'consent.marketing'"))
+        _ = try t.put("a", [("consent.marketing", "no")])
+        guard case .verified = try t.vault.verifyAudit(as: TestVault.auditor) else {
+            Issue.record("an untouched vault failed verification")
+            return
+        }
+        // The old ciphertext under the new write number: it does not open.
+        try t.sql("UPDATE field SET sealed = ? WHERE subject_id = 'a' AND name = 'consent.marketing'", [Data(old)])
+        expectError(.integrity) { _ = try t.get("a", ["consent.marketing"], as: TestVault.support) }
+        // The old ciphertext with its own write number: it opens, and VERIFY names it.
+        try t.sql(
+            "UPDATE field SET write_seq = ? WHERE subject_id = 'a' AND name = 'consent.marketing'",
+            [Int64(String(decoding: oldSeq, as: UTF8.self))!])
+        #expect(try t.get("a", ["consent.marketing"], as: TestVault.support) == ["yes"])
+        guard case .tampered(_, let reason) = try t.vault.verifyAudit(as: TestVault.auditor) else {
+            Issue.record("the rolled-back field was not caught")
+            return
+        }
+        #expect(reason.contains("field 'consent.marketing' of subject 'a'"), "\(reason)")
+        // REKEY re-seals every field under its own entry; DEL and SHRED are followed too.
+        let u = try TestVault()
+        _ = try u.put("b", [("name", "B"), ("email", "b@example.com")])
+        #expect(try u.vault.rekey(subject: "b", as: TestVault.admin))
+        _ = try u.vault.delete(subject: "b", fields: ["email"], as: TestVault.support)
+        _ = try u.put("c", [("name", "C")])
+        #expect(try u.vault.shred(subject: "c", as: TestVault.admin) != .absent)
+        _ = try u.put("c", [("name", "C2")])
+        guard case .verified = try u.vault.verifyAudit(as: TestVault.auditor) else {
+            Issue.record("an untouched vault failed verification")
+            return
+        }
     }
 
     /// A vault from before client MACs gets them once, when the migration adds the column.

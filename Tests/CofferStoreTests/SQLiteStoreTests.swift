@@ -49,7 +49,8 @@ import Testing
         #expect(throws: Abort.self) {
             try store.write { tx in
                 try tx.insertSubject("s1", key: key())
-                try tx.upsertSealedField(subject: "s1", name: "name", sealed: Array(repeating: 2, count: 50))
+                try tx.upsertSealedField(
+                    subject: "s1", name: "name", sealed: Array(repeating: 2, count: 50), writeSeq: 1)
                 throw Abort()
             }
         }
@@ -67,7 +68,8 @@ import Testing
         // A field cannot exist without its subject (foreign key).
         #expect(throws: (any Error).self) {
             try store.write {
-                try $0.upsertSealedField(subject: "ghost", name: "name", sealed: Array(repeating: 1, count: 50))
+                try $0.upsertSealedField(
+                    subject: "ghost", name: "name", sealed: Array(repeating: 1, count: 50), writeSeq: 1)
             }
         }
     }
@@ -75,7 +77,7 @@ import Testing
     @Test func deleteSubjectRemovesFieldsAndIndex() throws {
         try store.write { tx in
             try tx.insertSubject("s1", key: key())
-            try tx.upsertSealedField(subject: "s1", name: "email", sealed: Array(repeating: 3, count: 60))
+            try tx.upsertSealedField(subject: "s1", name: "email", sealed: Array(repeating: 3, count: 60), writeSeq: 2)
             try tx.setIndexTag(subject: "s1", kind: .email, tag: Array(repeating: 9, count: 32))
         }
         #expect(try store.read { try $0.subjects(indexKind: .email, tag: Array(repeating: 9, count: 32)) } == ["s1"])
