@@ -220,10 +220,11 @@ extension Vault {
             return try tx.deleteSubject(subject)
         }
         guard existed else { return .absent }
-        // A few immediate tries: the background checkpoint or a commit batch holds the locks a
-        // TRUNCATE needs for a moment only. A reader's old snapshot lasts; then it is pending.
-        for attempt in 0..<10 where !store.wipePending {
-            if attempt > 0 { usleep(5_000) }
+        // Tries for up to a second, never waiting on a lock (so nobody waits on this SHRED): the
+        // background checkpoint or a commit batch holds what a TRUNCATE needs for moments only,
+        // while a reader's old snapshot (a backup) lasts; then the wipe is left pending.
+        for attempt in 0..<50 where !store.wipePending {
+            if attempt > 0 { usleep(20_000) }
             if store.tryWipe() { return .wiped }
         }
         pendingWipes.withLock { $0.append(subject) }
