@@ -48,7 +48,7 @@ extension Vault {
         case .anonymous:
             throw VaultError(.noAuth, "Authentication required.")
         case .client(let name, let binding):
-            guard let record = try tx.clientCredential(named: name) else {
+            guard let record = try tx.client(named: name) else {
                 throw VaultError(.noAuth, "client '\(name)' is no longer registered")
             }
             try checkRecord(record)

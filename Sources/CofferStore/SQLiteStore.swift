@@ -90,14 +90,6 @@ public final class SQLiteStore: VaultStore {
 
     public func onWipeCompleted(_ body: @escaping @Sendable () -> Void) { checkpointer.setOnWiped(body) }
 
-    @discardableResult
-    public func checkpoint() throws -> Bool {
-        try pool.writeWithoutTransaction { db in
-            let result = try db.checkpoint(.truncate)
-            return result.walFrameCount == result.checkpointedFrameCount
-        }
-    }
-
     public func close() throws {
         checkpointer.stop()
         try pool.close()
@@ -192,10 +184,6 @@ struct SQLiteTransaction: StoreWriting {
                 "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at, mac FROM client WHERE name = ?"
         )
         return try Row.fetchOne(statement, arguments: [name]).map(Self.clientRecord)
-    }
-
-    func clientCredential(named name: String) throws -> ClientRecord? {
-        try client(named: name)
     }
 
     func clients() throws -> [ClientRecord] {
@@ -382,11 +370,5 @@ struct SQLiteTransaction: StoreWriting {
 
     func setClientMAC(name: String, mac: [UInt8]) throws {
         try db.execute(sql: "UPDATE client SET mac = ? WHERE name = ?", arguments: [Data(mac), name])
-    }
-
-    func updateClientLock(name: String, failedAttempts: Int, lockedUntil: Double?) throws {
-        let statement = try db.cachedStatement(
-            sql: "UPDATE client SET failed_attempts = ?, locked_until = ? WHERE name = ?")
-        try statement.execute(arguments: [failedAttempts, lockedUntil, name])
     }
 }

@@ -8,9 +8,10 @@ public protocol VaultStore: Sendable {
     func read<T>(_ body: (any StoreReading) throws -> T) throws -> T
     /// Runs `body` in a write transaction: everything it writes commits together, or nothing does.
     func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T
-    /// Copies the write-ahead log into the main file and truncates it, so that pages freed by a
-    /// shred survive nowhere. Returns false if readers kept part of the log alive.
-    @discardableResult func checkpoint() throws -> Bool
+    /// Tries once, without waiting for readers, to copy the write-ahead log into the main file and
+    /// empty it, so that pages freed by a shred survive nowhere. False if a reader's older
+    /// snapshot still needs part of the log.
+    func tryWipe() -> Bool
 }
 
 public protocol StoreReading {
@@ -25,9 +26,6 @@ public protocol StoreReading {
     /// Every KEK version that still wraps at least one DEK.
     func referencedKEKVersions() throws -> [UInt32]
     func client(named name: String) throws -> ClientRecord?
-    /// A client's role and secret hash, for the per-command access check (which also checks
-    /// that the session's client record is still the one it authenticated against).
-    func clientCredential(named name: String) throws -> ClientRecord?
     func clients() throws -> [ClientRecord]
     /// The newest audit entry's sequence number and MAC, if any.
     func lastAudit() throws -> (seq: Int64, mac: [UInt8])?
@@ -54,7 +52,6 @@ public protocol StoreWriting: StoreReading {
     func deleteSubject(_ subject: String) throws -> Bool
     func insertClient(_ client: ClientRecord) throws
     func deleteClient(named name: String) throws -> Bool
-    func updateClientLock(name: String, failedAttempts: Int, lockedUntil: Double?) throws
     func setClientMAC(name: String, mac: [UInt8]) throws
     func appendAudit(_ record: AuditRecord) throws
     /// Replaces a subject's wrapped DEK (rewrap or rekey).

@@ -136,11 +136,10 @@ import Testing
             try tx.insertSubject("b", key: key(3))
             try tx.insertClient(
                 ClientRecord(name: "c", role: "billing", secretHash: Array(repeating: 0, count: 32), createdAt: 0))
-            try tx.updateClientLock(name: "c", failedAttempts: 4, lockedUntil: 99)
         }
         #expect(try store.read { try $0.referencedKEKVersions() } == [1, 3])
         let client = try #require(try store.read { try $0.client(named: "c") })
-        #expect(client.failedAttempts == 4 && client.lockedUntil == 99)
+        #expect(client.role == "billing" && client.mac == nil)
         #expect(try store.write { try $0.deleteClient(named: "c") })
         #expect(try store.read { try $0.clients() }.isEmpty)
     }
