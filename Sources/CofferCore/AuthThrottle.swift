@@ -127,6 +127,8 @@ final class AuthThrottle: Sendable {
     }
 
     /// Lifts every lock-out of `name` (from any origin). Returns whether one was in force.
+    /// Lifts every lock-out of `name`: its (name, origin) pairs, and the whole-origin locks of
+    /// the origins it failed from (otherwise an origin that cycled names would keep it out).
     func unlock(name: String, now: Double) -> Bool {
         state.withLock { state in
             var wasLocked = false
@@ -134,6 +136,11 @@ final class AuthThrottle: Sendable {
                 wasLocked = wasLocked || (entry.lockedUntil ?? 0) > now
                 state.pairs[key]?.lockedUntil = nil
                 state.pairs[key]?.seen = []
+                if let origin = state.origins[key.origin], (origin.lockedUntil ?? 0) > now {
+                    wasLocked = true
+                    state.origins[key.origin]?.lockedUntil = nil
+                    state.origins[key.origin]?.seen = []
+                }
             }
             return wasLocked
         }

@@ -316,7 +316,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard let (sequence, command) = pendingBarrier, sequence == firstSlot, !barrierRunning else { return }
         pendingBarrier = nil
         barrierRunning = true
-        authDeadlineSuspended = command.name == "AUTH" || command.name == "HELLO"
+        switch command {
+        case .auth, .hello: authDeadlineSuspended = true
+        default: authDeadlineSuspended = false
+        }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         dispatcher.run(command, session: session, on: context.eventLoop) { reply in
             let this = handler.value

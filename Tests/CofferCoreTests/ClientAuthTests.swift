@@ -80,6 +80,10 @@ import Testing
         let right = Array(t.adminSecret.utf8)
         #expect(try t.vault.authenticate(client: "admin", secret: right, peer: "ip 10.1.1.1").role == nil)
         #expect(try t.vault.authenticate(client: "admin", secret: right, peer: "ip 10.1.1.2").role == "admin")
+        // CLIENT.UNLOCK lifts the origin-wide lock for that name too.
+        _ = try t.vault.authenticate(client: "admin", secret: [1], peer: "ip 10.1.1.1")
+        #expect(try t.vault.unlockClient(name: "admin", as: .localOperator))
+        #expect(try t.vault.authenticate(client: "admin", secret: right, peer: "ip 10.1.1.1").role == "admin")
     }
 
     /// Known and unknown names fail the same way (the server's delay grows with this count).
