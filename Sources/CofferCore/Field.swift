@@ -30,5 +30,9 @@ public struct Field: Sendable, Hashable {
     }
 }
 
-/// The blind indexes a subject can be found by (`FIND email …`, `FIND phone …`).
-public typealias IndexKind = CofferStore.IndexKind
+/// The blind indexes a subject can be found by (`FIND email …`, `FIND phone …`). The store
+/// keeps the raw value as the tag's kind.
+public enum IndexKind: String, Sendable, CaseIterable {
+    case email
+    case phone
+}

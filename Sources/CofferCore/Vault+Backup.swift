@@ -91,8 +91,15 @@ extension Vault {
         from backup: String, into configuration: VaultConfiguration
     ) throws -> [UInt32] {
         try checkSeparate(configuration)
+        // A backup file is a SQLite database; a server-backed store restores with its own tool.
+        guard let location = configuration.store as? SQLiteLocation else {
+            throw VaultError(
+                .setup,
+                "coffer restore puts a SQLite backup file in place; the store \(configuration.store) is restored with its database's own tools"
+            )
+        }
         let created = try prepareEmptyDataDirectory(configuration.dataDirectory)
-        let database = configuration.databasePath
+        let database = location.path
         var temporary: String?
         do {
             temporary = try copyBackup(backup, beside: database)

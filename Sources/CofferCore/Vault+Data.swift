@@ -45,7 +45,8 @@ extension Vault {
                     try tx.upsertSealedField(subject: subject, name: field.name, sealed: sealed, writeSeq: writeSeq)
                     if let kind = field.indexKind {
                         try tx.setIndexTag(
-                            subject: subject, kind: kind, tag: envelope.indexTag(kind: kind, normalized: value))
+                            subject: subject, kind: kind.rawValue, tag: envelope.indexTag(kind: kind, normalized: value)
+                        )
                     }
                 }
             }
@@ -165,7 +166,7 @@ extension Vault {
             for field in fields { try role.require(.write(field), "delete field '\(field.name)'") }
             let removed = try tx.deleteFields(subject: subject, names: fields.map(\.name))
             for kind in Set(fields.compactMap(\.indexKind)) {
-                try tx.setIndexTag(subject: subject, kind: kind, tag: nil)
+                try tx.setIndexTag(subject: subject, kind: kind.rawValue, tag: nil)
             }
             return removed
         }
@@ -186,7 +187,7 @@ extension Vault {
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.find), "FIND")
             let field = try FieldCatalogue.field(named: kind.rawValue)
             let normalized = try FieldValidator.normalize(value, for: field)
-            return try tx.subjects(indexKind: kind, tag: envelope.indexTag(kind: kind, normalized: normalized))
+            return try tx.subjects(indexKind: kind.rawValue, tag: envelope.indexTag(kind: kind, normalized: normalized))
         }
     }
 

@@ -248,7 +248,7 @@ extension Vault {
             }
         }
         rewrapProgress.record(count)
-        store.boundWAL()
+        store.boundLog()
         return count
     }
 

@@ -8,7 +8,7 @@ import Synchronization
 /// write is made. The server and the CLI both call this API; neither decides anything itself.
 public final class Vault: Sendable {
     public let configuration: VaultConfiguration
-    let store: SQLiteStore
+    let store: any VaultStore
     let keys: KeyRing
     let envelope: Envelope
     let audit: AuditLog
@@ -27,7 +27,8 @@ public final class Vault: Sendable {
     let keyChanges = Mutex(())
 
     private init(
-        configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, lock: DataDirectoryLock?, logger: Logger
+        configuration: VaultConfiguration, store: any VaultStore, keys: KeyRing, lock: DataDirectoryLock?,
+        logger: Logger
     ) {
         self.configuration = configuration
         self.store = store
@@ -72,11 +73,8 @@ public final class Vault: Sendable {
         if let lock, lock.path != DataDirectoryLock.path(in: configuration.dataDirectory) {
             throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
         }
-        let databasePath = configuration.databasePath
         let keys = try KeyDirectory.load(from: configuration.keyDirectory)
-        let store = try storageCall {
-            try SQLiteStore(path: databasePath, durability: configuration.durability, create: false)
-        }
+        let store = try storageCall { try configuration.store.open(durability: configuration.durability) }
         let referenced = try storageCall { try store.read { try $0.referencedKEKVersions() } }
         for version in referenced where !keys.kekVersions.contains(version) {
             throw VaultError(
@@ -108,15 +106,15 @@ public final class Vault: Sendable {
         logger: Logger = Logger(label: "coffer.vault")
     ) throws -> String {
         try checkSeparate(configuration)
-        let databasePath = configuration.databasePath
-        if FileManager.default.fileExists(atPath: databasePath) {
-            throw VaultError(.setup, "a vault already exists at \(databasePath); refusing to touch it")
+        if configuration.store.isOccupied {
+            throw VaultError(.setup, "a vault already exists at \(configuration.store); refusing to touch it")
         }
         if KeyDirectory.holdsKeys(configuration.keyDirectory) {
             throw VaultError(
                 .setup, "key directory \(configuration.keyDirectory) already holds key files; refusing to touch it")
         }
         var created: [String] = []
+        var storeCreated = false
         do {
             try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
             let lock = try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "init"))
@@ -127,14 +125,15 @@ public final class Vault: Sendable {
                     KeyDirectory.auditKeyFile,
                 ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
             try KeyDirectory.create(at: configuration.keyDirectory)
-            created += [databasePath, databasePath + "-wal", databasePath + "-shm"]
-            let store = try storageCall { try SQLiteStore(path: databasePath, durability: configuration.durability) }
+            storeCreated = true
+            let store = try storageCall { try configuration.store.create(durability: configuration.durability) }
             try storageCall { try store.close() }
             let vault = try open(configuration, lock: lock, logger: logger)
             let secret = try vault.addClient(name: adminName, role: "admin", as: .localOperator)
             try vault.close()
             return secret
         } catch {
+            if storeCreated { configuration.store.destroyCreated() }
             for path in created { unlink(path) }
             throw error
         }
@@ -154,7 +153,7 @@ public final class Vault: Sendable {
     /// Only the holder of the data directory's lock repairs; a vault opened alongside it takes
     /// the database's word and leaves pending and retired versions to the holder.
     private static func reconcileKEKs(
-        store: SQLiteStore, keys: KeyRing, configuration: VaultConfiguration, repairing: Bool, logger: Logger
+        store: any VaultStore, keys: KeyRing, configuration: VaultConfiguration, repairing: Bool, logger: Logger
     ) throws {
         let records = try storageCall { try store.read { try $0.kekRecords() } }
         guard var current = records.first(where: { $0.state == .current })?.version else {
@@ -226,10 +225,10 @@ public final class Vault: Sendable {
     /// A vault exists at the data directory, which is writable and apart from the keys.
     static func checkOpenable(_ configuration: VaultConfiguration) throws {
         try checkSeparate(configuration)
-        guard FileManager.default.fileExists(atPath: configuration.databasePath) else {
+        guard configuration.store.isOccupied else {
             throw VaultError(
                 .setup,
-                "no vault at \(configuration.dataDirectory) (\(SQLiteStore.fileName) is missing); run coffer init")
+                "no vault at \(configuration.dataDirectory) (\(configuration.store) is missing); run coffer init")
         }
         // SQLite would open a WAL database on a read-only filesystem and only fail at the first
         // write; say so at start instead.

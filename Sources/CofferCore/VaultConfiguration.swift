@@ -2,14 +2,17 @@ import CofferStore
 
 /// Everything needed to open a vault. Every parameter but the two directories has a default.
 public struct VaultConfiguration: Sendable {
-    /// Holds `coffer.db` (and its WAL) and, by default, the server's socket. Mode 0700.
+    /// Holds the data directory's lock, by default the server's socket and, with the SQLite
+    /// backend, `coffer.db` (and its WAL). Mode 0700.
     public var dataDirectory: String
     /// Holds the key files. Mode 0700, kept apart from the data directory.
     public var keyDirectory: String
     /// Role grants; the built-in roles unless a policy file says otherwise.
     public var policy: Policy
-    /// SQLite `synchronous`: `full` (default) keeps acknowledged writes through power loss.
-    public var durability: SQLiteStore.Durability
+    /// Where the records live: by default SQLite in the data directory.
+    public var store: any StoreLocation
+    /// `full` (default) keeps acknowledged writes through power loss (SQLite `synchronous`).
+    public var durability: StoreDurability
     /// Distinct wrong secrets from one origin after which a client is locked out there.
     public var maximumFailedLogins: Int
     /// How long a lock-out lasts, in seconds.
@@ -22,7 +25,8 @@ public struct VaultConfiguration: Sendable {
         dataDirectory: String,
         keyDirectory: String,
         policy: Policy = .builtIn,
-        durability: SQLiteStore.Durability = .full,
+        store: (any StoreLocation)? = nil,
+        durability: StoreDurability = .full,
         maximumFailedLogins: Int = 10,
         lockoutSeconds: Double = 30 * 60,
         maximumLiveKEKVersions: Int = 64
@@ -30,11 +34,10 @@ public struct VaultConfiguration: Sendable {
         self.dataDirectory = dataDirectory
         self.keyDirectory = keyDirectory
         self.policy = policy
+        self.store = store ?? SQLiteLocation(directory: dataDirectory)
         self.durability = durability
         self.maximumFailedLogins = maximumFailedLogins
         self.lockoutSeconds = lockoutSeconds
         self.maximumLiveKEKVersions = maximumLiveKEKVersions
     }
-
-    var databasePath: String { KeyDirectory.path(dataDirectory, SQLiteStore.fileName) }
 }

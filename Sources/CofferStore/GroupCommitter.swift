@@ -22,7 +22,7 @@ public final class GroupCommitter: Sendable {
         var stopped = false
     }
 
-    private let store: SQLiteStore
+    private let store: any VaultStore
     private let maximumBatch: Int
     private let state = Mutex(State())
     private let wakeUp = DispatchSemaphore(value: 0)
@@ -30,7 +30,7 @@ public final class GroupCommitter: Sendable {
     private let completions = DispatchQueue(label: "coffer.commit.completions")
 
     /// Starts the committer's thread.
-    public init(store: SQLiteStore, maximumBatch: Int = 512) {
+    public init(store: any VaultStore, maximumBatch: Int = 512) {
         self.store = store
         self.maximumBatch = maximumBatch
         let thread = Thread { [self] in self.loop() }
@@ -128,7 +128,7 @@ public final class GroupCommitter: Sendable {
                 do {
                     try store.write { tx in for job in jobs { job.run(tx) } }
                     complete(jobs, nil)
-                    store.boundWAL()
+                    store.boundLog()
                 } catch {
                     complete(jobs, error)
                 }

@@ -6,19 +6,12 @@ import GRDB
 public final class SQLiteStore: VaultStore {
     public static let fileName = "coffer.db"
 
-    /// How hard a commit is pushed to disk. `full` (the default) makes every acknowledged write
-    /// survive a process crash and a power loss; `normal` survives a process crash only.
-    public enum Durability: String, Sendable, CaseIterable {
-        case full
-        case normal
-    }
-
     /// Internal so that the backup extension (`SQLiteStore+Backup.swift`) can copy from it.
     let pool: DatabasePool
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
-    public init(path: String, durability: Durability = .full, create: Bool = true) throws {
+    public init(path: String, durability: StoreDurability = .full, create: Bool = true) throws {
         if !create && !FileManager.default.fileExists(atPath: path) {
             throw StoreError("database file \(path) does not exist")
         }
@@ -54,8 +47,6 @@ public final class SQLiteStore: VaultStore {
     }
 
     private let checkpointer: Checkpointer
-    /// True when this open added the client-row MAC column to an existing vault: the vault
-    /// core then computes the MACs of the rows that predate it, once.
     public let clientMACsNeeded: Bool
 
     public func read<T>(_ body: (any StoreReading) throws -> T) throws -> T {
@@ -70,20 +61,19 @@ public final class SQLiteStore: VaultStore {
     /// back as they come, but only the writer, between transactions, can restart the log; it
     /// does so when the log passes `limit` bytes, which is then quick because most pages are
     /// already back in the main file.
-    public func boundWAL(limit: Int64 = 64 * 1024 * 1024) {
+    public func boundLog() { boundWAL(limit: 64 * 1024 * 1024) }
+
+    func boundWAL(limit: Int64) {
         var info = stat()
         guard stat(path + "-wal", &info) == 0, Int64(info.st_size) > limit else { return }
         // Never waits for readers: a waiting TRUNCATE checkpoint would hold up every writer.
         _ = checkpointer.tryWipe()
     }
 
-    /// Tries once, without waiting for readers, to copy the whole WAL into the database file and
-    /// empty it, so that page images from before a shred survive nowhere. False if a reader's
-    /// older snapshot still needs part of the log.
+    /// Copies the whole WAL into the database file and empties it, so that page images from
+    /// before a shred survive nowhere.
     public func tryWipe() -> Bool { checkpointer.tryWipe() }
 
-    /// Retries the wipe in the background, never blocking anyone, until it succeeds; then calls
-    /// the body given to `onWipeCompleted`.
     public func requestWipe() { checkpointer.requestWipe() }
 
     public var wipePending: Bool { checkpointer.wipePending }
@@ -167,10 +157,10 @@ struct SQLiteTransaction: StoreWriting {
         return rows.map { ($0[0], $0[1], $0[2]) }
     }
 
-    func subjects(indexKind: IndexKind, tag: [UInt8]) throws -> [String] {
+    func subjects(indexKind: String, tag: [UInt8]) throws -> [String] {
         let statement = try db.cachedStatement(
             sql: "SELECT subject_id FROM blind_index WHERE kind = ? AND tag = ? ORDER BY subject_id")
-        return try String.fetchAll(statement, arguments: [indexKind.rawValue, Data(tag)])
+        return try String.fetchAll(statement, arguments: [indexKind, Data(tag)])
     }
 
     func referencedKEKVersions() throws -> [UInt32] {
@@ -332,13 +322,13 @@ struct SQLiteTransaction: StoreWriting {
         return removed
     }
 
-    func setIndexTag(subject: String, kind: IndexKind, tag: [UInt8]?) throws {
+    func setIndexTag(subject: String, kind: String, tag: [UInt8]?) throws {
         let delete = try db.cachedStatement(sql: "DELETE FROM blind_index WHERE subject_id = ? AND kind = ?")
-        try delete.execute(arguments: [subject, kind.rawValue])
+        try delete.execute(arguments: [subject, kind])
         if let tag {
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO blind_index (kind, tag, subject_id) VALUES (?, ?, ?)")
-            try insert.execute(arguments: [kind.rawValue, Data(tag), subject])
+            try insert.execute(arguments: [kind, Data(tag), subject])
         }
     }
 

@@ -9,12 +9,6 @@ public struct WrappedKey: Sendable, Hashable {
     }
 }
 
-/// What a blind-index tag was computed from.
-public enum IndexKind: String, Sendable, CaseIterable {
-    case email
-    case phone
-}
-
 /// A sealed field value and the audit sequence number of the write that sealed it (nil for
 /// fields sealed before write sequence numbers existed).
 public struct SealedField: Sendable, Hashable {

@@ -1,17 +1,58 @@
 /// The narrow storage interface the vault core is written against. A store keeps only
 /// ciphertext, wrapped keys, keyed hashes and client records: it never sees plaintext or a key.
 ///
-/// SQLite (`SQLiteStore`) implements it today; a PostgreSQL backend can implement the same
-/// protocol later.
-public protocol VaultStore: Sendable {
+/// The vault core holds an `any VaultStore` and never names a backend: SQLite (`SQLiteStore`)
+/// implements it today, and a second backend plugs in by implementing this protocol and
+/// `StoreLocation`, without a change to the core.
+public protocol VaultStore: AnyObject, Sendable {
     /// Runs `body` in a read transaction that sees one consistent snapshot.
     func read<T>(_ body: (any StoreReading) throws -> T) throws -> T
     /// Runs `body` in a write transaction: everything it writes commits together, or nothing does.
     func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T
-    /// Tries once, without waiting for readers, to copy the write-ahead log into the main file and
-    /// empty it, so that pages freed by a shred survive nowhere. False if a reader's older
-    /// snapshot still needs part of the log.
+
+    /// Tries once, without waiting for readers, to make the images of deleted rows unreadable
+    /// in the store's own files (SQLite: copy the write-ahead log into the main file and empty
+    /// it). False if a reader's older snapshot still needs them.
     func tryWipe() -> Bool
+    /// Retries the wipe in the background, never blocking anyone, until it succeeds; then calls
+    /// the body given to `onWipeCompleted`.
+    func requestWipe()
+    /// A requested wipe has not completed yet.
+    var wipePending: Bool { get }
+    func onWipeCompleted(_ body: @escaping @Sendable () -> Void)
+    /// Called by the writer between transactions: keeps the store's log bounded under sustained
+    /// writes (SQLite: restarts a WAL grown past its limit). Never waits for readers.
+    func boundLog()
+
+    /// True when this open added the client-row MAC column to an existing vault: the core then
+    /// computes the MACs of the rows that predate it, once.
+    var clientMACsNeeded: Bool { get }
+    /// Writes a consistent online copy of the store to the file `path` (which must not exist)
+    /// and returns the KEK versions its data keys are wrapped under. A backend whose backups are
+    /// the database's own tool (`pg_dump`) throws a `StoreError` that says so.
+    func backup(into path: String) throws -> [UInt32]
+    /// Finishes background work and closes every connection. Idempotent.
+    func close() throws
+}
+
+/// How hard a commit is pushed to disk. `full` (the default) makes every acknowledged write
+/// survive a process crash and a power loss; `normal` survives a process crash only.
+public enum StoreDurability: String, Sendable, CaseIterable {
+    case full
+    case normal
+}
+
+/// Where a vault's records live: the one value that names a backend. The core opens and
+/// creates its store through it and learns nothing else about it.
+public protocol StoreLocation: Sendable, CustomStringConvertible {
+    /// Something already lives there (a vault, or files `create` would overwrite).
+    var isOccupied: Bool { get }
+    /// Opens an existing store, running pending migrations; throws if there is none.
+    func open(durability: StoreDurability) throws -> any VaultStore
+    /// Creates an empty store, refusing if `isOccupied`.
+    func create(durability: StoreDurability) throws -> any VaultStore
+    /// Undoes a `create` whose vault could not be finished (SQLite: removes the files).
+    func destroyCreated()
 }
 
 public protocol StoreReading {
@@ -22,7 +63,7 @@ public protocol StoreReading {
     func fieldWrites(after: (subject: String, name: String)?, limit: Int) throws -> [(
         subject: String, name: String, writeSeq: Int64?
     )]
-    func subjects(indexKind: IndexKind, tag: [UInt8]) throws -> [String]
+    func subjects(indexKind: String, tag: [UInt8]) throws -> [String]
     /// Every KEK version that still wraps at least one DEK.
     func referencedKEKVersions() throws -> [UInt32]
     func client(named name: String) throws -> ClientRecord?
@@ -46,8 +87,9 @@ public protocol StoreWriting: StoreReading {
     func insertSubject(_ subject: String, key: WrappedKey) throws
     func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws
     func deleteFields(subject: String, names: [String]) throws -> Int
-    /// Sets (or with nil clears) the subject's single blind-index tag of `kind`.
-    func setIndexTag(subject: String, kind: IndexKind, tag: [UInt8]?) throws
+    /// Sets (or with nil clears) the subject's single blind-index tag of `kind` (the core names
+    /// the kinds; the store only keeps them apart).
+    func setIndexTag(subject: String, kind: String, tag: [UInt8]?) throws
     /// Deletes the subject row, which cascades to its fields and index tags.
     func deleteSubject(_ subject: String) throws -> Bool
     func insertClient(_ client: ClientRecord) throws

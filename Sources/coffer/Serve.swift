@@ -98,7 +98,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         var configuration = try vault.resolved()
-        guard let mode = SQLiteStore.Durability(rawValue: durability) else {
+        guard let mode = StoreDurability(rawValue: durability) else {
             throw ValidationError("--durability must be full or normal")
         }
         configuration.durability = mode

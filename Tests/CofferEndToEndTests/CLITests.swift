@@ -56,7 +56,7 @@ import Testing
         let root = CofferBinary.temporaryDirectory("none")
         let none = try CofferBinary.run(["keys", "status", "--data", root + "/d", "--keys", root + "/k"])
         #expect(none.status == 1)
-        #expect(none.stderr.contains("no vault at \(root)/d (coffer.db is missing); run coffer init"), "\(none.stderr)")
+        #expect(none.stderr.contains("no vault at \(root)/d (\(root)/d/coffer.db is missing); run coffer init"), "\(none.stderr)")
         let help = try CofferBinary.run(["init", "--help"])
         #expect(help.status == 0 && help.stdout.contains("--keys"))
     }

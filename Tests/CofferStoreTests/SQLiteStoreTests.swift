@@ -78,23 +78,23 @@ import Testing
         try store.write { tx in
             try tx.insertSubject("s1", key: key())
             try tx.upsertSealedField(subject: "s1", name: "email", sealed: Array(repeating: 3, count: 60), writeSeq: 2)
-            try tx.setIndexTag(subject: "s1", kind: .email, tag: Array(repeating: 9, count: 32))
+            try tx.setIndexTag(subject: "s1", kind: "email", tag: Array(repeating: 9, count: 32))
         }
-        #expect(try store.read { try $0.subjects(indexKind: .email, tag: Array(repeating: 9, count: 32)) } == ["s1"])
+        #expect(try store.read { try $0.subjects(indexKind: "email", tag: Array(repeating: 9, count: 32)) } == ["s1"])
         #expect(try store.write { try $0.deleteSubject("s1") })
         #expect(try store.read { try $0.allSealedFields("s1") }.isEmpty)
-        #expect(try store.read { try $0.subjects(indexKind: .email, tag: Array(repeating: 9, count: 32)) }.isEmpty)
+        #expect(try store.read { try $0.subjects(indexKind: "email", tag: Array(repeating: 9, count: 32)) }.isEmpty)
         #expect(try store.write { try $0.deleteSubject("s1") } == false)
     }
 
     @Test func indexTagIsReplacedNotAccumulated() throws {
         try store.write { tx in
             try tx.insertSubject("s1", key: key())
-            try tx.setIndexTag(subject: "s1", kind: .phone, tag: Array(repeating: 1, count: 32))
-            try tx.setIndexTag(subject: "s1", kind: .phone, tag: Array(repeating: 2, count: 32))
+            try tx.setIndexTag(subject: "s1", kind: "phone", tag: Array(repeating: 1, count: 32))
+            try tx.setIndexTag(subject: "s1", kind: "phone", tag: Array(repeating: 2, count: 32))
         }
-        #expect(try store.read { try $0.subjects(indexKind: .phone, tag: Array(repeating: 1, count: 32)) }.isEmpty)
-        #expect(try store.read { try $0.subjects(indexKind: .phone, tag: Array(repeating: 2, count: 32)) } == ["s1"])
+        #expect(try store.read { try $0.subjects(indexKind: "phone", tag: Array(repeating: 1, count: 32)) }.isEmpty)
+        #expect(try store.read { try $0.subjects(indexKind: "phone", tag: Array(repeating: 2, count: 32)) } == ["s1"])
     }
 
     /// A data key under a version with no key file (pending, retired or unknown) would be lost.
