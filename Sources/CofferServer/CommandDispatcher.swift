@@ -254,18 +254,11 @@ struct CommandDispatcher: Sendable {
     }
 
     static func statusReply(_ status: KeyStatus) -> RESPValue {
-        .map([
-            (.bulk("current"), .integer(Int(status.current))),
-            (
-                .bulk("versions"),
-                .array(
-                    status.versions.map { .array([.integer(Int($0.version)), .bulk($0.state), .integer($0.dataKeys)]) })
-            ),
-            (.bulk("rewrap.pending"), .integer(status.pending)),
-            (.bulk("rewrap.done"), .integer(status.rewrap.done)),
-            (.bulk("rewrap.rate"), .bulk(String(format: "%.0f/s", status.rewrap.rate))),
-            (.bulk("rewrap.state"), .bulk(status.pending == 0 ? "idle" : "running")),
-        ])
+        KeyStatusReply(
+            current: Int(status.current),
+            versions: status.versions.map { .init(version: Int($0.version), state: $0.state, dataKeys: $0.dataKeys) },
+            pending: status.pending, done: status.rewrap.done, rate: Int(status.rewrap.rate.rounded())
+        ).value
     }
 
     private static func helloReply(_ session: Session) -> RESPValue {

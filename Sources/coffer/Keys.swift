@@ -62,13 +62,11 @@ struct Keys: ParsableCommand {
         private func waitForRewrap(_ server: ServerConnection) throws {
             var total: Int?
             while true {
-                let status = try reportingCLIErrors { try server.expect("KEYS.STATUS") }
-                let fields = StatusFields(status)
-                let pending = fields.integer("rewrap.pending")
+                let status = try reportingCLIErrors { try KeyStatusReply(server.expect("KEYS.STATUS")) }
+                let pending = status.pending
                 if total == nil { total = max(pending, 1) }
                 let done = max(total! - pending, 0)
-                progress(
-                    done: done, total: total!, rate: Double(fields.text("rewrap.rate").prefix { $0.isNumber }) ?? 0)
+                progress(done: done, total: total!, rate: Double(status.rate))
                 if pending == 0 { break }
                 usleep(200_000)
             }
@@ -86,17 +84,11 @@ struct Keys: ParsableCommand {
         func run() throws {
             let configuration = try vault.resolved()
             if let server = try credentials.connectIfServing(configuration, socket: socket) {
-                let fields = StatusFields(try reportingCLIErrors { try server.expect("KEYS.STATUS") })
-                print("current \(fields.integer("current"))")
-                if case .array(let versions)? = fields.value("versions") {
-                    for case .array(let v) in versions where v.count == 3 {
-                        print(
-                            "version \(StatusFields.int(v[0])) \(StatusFields.string(v[1])) \(StatusFields.int(v[2])) data keys"
-                        )
-                    }
-                }
+                let status = try reportingCLIErrors { try KeyStatusReply(server.expect("KEYS.STATUS")) }
+                print("current \(status.current)")
+                for v in status.versions { print("version \(v.version) \(v.state) \(v.dataKeys) data keys") }
                 print(
-                    "rewrap \(fields.text("rewrap.state")): \(fields.integer("rewrap.pending")) pending, \(fields.integer("rewrap.done")) done, \(fields.text("rewrap.rate"))"
+                    "rewrap \(status.isRewrapping ? "running" : "idle"): \(status.pending) pending, \(status.done) done, \(status.rate)/s"
                 )
                 return
             }
@@ -137,33 +129,6 @@ struct Keys: ParsableCommand {
 }
 
 /// Reads the fields of a `KEYS.STATUS` reply (a map in RESP3, a flat array in RESP2).
-struct StatusFields {
-    private var values: [String: RESPValue] = [:]
-
-    init(_ reply: RESPValue) {
-        var pairs: [(RESPValue, RESPValue)] = []
-        switch reply {
-        case .map(let m): pairs = m
-        case .array(let a): pairs = stride(from: 0, to: a.count - 1, by: 2).map { (a[$0], a[$0 + 1]) }
-        default: break
-        }
-        for (key, value) in pairs { values[Self.string(key)] = value }
-    }
-
-    func value(_ key: String) -> RESPValue? { values[key] }
-    func integer(_ key: String) -> Int { values[key].map(Self.int) ?? 0 }
-    func text(_ key: String) -> String { values[key].map(Self.string) ?? "" }
-
-    static func int(_ value: RESPValue) -> Int { if case .integer(let i) = value { i } else { 0 } }
-    static func string(_ value: RESPValue) -> String {
-        switch value {
-        case .bulkString(let b): String(decoding: b, as: UTF8.self)
-        case .simpleString(let s): s
-        default: ""
-        }
-    }
-}
-
 /// A one-line progress bar on stderr.
 func progress(done: Int, total: Int, rate: Double) {
     let fraction = total > 0 ? min(Double(done) / Double(total), 1) : 1
@@ -178,6 +143,9 @@ func progress(done: Int, total: Int, rate: Double) {
 func reportingCLIErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as CLIError {
         note("coffer: \(error)")
+        throw ExitCode.failure
+    } catch let error as CommandError {
+        note("coffer: \(error.message)")
         throw ExitCode.failure
     }
 }

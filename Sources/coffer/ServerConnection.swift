@@ -1,5 +1,5 @@
+import CofferCore
 import CofferProtocol
-import CofferServer
 import Foundation
 import NIOCore
 
@@ -15,15 +15,16 @@ final class ServerConnection {
 
     /// Connects, or returns nil if nothing answers on `path`.
     init?(socketPath path: String) {
-        guard let fd = UnixSocketPath.connect(path) else { return nil }
+        guard let fd = UnixSocket.connect(path) else { return nil }
         self.fd = fd
     }
 
     deinit { close(fd) }
 
     func call(_ words: [String]) throws -> RESPValue {
-        var out: [UInt8] = Array("*\(words.count)\r\n".utf8)
-        for word in words { out += Array("$\(word.utf8.count)\r\n\(word)\r\n".utf8) }
+        var encoded = ByteBuffer()
+        RESPRequest(words: words).encode(into: &encoded)
+        let out = Array(encoded.readableBytesView)
         var sent = 0
         while sent < out.count {
             let n = out[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
