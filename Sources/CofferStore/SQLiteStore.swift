@@ -50,11 +50,11 @@ public final class SQLiteStore: VaultStore {
     public let clientMACsNeeded: Bool
 
     public func read<T>(_ body: (any StoreReading) throws -> T) throws -> T {
-        try pool.read { db in try body(SQLiteTransaction(db: db)) }
+        try pool.read { db in try body(SQLiteTransaction(db: db, memo: TransactionMemo())) }
     }
 
     public func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
-        try pool.write { db in try body(SQLiteTransaction(db: db)) }
+        try pool.write { db in try body(SQLiteTransaction(db: db, memo: TransactionMemo())) }
     }
 
     /// Keeps the WAL bounded under sustained writes. The background checkpointer copies pages
@@ -86,10 +86,29 @@ public final class SQLiteStore: VaultStore {
     }
 }
 
+/// What one transaction has already read of the rows every command reads: the audit chain's
+/// head and the client rows. A group-commit batch is one transaction of up to 512 commands,
+/// and each of them resolved its client and appended to the chain with a query of its own.
+///
+/// It lives exactly as long as its transaction, so it never outlives the snapshot it was read
+/// from (several processes, and later several nodes, write the same tables). Inside the
+/// transaction, every write to those rows updates or drops it, and so does every savepoint
+/// rolled back. Used by one thread at a time, like the `Database` it sits beside.
+final class TransactionMemo {
+    var lastAudit: (seq: Int64, mac: [UInt8])??
+    var clients: [String: ClientRecord?] = [:]
+
+    func forget() {
+        lastAudit = nil
+        clients.removeAll()
+    }
+}
+
 /// The store's view of one transaction. Statements are cached per connection, so the hot
 /// paths prepare each SQL string once.
 struct SQLiteTransaction: StoreWriting {
     let db: Database
+    let memo: TransactionMemo
 
     /// Savepoints through cached statements: one per command on the hot path, where GRDB's
     /// `inSavepoint` would compile its SQL each time.
@@ -99,6 +118,7 @@ struct SQLiteTransaction: StoreWriting {
         do {
             result = try body()
         } catch {
+            memo.forget()
             try? db.cachedStatement(sql: "ROLLBACK TO unit").execute()
             try? db.cachedStatement(sql: "RELEASE unit").execute()
             throw error
@@ -169,11 +189,14 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func client(named name: String) throws -> ClientRecord? {
+        if let known = memo.clients[name] { return known }
         let statement = try db.cachedStatement(
             sql:
                 "SELECT name, role, secret_hash, failed_attempts, locked_until, created_at, mac FROM client WHERE name = ?"
         )
-        return try Row.fetchOne(statement, arguments: [name]).map(Self.clientRecord)
+        let record = try Row.fetchOne(statement, arguments: [name]).map(Self.clientRecord)
+        memo.clients[name] = .some(record)
+        return record
     }
 
     func clients() throws -> [ClientRecord] {
@@ -193,10 +216,14 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func lastAudit() throws -> (seq: Int64, mac: [UInt8])? {
+        if let known = memo.lastAudit { return known }
         let statement = try db.cachedStatement(sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1")
-        guard let row = try Row.fetchOne(statement) else { return nil }
-        let mac: Data = row[1]
-        return (row[0], [UInt8](mac))
+        let head = try Row.fetchOne(statement).map { row -> (seq: Int64, mac: [UInt8]) in
+            let mac: Data = row[1]
+            return (row[0], [UInt8](mac))
+        }
+        memo.lastAudit = .some(head)
+        return head
     }
 
     private static let auditColumns = "seq, at, client, role, origin, command, subject, fields, outcome, mac"
@@ -227,6 +254,8 @@ struct SQLiteTransaction: StoreWriting {
             record.seq, record.at, record.client, record.role, record.origin, record.command, record.subject,
             record.fields, record.outcome, Data(record.mac),
         ])
+        // Only the entry just inserted can be the head: the chain appends in `seq` order.
+        memo.lastAudit = .some((record.seq, record.mac))
     }
 
     func kekRecords() throws -> [KEKRecord] {
@@ -342,6 +371,7 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func insertClient(_ client: ClientRecord) throws {
+        memo.clients[client.name] = nil
         try db.execute(
             sql: """
                 INSERT INTO client (name, role, secret_hash, failed_attempts, locked_until, created_at, mac)
@@ -354,11 +384,13 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func deleteClient(named name: String) throws -> Bool {
+        memo.clients[name] = nil
         try db.execute(sql: "DELETE FROM client WHERE name = ?", arguments: [name])
         return db.changesCount > 0
     }
 
     func setClientMAC(name: String, mac: [UInt8]) throws {
+        memo.clients[name] = nil
         try db.execute(sql: "UPDATE client SET mac = ? WHERE name = ?", arguments: [Data(mac), name])
     }
 }

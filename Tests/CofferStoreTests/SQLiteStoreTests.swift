@@ -144,3 +144,92 @@ import Testing
         #expect(try store.read { try $0.clients() }.isEmpty)
     }
 }
+
+/// A transaction remembers the audit head and the client rows it has read (one lookup per
+/// batch, not per command); what it remembers must always be what a fresh query would answer.
+@Suite final class TransactionMemoTests {
+    let directory: String
+    let store: SQLiteStore
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-memo-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try SQLiteStore(path: directory + "/coffer.db")
+    }
+
+    deinit {
+        try? store.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func client(_ name: String, role: String = "support") -> ClientRecord {
+        ClientRecord(name: name, role: role, secretHash: Array(repeating: 7, count: 32), createdAt: 0)
+    }
+
+    func entry(_ seq: Int64) -> AuditRecord {
+        AuditRecord(
+            seq: seq, at: "t", client: "c", role: "r", origin: "o", command: "GET", subject: nil, fields: "",
+            outcome: "ok", mac: Array(repeating: UInt8(truncatingIfNeeded: seq), count: 32))
+    }
+
+    struct Abort: Error {}
+
+    @Test func clientRowsFollowWritesAndRollbacksInsideOneTransaction() throws {
+        try store.write { tx in
+            #expect(try tx.client(named: "a") == nil)
+            try tx.insertClient(client("a"))
+            #expect(try tx.client(named: "a")?.role == "support")
+            // A revocation rolled back leaves the row, and the next lookup sees it.
+            #expect(throws: Abort.self) {
+                try tx.savepoint {
+                    #expect(try tx.deleteClient(named: "a"))
+                    #expect(try tx.client(named: "a") == nil)
+                    throw Abort()
+                }
+            }
+            #expect(try tx.client(named: "a")?.role == "support")
+            // A row added in a savepoint rolled back is gone again.
+            #expect(throws: Abort.self) {
+                try tx.savepoint {
+                    try tx.insertClient(client("b"))
+                    #expect(try tx.client(named: "b") != nil)
+                    throw Abort()
+                }
+            }
+            #expect(try tx.client(named: "b") == nil)
+            // Re-added under another role: the new row, not the remembered one.
+            #expect(try tx.deleteClient(named: "a"))
+            try tx.insertClient(client("a", role: "billing"))
+            #expect(try tx.client(named: "a")?.role == "billing")
+            try tx.setClientMAC(name: "a", mac: Array(repeating: 1, count: 32))
+            #expect(try tx.client(named: "a")?.mac == Array(repeating: 1, count: 32))
+        }
+        #expect(try store.read { try $0.client(named: "a")?.role } == "billing")
+    }
+
+    @Test func theAuditHeadFollowsAppendsAndRollbacks() throws {
+        try store.write { tx in
+            #expect(try tx.lastAudit() == nil)
+            try tx.appendAudit(entry(1))
+            #expect(try tx.lastAudit()?.seq == 1)
+            #expect(throws: Abort.self) {
+                try tx.savepoint {
+                    try tx.appendAudit(entry(2))
+                    #expect(try tx.lastAudit()?.seq == 2)
+                    throw Abort()
+                }
+            }
+            #expect(try tx.lastAudit()?.seq == 1)
+            #expect(try tx.lastAudit()?.mac == entry(1).mac)
+            try tx.appendAudit(entry(2))
+        }
+        // Another transaction starts from the database, not from what the last one remembered.
+        #expect(throws: (any Error).self) {
+            try self.store.write { tx in
+                try tx.appendAudit(self.entry(3)); throw Abort()
+            }
+        }
+        #expect(try store.read { try $0.lastAudit()?.seq } == 2)
+        #expect(try store.write { try $0.lastAudit()?.seq } == 2)
+    }
+}
