@@ -2,6 +2,7 @@ import CofferStore
 import Foundation
 
 @_exported import protocol CofferStore.CompletionExecutor
+@_exported import protocol CofferStore.CompletionHop
 
 extension Caller {
     /// How the caller appears in the audit trail.

@@ -3,6 +3,7 @@ import CofferProtocol
 import Logging
 import NIOCore
 import NIOTLS
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -551,22 +552,51 @@ public struct ConnectionLimits: Sendable {
     public init() {}
 }
 
-/// Completes a connection's vault calls on its event loop: all of one commit batch's calls in
-/// one task, with one flush at the end.
+/// Completes a connection's vault calls on its event loop: all of one commit batch's calls
+/// together, with one flush at the end, inside the one task the batch gives each event loop.
 final class ConnectionExecutor: CompletionExecutor {
     private let handler: NIOLoopBound<ConnectionHandler>
+    let hop: any CompletionHop
 
-    init(handler: NIOLoopBound<ConnectionHandler>) { self.handler = handler }
+    init(handler: NIOLoopBound<ConnectionHandler>) {
+        self.handler = handler
+        self.hop = EventLoopHop.of(handler.eventLoop)
+    }
 
-    func execute(_ work: @escaping @Sendable () -> Void) {
-        let handler = self.handler
-        handler.eventLoop.execute {
-            let connection = handler.value
-            let outer = connection.batching
-            connection.batching = true
-            work()
-            connection.batching = outer
-            if !outer { connection.flushIfNeeded() }
+    func complete(_ work: () -> Void) {
+        let connection = handler.value
+        let outer = connection.batching
+        connection.batching = true
+        work()
+        connection.batching = outer
+        if !outer { connection.flushIfNeeded() }
+    }
+}
+
+/// One per event loop: the commit batch hands all of that loop's completions over in one task.
+final class EventLoopHop: CompletionHop {
+    let eventLoop: any EventLoop
+
+    private init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    func execute(_ work: @escaping @Sendable () -> Void) { eventLoop.execute(work) }
+
+    /// Event loops live as long as the server's group, so the table is bounded by their number
+    /// (an `EmbeddedEventLoop` per handler test adds one entry each, freed when the loop is).
+    private static let hops = Mutex<[ObjectIdentifier: Weak]>([:])
+
+    private struct Weak {
+        weak var hop: EventLoopHop?
+    }
+
+    static func of(_ eventLoop: any EventLoop) -> EventLoopHop {
+        hops.withLock { hops in
+            let key = ObjectIdentifier(eventLoop)
+            if let hop = hops[key]?.hop, hop.eventLoop === eventLoop { return hop }
+            hops = hops.filter { $0.value.hop != nil }
+            let hop = EventLoopHop(eventLoop)
+            hops[key] = Weak(hop: hop)
+            return hop
         }
     }
 }

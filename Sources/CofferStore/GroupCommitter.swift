@@ -140,25 +140,39 @@ public final class GroupCommitter: Sendable {
         }
     }
 
-    /// Hands each job its fate: jobs with an executor in one call per executor, the others on
-    /// the completion queue.
+    /// Hands each job its fate: jobs with an executor in one hop per thread they complete on
+    /// (for the server, one task per event loop, however many connections it serves), each
+    /// executor's jobs together inside it; the others on the completion queue.
     private func complete(_ jobs: [Job], _ error: (any Error)?) {
         var plain: [Job] = []
-        var groups: [ObjectIdentifier: (executor: any CompletionExecutor, jobs: [Job])] = [:]
+        var hops: [ObjectIdentifier: (hop: any CompletionHop, executors: [ObjectIdentifier: ExecutorJobs])] = [:]
         for job in jobs {
-            if let executor = job.executor {
-                groups[ObjectIdentifier(executor), default: (executor, [])].jobs.append(job)
-            } else {
+            guard let executor = job.executor else {
                 plain.append(job)
+                continue
             }
+            let hop = executor.hop
+            hops[ObjectIdentifier(hop), default: (hop, [:])].executors[
+                ObjectIdentifier(executor), default: ExecutorJobs(executor: executor)
+            ].jobs.append(job)
         }
-        for (executor, group) in groups.values {
-            executor.execute { for job in group { job.finish(error) } }
+        for (hop, executors) in hops.values {
+            let groups = Array(executors.values)
+            hop.execute {
+                for group in groups {
+                    group.executor.complete { for job in group.jobs { job.finish(error) } }
+                }
+            }
         }
         if !plain.isEmpty {
             let rest = plain
             completions.async { for job in rest { job.finish(error) } }
         }
+    }
+
+    private struct ExecutorJobs: Sendable {
+        let executor: any CompletionExecutor
+        var jobs: [Job] = []
     }
 
     /// Finishes the queued work and stops the thread. Work submitted afterwards fails.
@@ -176,7 +190,16 @@ public final class GroupCommitter: Sendable {
     }
 }
 
-/// Where a batch's completions run (for the server, a connection's event loop).
+/// Where a batch's completions run: for the server, one per connection. Every executor of one
+/// hop completes in the same task, so a batch wakes each event loop once, not each connection.
 public protocol CompletionExecutor: AnyObject, Sendable {
+    /// The thread (or event loop) this executor's completions run on.
+    var hop: any CompletionHop { get }
+    /// Runs `work` (this executor's completions of one batch), called on `hop`.
+    func complete(_ work: () -> Void)
+}
+
+/// A thread that completions are handed to, in one task per batch.
+public protocol CompletionHop: AnyObject, Sendable {
     func execute(_ work: @escaping @Sendable () -> Void)
 }
