@@ -347,6 +347,7 @@ struct SQLiteTransaction: StoreWriting {
         // change forgot a cascade.
         try db.execute(sql: "DELETE FROM field WHERE subject_id = ?", arguments: [subject])
         try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ?", arguments: [subject])
+        try db.execute(sql: "DELETE FROM token WHERE subject_id = ?", arguments: [subject])
         try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject])
         return db.changesCount > 0
     }

@@ -103,3 +103,24 @@ public struct KEKRecord: Sendable, Hashable {
     public var createdAt: Double
     public var retiredAt: Double?
 }
+
+/// A card token as stored: never the token itself, only its keyed hash (the lookup key) and the
+/// token sealed under a key from the key directory.
+public struct TokenRecord: Sendable, Hashable {
+    public var hash: [UInt8]
+    public var subject: String
+    public var field: String
+    public var format: String
+    public var sealed: [UInt8]
+    /// The audit sequence number of the TOKENIZE that made it; the seal is bound to it.
+    public var createdSeq: Int64
+
+    public init(hash: [UInt8], subject: String, field: String, format: String, sealed: [UInt8], createdSeq: Int64) {
+        self.hash = hash
+        self.subject = subject
+        self.field = field
+        self.format = format
+        self.sealed = sealed
+        self.createdSeq = createdSeq
+    }
+}
