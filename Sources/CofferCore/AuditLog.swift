@@ -10,6 +10,9 @@ public enum AuditOutcome: String, Sendable, Hashable {
     case error
     /// A consent-conditioned grant found no consent: the fields were answered as absent.
     case noConsent = "no-consent"
+    /// DETOKENIZE or TOKEN.REVOKE named a token the vault does not know (never issued, revoked,
+    /// or ended by SHRED or a new card).
+    case unknownToken = "unknown-token"
 
     init(_ error: any Error) {
         switch (error as? VaultError)?.code {

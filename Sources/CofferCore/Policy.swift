@@ -21,6 +21,10 @@ public enum Privilege: String, Sendable, Codable, CaseIterable {
     case keys
     /// `AUDIT.*`: read and verify the audit trail.
     case audit
+    /// `TOKENIZE`, `TOKEN.REVOKE`: issue and end card tokens (also needs a read grant on card.pan).
+    case tokenize
+    /// `DETOKENIZE`: the card number behind a token, at the role's read level of card.pan.
+    case detokenize
 }
 
 /// What one role may do. Anything not granted here is denied.
@@ -72,10 +76,11 @@ public struct Policy: Sendable, Hashable {
     /// The built-in roles, used when no `--policy` file is given.
     public static let builtIn = Policy(roles: [
         "billing": RoleGrants(
-            read: [.card: .plain, .contact: .masked, .consent: .plain], write: [.card], operations: [.exists]),
+            read: [.card: .plain, .contact: .masked, .consent: .plain], write: [.card],
+            operations: [.exists, .tokenize, .detokenize]),
         "support": RoleGrants(
             read: [.contact: .plain, .card: .masked, .consent: .plain], write: [.contact, .consent],
-            operations: [.exists, .find]),
+            operations: [.exists, .find, .detokenize]),
         "admin": RoleGrants(operations: [.shred, .clients, .keys, .audit]),
         "auditor": RoleGrants(operations: [.audit]),
         // GDPR Art. 21: marketing sees a subject's name and email only while consent.marketing is yes.

@@ -36,6 +36,7 @@ extension Vault {
             try scratch.withScratch { scratch in
                 if let wrapped = try tx.subjectKey(subject) {
                     try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)
+                    try endTokensIfCardChanges(subject, zip(fields, normalized), tx, scratch)
                 } else {
                     try tx.insertSubject(subject, key: envelope.newDEK(subject: subject, in: scratch))
                 }
@@ -113,7 +114,7 @@ extension Vault {
     /// Opens the requested fields under the grants given. A grant conditioned on consent answers
     /// as though the field were absent unless the subject's consent field says `yes`, and marks
     /// the audit entry `no-consent`.
-    private func readFields(
+    func readFields(
         _ subject: String, _ requested: [(Field, ReadGrant)], _ tx: any StoreReading, _ draft: inout AuditDraft
     ) throws -> [(field: Field, value: [UInt8]?)] {
         guard let wrapped = try tx.subjectKey(subject) else { return requested.map { ($0.0, nil) } }
@@ -166,6 +167,10 @@ extension Vault {
             let removed = try tx.deleteFields(subject: subject, names: fields.map(\.name))
             for kind in Set(fields.compactMap(\.indexKind)) {
                 try tx.setIndexTag(subject: subject, kind: kind, tag: nil)
+            }
+            // A token stands for the card stored when it was made; with the card gone, it ends.
+            if fields.contains(where: { $0.name == Self.tokenizableField }) {
+                _ = try tx.deleteTokens(subject: subject)
             }
             return removed
         }
