@@ -25,6 +25,10 @@ public enum Command: Sendable, Equatable {
     case rekey(subject: String)
     case auditTail(count: Int)
     case auditVerify
+    /// `TOKENIZE <subject> <field> [FORMAT f] [REUSE]`; a nil format is the vault's default.
+    case tokenize(subject: String, field: String, format: String?, reuse: Bool)
+    case detokenize(token: [UInt8])
+    case tokenRevoke(token: [UInt8])
     /// Connection housekeeping that Redis client libraries send on connect (`CLIENT SETINFO`,
     /// `CLIENT SETNAME`, …); acknowledged so that those libraries keep working.
     case clientHousekeeping(subcommand: String, name: String?)
@@ -70,6 +74,7 @@ public enum Command: Sendable, Equatable {
         case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection: .local
         case .hello(_, let auth, _): auth == nil ? .local : .barrier
         case .put, .get, .export, .delete, .exists, .find, .whoami: .pipelined
+        case .tokenize, .detokenize, .tokenRevoke: .pipelined
         case .auth, .shred, .clientAdd, .clientList, .clientRevoke, .clientUnlock, .keysRotate, .keysStatus,
             .keysRetire, .rekey, .auditTail, .auditVerify:
             .barrier
@@ -110,6 +115,9 @@ public enum Command: Sendable, Equatable {
         case .rekey: "REKEY"
         case .auditTail: "AUDIT.TAIL"
         case .auditVerify: "AUDIT.VERIFY"
+        case .tokenize: "TOKENIZE"
+        case .detokenize: "DETOKENIZE"
+        case .tokenRevoke: "TOKEN.REVOKE"
         case .clientHousekeeping: "CLIENT"
         case .commandIntrospection: "COMMAND"
         }

@@ -86,6 +86,15 @@ public enum CommandParser {
         case "AUDIT.VERIFY":
             try arity(args.isEmpty)
             return .auditVerify
+        case "TOKENIZE":
+            try arity(args.count >= 2)
+            return try parseTokenize(args)
+        case "DETOKENIZE":
+            try arity(args.count == 1)
+            return .detokenize(token: args[0])
+        case "TOKEN.REVOKE":
+            try arity(args.count == 1)
+            return .tokenRevoke(token: args[0])
         case "CLIENT":
             try arity(!args.isEmpty)
             let sub = text(0).uppercased()
@@ -131,6 +140,28 @@ public enum CommandParser {
             }
         }
         return .hello(version: version, auth: credentials, clientName: clientName)
+    }
+
+    /// `TOKENIZE <subject> <field> [FORMAT f] [REUSE]`, the options in any order, each once.
+    private static func parseTokenize(_ args: [[UInt8]]) throws -> Command {
+        var format: String?
+        var reuse = false
+        var index = 2
+        while index < args.count {
+            let option = String(decoding: args[index], as: UTF8.self).uppercased()
+            if option == "FORMAT", format == nil, index + 1 < args.count {
+                format = String(decoding: args[index + 1], as: UTF8.self).lowercased()
+                index += 2
+            } else if option == "REUSE", !reuse {
+                reuse = true
+                index += 1
+            } else {
+                throw CommandError("syntax error in TOKENIZE at '\(printable(option))' (options: FORMAT f, REUSE)")
+            }
+        }
+        return .tokenize(
+            subject: String(decoding: args[0], as: UTF8.self), field: String(decoding: args[1], as: UTF8.self),
+            format: format, reuse: reuse)
     }
 
     /// Echoes user input into an error safely: control characters replaced, length capped.

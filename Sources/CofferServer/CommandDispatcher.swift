@@ -118,6 +118,21 @@ struct CommandDispatcher: Sendable {
                 return
             }
             go(vault.findCall(kind, value: value, as: caller)) { .array($0.map(RESPValue.bulk)) }
+        case .tokenize(let subject, let field, let formatName, let reuse):
+            guard let format = formatName.map(CardToken.Format.init(rawValue:)) ?? .last4 else {
+                let names = CardToken.Format.allCases.map(\.rawValue).joined(separator: ", ")
+                completion(Reply(value: .error("ERR TOKENIZE FORMAT takes \(names), not '\(formatName!.prefix(32))'")))
+                return
+            }
+            go(vault.tokenizeCall(subject: subject, field: field, format: format, reuse: reuse, as: caller)) {
+                $0.map(RESPValue.bulk) ?? .null
+            }
+        case .detokenize(let token):
+            go(vault.detokenizeCall(token, as: caller)) {
+                $0.map { .array([.bulk($0.subject), .bulkString($0.value)]) } ?? .null
+            }
+        case .tokenRevoke(let token):
+            go(vault.revokeTokenCall(token, as: caller)) { .integer($0 ? 1 : 0) }
         case .whoami:
             let name = session.client ?? "-"
             go(vault.whoamiCall(as: caller)) { .array([.bulk(name), .bulk($0)]) }

@@ -54,6 +54,24 @@ import Testing
         } throws: { ($0 as? CommandError)?.message.contains("wrong number of arguments") == true }
     }
 
+    @Test func tokenizeTakesFormatAndReuseInAnyOrderOnce() throws {
+        #expect(
+            try parse("tokenize", "s", "card.pan")
+                == .tokenize(subject: "s", field: "card.pan", format: nil, reuse: false))
+        #expect(
+            try parse("TOKENIZE", "s", "card.pan", "reuse", "format", "LUHN9")
+                == .tokenize(subject: "s", field: "card.pan", format: "luhn9", reuse: true))
+        #expect(try parse("DETOKENIZE", "tok_x") == .detokenize(token: Array("tok_x".utf8)))
+        #expect(try parse("token.revoke", "tok_x") == .tokenRevoke(token: Array("tok_x".utf8)))
+        for words in [["s", "card.pan", "FORMAT"], ["s", "card.pan", "REUSE", "REUSE"], ["s", "card.pan", "X"]] {
+            #expect {
+                _ = try CommandParser.parse(RESPRequest(arguments: (["TOKENIZE"] + words).map { Array($0.utf8) }))
+            } throws: { ($0 as? CommandError)?.message.hasPrefix("syntax error in TOKENIZE") == true }
+        }
+        #expect(throws: CommandError.self) { _ = try parse("TOKENIZE", "s") }
+        #expect(throws: CommandError.self) { _ = try parse("DETOKENIZE") }
+    }
+
     @Test func unknownCommandsAreNamed() {
         #expect {
             _ = try parse("FLUSHALL")
