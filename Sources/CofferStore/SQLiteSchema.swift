@@ -131,6 +131,15 @@ enum SQLiteSchema {
                     CREATE INDEX token_subject ON token(subject_id, format, created_seq);
                     """)
         }
+        migrator.registerMigration("v7-audit-purpose") { db in
+            // Why each command was made (purpose limitation), and the ticket of purpose `other`.
+            // NULL in entries written before: their MAC input stays the v1 form.
+            try db.execute(
+                sql: """
+                    ALTER TABLE audit ADD COLUMN purpose TEXT CHECK (purpose IS NULL OR length(purpose) BETWEEN 1 AND 32);
+                    ALTER TABLE audit ADD COLUMN ticket TEXT CHECK (ticket IS NULL OR length(ticket) BETWEEN 1 AND 64);
+                    """)
+        }
         return migrator
     }
 

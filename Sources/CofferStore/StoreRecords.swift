@@ -70,11 +70,17 @@ public struct AuditRecord: Sendable, Hashable {
     public var fields: String
     public var outcome: String
     public var mac: [UInt8]
+    /// Why the command was made, if it said (nil in every entry written before purposes existed).
+    public var purpose: String?
+    /// The ticket of purpose `other`.
+    public var ticket: String?
 
     public init(
         seq: Int64, at: String, client: String, role: String, origin: String, command: String, subject: String?,
-        fields: String, outcome: String, mac: [UInt8]
+        fields: String, outcome: String, mac: [UInt8], purpose: String? = nil, ticket: String? = nil
     ) {
+        self.purpose = purpose
+        self.ticket = ticket
         self.seq = seq
         self.at = at
         self.client = client
