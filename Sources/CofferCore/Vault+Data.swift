@@ -89,8 +89,19 @@ extension Vault {
         Call("EXPORT", caller, subject: subject) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
-            let readable = FieldCatalogue.all.compactMap { field in (try? role.requireRead(field)).map { (field, $0) } }
-            guard !readable.isEmpty else { throw VaultError(.noPermission, "role '\(role.name)' may not EXPORT") }
+            var needsPurpose = false
+            let readable = FieldCatalogue.all.compactMap { field -> (Field, ReadGrant)? in
+                do { return (field, try role.requireRead(field)) } catch let error as VaultError {
+                    if error.code == .noPurpose { needsPurpose = true }
+                    return nil
+                } catch { return nil }
+            }
+            guard !readable.isEmpty else {
+                if needsPurpose {
+                    throw VaultError(.noPurpose, "role '\(role.name)' may EXPORT only for a stated purpose")
+                }
+                throw VaultError(.noPermission, "role '\(role.name)' may not EXPORT")
+            }
             return try readFields(subject, readable, tx, &draft).compactMap { field, value in
                 value.map { (field.name, $0) }
             }

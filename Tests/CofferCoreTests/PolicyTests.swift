@@ -146,7 +146,7 @@ import Testing
     @Test(arguments: [
         (
             #"{"roles":{"marketing":{"fields":{"name":"plain"},"requireConsent":"consent.marketing"}}}"#,
-            "unknown key 'requireConsent' in role 'marketing' (known: fields, operations, read, requiresConsent, write)"
+            "unknown key 'requireConsent' in role 'marketing' (known: fields, operations, purposes, read, requiresConsent, requiresPurpose, write)"
         ),
         (#"{"roles":{},"role":{}}"#, "unknown key 'role' in the top level (known: roles)"),
         (

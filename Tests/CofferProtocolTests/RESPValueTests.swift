@@ -72,6 +72,37 @@ import Testing
         #expect(throws: CommandError.self) { _ = try parse("DETOKENIZE") }
     }
 
+    @Test func aTrailingPurposeWrapsDataCommands() throws {
+        #expect(
+            try parse("GET", "s", "name", "purpose", "support")
+                == .withPurpose(.get(subject: "s", fields: ["name"]), purpose: "support", ticket: nil))
+        #expect(
+            try parse("EXPORT", "s", "PURPOSE", "other", "INC-1")
+                == .withPurpose(.export(subject: "s"), purpose: "other", ticket: "INC-1"))
+        #expect(
+            try parse("PUT", "s", "name", "J", "PURPOSE", "support")
+                == .withPurpose(
+                    .put(subject: "s", values: [.init(field: "name", value: Array("J".utf8))]), purpose: "support",
+                    ticket: nil))
+        // In a PUT, "PURPOSE" followed by a field and value is a value, not the option.
+        #expect(
+            try parse("PUT", "s", "name", "PURPOSE", "email", "a@b.co")
+                == .put(
+                    subject: "s",
+                    values: [
+                        .init(field: "name", value: Array("PURPOSE".utf8)),
+                        .init(field: "email", value: Array("a@b.co".utf8)),
+                    ]))
+        #expect(throws: CommandError("PURPOSE given twice")) {
+            _ = try parse("GET", "s", "n", "PURPOSE", "a", "PURPOSE", "b")
+        }
+        #expect(try parse("CLIENT.PURPOSE", "fraud") == .clientPurpose(purpose: "fraud", ticket: nil))
+        #expect(try parse("CLIENT.PURPOSE") == .clientPurpose(purpose: nil, ticket: nil))
+        #expect(try parse("GET", "s", "n", "PURPOSE", "x").execution == .pipelined)
+        #expect(throws: CommandError.self) { _ = try parse("GET", "s", "PURPOSE", "support") }
+        #expect(throws: CommandError.self) { _ = try parse("SHRED", "s", "PURPOSE", "support") }
+    }
+
     @Test func unknownCommandsAreNamed() {
         #expect {
             _ = try parse("FLUSHALL")
