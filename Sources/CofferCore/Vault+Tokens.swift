@@ -32,17 +32,18 @@ extension Vault {
             try SubjectID.validate(subject)
             let field = try Self.tokenField(named: name)
             let grant = try role.requireRead(field)
-            if reuse, let newest = try tx.tokens(subject: subject, format: format.rawValue).first {
-                return try scratch.withScratch {
-                    String(decoding: try envelope.openToken(newest, in: $0), as: UTF8.self)
-                }
-            }
             // The plain number is needed for its length and last four digits, whatever the
-            // caller's level; the consent condition of the caller's grant still applies.
+            // caller's level; the consent condition of the caller's grant still applies, to REUSE
+            // too.
             let opened = try readFields(
                 subject, [(field, ReadGrant(level: .plain, requiresConsent: grant.requiresConsent))], tx, &draft)
             guard var pan = opened.first?.value else { return nil }
             defer { Random.wipe(&pan) }
+            if reuse, let newest = try tx.newestToken(subject: subject, format: format.rawValue) {
+                return try scratch.withScratch {
+                    String(decoding: try envelope.openToken(newest, in: $0), as: UTF8.self)
+                }
+            }
             let token = try CardToken.mint(format, pan: pan) {
                 try tx.token(hash: envelope.tokenHash(Array($0.utf8))) != nil
             }

@@ -18,10 +18,14 @@ extension SQLiteTransaction {
         return try Row.fetchOne(statement, arguments: [Data(hash)]).map(Self.tokenRecord)
     }
 
-    func tokens(subject: String, format: String) throws -> [TokenRecord] {
+    func newestToken(subject: String, format: String) throws -> TokenRecord? {
+        // An index scan of (subject_id, format, created_seq) from its end: one row read.
         let statement = try db.cachedStatement(
-            sql: "SELECT \(Self.tokenColumns) FROM token WHERE subject_id = ? AND format = ? ORDER BY created_seq DESC")
-        return try Row.fetchAll(statement, arguments: [subject, format]).map(Self.tokenRecord)
+            sql: """
+                SELECT \(Self.tokenColumns) FROM token WHERE subject_id = ? AND format = ?
+                ORDER BY created_seq DESC LIMIT 1
+                """)
+        return try Row.fetchOne(statement, arguments: [subject, format]).map(Self.tokenRecord)
     }
 
     func insertToken(_ token: TokenRecord) throws {

@@ -40,8 +40,8 @@ public protocol StoreReading {
     func subjectsNotWrapped(under version: UInt32, limit: Int) throws -> [(subject: String, key: WrappedKey)]
     /// The token stored under the keyed hash `hash`, if any.
     func token(hash: [UInt8]) throws -> TokenRecord?
-    /// The subject's tokens of `format`, newest first.
-    func tokens(subject: String, format: String) throws -> [TokenRecord]
+    /// The subject's newest token of `format`, if it has one.
+    func newestToken(subject: String, format: String) throws -> TokenRecord?
 }
 
 public protocol StoreWriting: StoreReading {

@@ -131,6 +131,26 @@ import Testing
         #expect(try Self.detokenize(t, next, as: TestVault.billing) == nil, "a deleted card ends its tokens")
     }
 
+    /// A role whose reads depend on consent gets no token, new or reused, and no PAN from one,
+    /// once consent is withdrawn.
+    @Test func consentConditionsTokensToo() throws {
+        var roles = Policy.builtIn.roles
+        roles["partner"] = RoleGrants(
+            read: [.card: .masked], operations: [.tokenize, .detokenize], consentCondition: "consent.marketing")
+        let t = try TestVault(policy: Policy(roles: roles))
+        _ = try t.vault.addClient(name: "partner1", role: "partner", as: .localOperator)
+        let partner = Caller.client("partner1")
+        _ = try t.put("s", [("card.pan", Self.pan)], as: TestVault.billing)
+        _ = try t.put("s", [("consent.marketing", "yes")])
+        let token = try #require(try t.vault.tokenize(subject: "s", field: "card.pan", as: partner))
+        #expect(try Self.detokenize(t, token, as: partner)! == ("s", "************1111"))
+        _ = try t.put("s", [("consent.marketing", "no")])
+        #expect(try t.vault.tokenize(subject: "s", field: "card.pan", reuse: true, as: partner) == nil)
+        #expect(try t.vault.tokenize(subject: "s", field: "card.pan", as: partner) == nil)
+        #expect(try Self.detokenize(t, token, as: partner) == nil)
+        #expect(try Self.detokenize(t, token, as: TestVault.billing)?.1 == Self.pan, "billing has no condition")
+    }
+
     /// Tokens are stored as keyed hashes and sealed: no token appears in any file of the data
     /// directory, while the scan finds the hash rows it should.
     @Test func noTokenIsInTheDataFiles() throws {
