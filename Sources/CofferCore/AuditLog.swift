@@ -10,10 +10,13 @@ public enum AuditOutcome: String, Sendable, Hashable {
     case error
     /// A consent-conditioned grant found no consent: the fields were answered as absent.
     case noConsent = "no-consent"
+    /// DETOKENIZE or TOKEN.REVOKE named a token the vault does not know (never issued, revoked,
+    /// or ended by SHRED or a new card).
+    case unknownToken = "unknown-token"
 
     init(_ error: any Error) {
         switch (error as? VaultError)?.code {
-        case .noPermission, .noAuth, .wrongPass: self = .denied
+        case .noPermission, .noAuth, .wrongPass, .noPurpose: self = .denied
         case .invalid: self = .invalid
         default: self = .error
         }
@@ -30,13 +33,18 @@ struct AuditDraft {
     var subject: String?
     var fields: [String]
     var outcome: AuditOutcome = .ok
+    var purpose: AccessPurpose? = nil
 }
 
 /// The tamper-evident audit trail: each entry carries
 /// `MAC = BLAKE2b(audit.key, "coffer.audit.v1", previous MAC ‖ the entry's own columns)`, so
 /// changing, deleting, inserting or reordering a stored entry breaks the chain from there on.
+/// An entry that states a purpose is MACed under `coffer.audit.v2` with the purpose and ticket
+/// as two more columns; one without keeps v1, so entries written before purposes existed still
+/// verify, and removing or adding a purpose changes which MAC is expected: it breaks the chain.
 struct AuditLog: Sendable {
     static let label = "coffer.audit.v1"
+    static let labelWithPurpose = "coffer.audit.v2"
     static let genesis = [UInt8](repeating: 0, count: 32)
 
     let key: SymmetricKey
@@ -78,12 +86,18 @@ struct AuditLog: Sendable {
     }
 
     func mac(previous: [UInt8], _ record: AuditRecord) throws -> [UInt8] {
-        let parts: [[UInt8]] = [
+        var parts: [[UInt8]] = [
             previous, Array(String(record.seq).utf8), Array(record.at.utf8), Array(record.client.utf8),
             Array(record.role.utf8), Array(record.origin.utf8), Array(record.command.utf8),
             record.subject.map { [1] + Array($0.utf8) } ?? [0], Array(record.fields.utf8), Array(record.outcome.utf8),
         ]
-        return try key.withUnsafeBytes { try KeyedHash.hash(key: $0, label: Self.label, parts: parts) }
+        var label = Self.label
+        if record.purpose != nil || record.ticket != nil {
+            label = Self.labelWithPurpose
+            parts.append(record.purpose.map { [1] + Array($0.utf8) } ?? [0])
+            parts.append(record.ticket.map { [1] + Array($0.utf8) } ?? [0])
+        }
+        return try key.withUnsafeBytes { try KeyedHash.hash(key: $0, label: label, parts: parts) }
     }
 
     /// Appends `draft` as the next entry, inside the caller's transaction.
@@ -93,7 +107,8 @@ struct AuditLog: Sendable {
         var record = AuditRecord(
             seq: (last?.seq ?? 0) + 1, at: Self.timestamp(now), client: draft.client, role: draft.role,
             origin: draft.origin, command: draft.command, subject: draft.subject,
-            fields: draft.fields.joined(separator: ","), outcome: draft.outcome.rawValue, mac: [])
+            fields: draft.fields.joined(separator: ","), outcome: draft.outcome.rawValue, mac: [],
+            purpose: draft.purpose?.purpose.rawValue, ticket: draft.purpose?.ticket)
         record.mac = try mac(previous: last?.mac ?? Self.genesis, record)
         try tx.appendAudit(record)
         return record
@@ -135,6 +150,8 @@ struct AuditLog: Sendable {
             "outcome": record.outcome, "mac": record.mac.map { String(format: "%02x", $0) }.joined(),
         ]
         object["subject"] = record.subject ?? NSNull()
+        object["purpose"] = record.purpose ?? NSNull()
+        object["ticket"] = record.ticket ?? NSNull()
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

@@ -17,10 +17,14 @@ public struct Caller: Sendable, Hashable {
     public var identity: Identity
     /// Where the request came from: `unix`, `tcp 127.0.0.1:5123`, `cli`.
     public var origin: String
+    /// Why this command is made (`PURPOSE …` on the command, or `CLIENT.PURPOSE` on the
+    /// connection); recorded in its audit entry and weighed by purpose-conditioned grants.
+    public var purpose: AccessPurpose?
 
-    public init(identity: Identity, origin: String) {
+    public init(identity: Identity, origin: String, purpose: AccessPurpose? = nil) {
         self.identity = identity
         self.origin = origin
+        self.purpose = purpose
     }
 
     public static func client(_ name: String, origin: String = "local", binding: ClientBinding? = nil) -> Caller {

@@ -21,6 +21,10 @@ public enum Privilege: String, Sendable, Codable, CaseIterable {
     case keys
     /// `AUDIT.*`: read and verify the audit trail.
     case audit
+    /// `TOKENIZE`, `TOKEN.REVOKE`: issue and end card tokens (also needs a read grant on card.pan).
+    case tokenize
+    /// `DETOKENIZE`: the card number behind a token, at the role's read level of card.pan.
+    case detokenize
 }
 
 /// What one role may do. Anything not granted here is denied.
@@ -34,16 +38,24 @@ public struct RoleGrants: Sendable, Hashable {
     /// A consent field (such as `consent.marketing`) that must be `yes` for this role to read a
     /// subject's data; otherwise the subject's fields answer as absent.
     public var consentCondition: String?
+    /// Read levels granted per category only for some purposes, above `read`: support may read
+    /// contact `plain` for `support` and `subject-request`, and `masked` (its `read`) otherwise.
+    public var purposeReads: [DataCategory: [ReadLevel: Set<Purpose>]]
+    /// Every command of this role must state a purpose, or it gets `NOPURPOSE`.
+    public var requiresPurpose: Bool
 
     public init(
         read: [DataCategory: ReadLevel] = [:], readFields: [String: ReadLevel] = [:], write: Set<DataCategory> = [],
-        operations: Set<Privilege> = [], consentCondition: String? = nil
+        operations: Set<Privilege> = [], consentCondition: String? = nil,
+        purposeReads: [DataCategory: [ReadLevel: Set<Purpose>]] = [:], requiresPurpose: Bool = false
     ) {
         self.read = read
         self.readFields = readFields
         self.write = write
         self.operations = operations
         self.consentCondition = consentCondition
+        self.purposeReads = purposeReads
+        self.requiresPurpose = requiresPurpose
     }
 
     public func readLevel(_ category: DataCategory) -> ReadLevel { read[category] ?? .none }
@@ -61,6 +73,8 @@ public enum Access: Sendable, Hashable {
 public enum Decision: Sendable, Hashable {
     case allow(ReadLevel)
     case deny
+    /// Allowed only for a purpose, and none was stated.
+    case noPurpose
 }
 
 /// The role → grants map. Deny by default: an unknown role, category or operation gets nothing.
@@ -72,10 +86,11 @@ public struct Policy: Sendable, Hashable {
     /// The built-in roles, used when no `--policy` file is given.
     public static let builtIn = Policy(roles: [
         "billing": RoleGrants(
-            read: [.card: .plain, .contact: .masked, .consent: .plain], write: [.card], operations: [.exists]),
+            read: [.card: .plain, .contact: .masked, .consent: .plain], write: [.card],
+            operations: [.exists, .tokenize, .detokenize]),
         "support": RoleGrants(
             read: [.contact: .plain, .card: .masked, .consent: .plain], write: [.contact, .consent],
-            operations: [.exists, .find]),
+            operations: [.exists, .find, .detokenize]),
         "admin": RoleGrants(operations: [.shred, .clients, .keys, .audit]),
         "auditor": RoleGrants(operations: [.audit]),
         // GDPR Art. 21: marketing sees a subject's name and email only while consent.marketing is yes.
@@ -86,16 +101,29 @@ public struct Policy: Sendable, Hashable {
     /// manage clients and shred, but read no data.
     static let localOperator = RoleGrants(operations: [.shred, .clients, .keys, .audit])
 
-    /// The single decision function every entry point goes through.
-    public func decide(role: String, _ access: Access) -> Decision {
+    /// The single decision function every entry point goes through. `purpose` is the one the
+    /// command stated, if any.
+    public func decide(role: String, _ access: Access, purpose: Purpose? = nil) -> Decision {
         guard let grants = roles[role] else { return .deny }
-        return Self.decide(grants, access)
+        return Self.decide(grants, access, purpose: purpose)
     }
 
-    static func decide(_ grants: RoleGrants, _ access: Access) -> Decision {
+    static func decide(_ grants: RoleGrants, _ access: Access, purpose: Purpose? = nil) -> Decision {
+        if grants.requiresPurpose && purpose == nil { return .noPurpose }
         switch access {
         case .read(let field):
-            let level = grants.readLevel(for: field)
+            var level = grants.readLevel(for: field)
+            if let byPurpose = grants.purposeReads[field.category] {
+                if let purpose {
+                    // The widest level granted for this purpose, if wider than the plain grant.
+                    for candidate in [ReadLevel.plain, .masked] where byPurpose[candidate]?.contains(purpose) == true {
+                        if level == .none || (level == .masked && candidate == .plain) { level = candidate }
+                        break
+                    }
+                } else if level == .none {
+                    return .noPurpose
+                }
+            }
             return level == .none ? .deny : .allow(level)
         case .write(let field):
             return grants.write.contains(field.category) ? .allow(.plain) : .deny
@@ -155,6 +183,26 @@ extension Policy {
                 }
                 grants.consentCondition = condition
             }
+            for (category, levels) in role.purposes ?? [:] {
+                guard let c = DataCategory(rawValue: category) else {
+                    throw VaultError(.setup, "policy file \(path): role \(name): unknown category '\(category)'")
+                }
+                for (level, purposes) in levels {
+                    guard let l = ReadLevel(rawValue: level), l != .none else {
+                        throw VaultError(
+                            .setup,
+                            "policy file \(path): role \(name): purposes: level must be plain or masked, not '\(level)'"
+                        )
+                    }
+                    for purpose in purposes {
+                        guard let p = Purpose(rawValue: purpose) else {
+                            throw VaultError(.setup, "policy file \(path): role \(name): unknown purpose '\(purpose)'")
+                        }
+                        grants.purposeReads[c, default: [:]][l, default: []].insert(p)
+                    }
+                }
+            }
+            grants.requiresPurpose = role.requiresPurpose ?? false
             for category in role.write ?? [] {
                 guard let c = DataCategory(rawValue: category) else {
                     throw VaultError(.setup, "policy file \(path): role \(name): unknown category '\(category)'")
@@ -181,9 +229,11 @@ extension Policy {
             var write: [String]?
             var requiresConsent: String?
             var operations: [String]?
+            var purposes: [String: [String: [String]]]?
+            var requiresPurpose: Bool?
 
             private enum CodingKeys: String, CodingKey, CaseIterable {
-                case read, fields, write, requiresConsent, operations
+                case read, fields, write, requiresConsent, operations, purposes, requiresPurpose
             }
 
             init(from decoder: any Decoder) throws {
@@ -195,6 +245,8 @@ extension Policy {
                 write = try container.decodeIfPresent([String].self, forKey: .write)
                 requiresConsent = try container.decodeIfPresent(String.self, forKey: .requiresConsent)
                 operations = try container.decodeIfPresent([String].self, forKey: .operations)
+                purposes = try container.decodeIfPresent([String: [String: [String]]].self, forKey: .purposes)
+                requiresPurpose = try container.decodeIfPresent(Bool.self, forKey: .requiresPurpose)
             }
         }
         var roles: [String: Role]

@@ -6,19 +6,24 @@ struct ResolvedRole {
     let name: String
     let policy: Policy
     let grants: RoleGrants
+    /// The purpose the command stated, weighed by purpose-conditioned grants.
+    var purpose: Purpose? = nil
 
     /// The one decision function, wrapped to throw `NOPERM` naming `what`.
     @discardableResult
     func require(_ access: Access, _ what: @autoclosure () -> String) throws -> ReadLevel {
         let decision: Decision
         if name == Self.operatorRole {
-            decision = Policy.decide(grants, access)
+            decision = Policy.decide(grants, access, purpose: purpose)
         } else {
-            decision = policy.decide(role: name, access)
+            decision = policy.decide(role: name, access, purpose: purpose)
         }
         switch decision {
         case .allow(let level): return level
         case .deny: throw VaultError(.noPermission, "role '\(name)' may not \(what())")
+        case .noPurpose:
+            throw VaultError(
+                .noPurpose, "role '\(name)' may \(what()) only for a stated purpose: add PURPOSE <purpose>")
         }
     }
 
@@ -59,7 +64,9 @@ extension Vault {
             {
                 throw VaultError(.noAuth, "client '\(name)' was revoked or changed since this session authenticated")
             }
-            return ResolvedRole(name: record.role, policy: policy, grants: policy.roles[record.role] ?? RoleGrants())
+            return ResolvedRole(
+                name: record.role, policy: policy, grants: policy.roles[record.role] ?? RoleGrants(),
+                purpose: caller.purpose?.purpose)
         }
     }
 

@@ -110,7 +110,8 @@ extension Vault {
         if fields.count > Self.auditedFieldNames { shown.append("(+\(fields.count - Self.auditedFieldNames) more)") }
         return AuditDraft(
             client: caller.auditName, role: "-", origin: caller.origin, command: command,
-            subject: subject.map { (try? SubjectID.validate($0)) != nil ? $0 : "(invalid)" }, fields: shown)
+            subject: subject.map { (try? SubjectID.validate($0)) != nil ? $0 : "(invalid)" }, fields: shown,
+            purpose: caller.purpose)
     }
 
     /// One command inside a group-commit batch. The command and its entry share a savepoint;

@@ -36,6 +36,7 @@ extension Vault {
             try scratch.withScratch { scratch in
                 if let wrapped = try tx.subjectKey(subject) {
                     try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)
+                    try endTokensIfCardChanges(subject, zip(fields, normalized), tx, scratch)
                 } else {
                     try tx.insertSubject(subject, key: envelope.newDEK(subject: subject, in: scratch))
                 }
@@ -89,8 +90,19 @@ extension Vault {
         Call("EXPORT", caller, subject: subject) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
-            let readable = FieldCatalogue.all.compactMap { field in (try? role.requireRead(field)).map { (field, $0) } }
-            guard !readable.isEmpty else { throw VaultError(.noPermission, "role '\(role.name)' may not EXPORT") }
+            var needsPurpose = false
+            let readable = FieldCatalogue.all.compactMap { field -> (Field, ReadGrant)? in
+                do { return (field, try role.requireRead(field)) } catch let error as VaultError {
+                    if error.code == .noPurpose { needsPurpose = true }
+                    return nil
+                } catch { return nil }
+            }
+            guard !readable.isEmpty else {
+                if needsPurpose {
+                    throw VaultError(.noPurpose, "role '\(role.name)' may EXPORT only for a stated purpose")
+                }
+                throw VaultError(.noPermission, "role '\(role.name)' may not EXPORT")
+            }
             return try readFields(subject, readable, tx, &draft).compactMap { field, value in
                 value.map { (field.name, $0) }
             }
@@ -114,7 +126,7 @@ extension Vault {
     /// Opens the requested fields under the grants given. A grant conditioned on consent answers
     /// as though the field were absent unless the subject's consent field says `yes`, and marks
     /// the audit entry `no-consent`.
-    private func readFields(
+    func readFields(
         _ subject: String, _ requested: [(Field, ReadGrant)], _ tx: any StoreReading, _ draft: inout AuditDraft
     ) throws -> [(field: Field, value: [UInt8]?)] {
         guard let wrapped = try tx.subjectKey(subject) else { return requested.map { ($0.0, nil) } }
@@ -167,6 +179,10 @@ extension Vault {
             let removed = try tx.deleteFields(subject: subject, names: fields.map(\.name))
             for kind in Set(fields.compactMap(\.indexKind)) {
                 try tx.setIndexTag(subject: subject, kind: kind.rawValue, tag: nil)
+            }
+            // A token stands for the card stored when it was made; with the card gone, it ends.
+            if fields.contains(where: { $0.name == Self.tokenizableField }) {
+                _ = try tx.deleteTokens(subject: subject)
             }
             return removed
         }

@@ -25,6 +25,8 @@ public final class Vault: Sendable {
     let lock: DataDirectoryLock?
     /// Held for the whole of a rotation or retirement, so they run one at a time.
     let keyChanges = Mutex(())
+    /// DETOKENIZE and TOKEN.REVOKE calls that named an unknown token (`unknownTokenCount`).
+    let unknownTokens = Atomic<Int>(0)
 
     private init(
         configuration: VaultConfiguration, store: any VaultStore, keys: KeyRing, lock: DataDirectoryLock?,

@@ -9,6 +9,8 @@ public struct VaultError: Error, Hashable, Sendable, CustomStringConvertible {
         case wrongPass = "WRONGPASS"
         /// The role may not do this.
         case noPermission = "NOPERM"
+        /// The role may do this only for certain purposes, and the command stated none.
+        case noPurpose = "NOPURPOSE"
         /// Bad input: a subject id, field name or value that fails validation.
         case invalid = "INVALID"
         /// The vault's key directory or data directory is not usable.

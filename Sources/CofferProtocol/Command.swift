@@ -25,6 +25,16 @@ public enum Command: Sendable, Equatable {
     case rekey(subject: String)
     case auditTail(count: Int)
     case auditVerify
+    /// `TOKENIZE <subject> <field> [FORMAT f] [REUSE]`; a nil format is the vault's default.
+    case tokenize(subject: String, field: String, format: String?, reuse: Bool)
+    case detokenize(token: [UInt8])
+    case tokenRevoke(token: [UInt8])
+    /// A data command with a trailing `PURPOSE <name> [ticket]`: the purpose travels with the
+    /// command, so it is right however a pool shares connections.
+    indirect case withPurpose(Command, purpose: String, ticket: String?)
+    /// `CLIENT.PURPOSE [<name> [ticket]]`: the connection's purpose for commands that state none
+    /// (none given: cleared).
+    case clientPurpose(purpose: String?, ticket: String?)
     /// Connection housekeeping that Redis client libraries send on connect (`CLIENT SETINFO`,
     /// `CLIENT SETNAME`, …); acknowledged so that those libraries keep working.
     case clientHousekeeping(subcommand: String, name: String?)
@@ -67,9 +77,11 @@ public enum Command: Sendable, Equatable {
 
     public var execution: Execution {
         switch self {
-        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection: .local
+        case .withPurpose(let command, _, _): command.execution
+        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection, .clientPurpose: .local
         case .hello(_, let auth, _): auth == nil ? .local : .barrier
         case .put, .get, .export, .delete, .exists, .find, .whoami: .pipelined
+        case .tokenize, .detokenize, .tokenRevoke: .pipelined
         case .auth, .shred, .clientAdd, .clientList, .clientRevoke, .clientUnlock, .keysRotate, .keysStatus,
             .keysRetire, .rekey, .auditTail, .auditVerify:
             .barrier
@@ -80,6 +92,7 @@ public enum Command: Sendable, Equatable {
     public var allowedBeforeAuth: Bool {
         switch self {
         case .auth, .hello, .ping, .quit: true
+        case .withPurpose(let command, _, _): command.allowedBeforeAuth
         default: false
         }
     }
@@ -110,6 +123,11 @@ public enum Command: Sendable, Equatable {
         case .rekey: "REKEY"
         case .auditTail: "AUDIT.TAIL"
         case .auditVerify: "AUDIT.VERIFY"
+        case .tokenize: "TOKENIZE"
+        case .detokenize: "DETOKENIZE"
+        case .tokenRevoke: "TOKEN.REVOKE"
+        case .withPurpose(let command, _, _): command.name
+        case .clientPurpose: "CLIENT.PURPOSE"
         case .clientHousekeeping: "CLIENT"
         case .commandIntrospection: "COMMAND"
         }

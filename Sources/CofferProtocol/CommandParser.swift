@@ -3,7 +3,13 @@ public enum CommandParser {
     public static func parse(_ request: RESPRequest) throws -> Command {
         guard let first = request.arguments.first else { throw CommandError("empty command") }
         let name = String(decoding: first, as: UTF8.self).uppercased()
-        let args = Array(request.arguments.dropFirst())
+        var args = Array(request.arguments.dropFirst())
+        if purposeCommands.contains(name), let (purpose, ticket, count) = trailingPurpose(args, name) {
+            args.removeLast(count)
+            let inner = try parse(RESPRequest(arguments: [first] + args))
+            if case .withPurpose = inner { throw CommandError("PURPOSE given twice") }
+            return .withPurpose(inner, purpose: purpose, ticket: ticket)
+        }
         func text(_ i: Int) -> String { String(decoding: args[i], as: UTF8.self) }
         func arity(_ valid: Bool) throws {
             if !valid { throw CommandError("wrong number of arguments for '\(name.lowercased())' command") }
@@ -86,6 +92,18 @@ public enum CommandParser {
         case "AUDIT.VERIFY":
             try arity(args.isEmpty)
             return .auditVerify
+        case "TOKENIZE":
+            try arity(args.count >= 2)
+            return try parseTokenize(args)
+        case "DETOKENIZE":
+            try arity(args.count == 1)
+            return .detokenize(token: args[0])
+        case "TOKEN.REVOKE":
+            try arity(args.count == 1)
+            return .tokenRevoke(token: args[0])
+        case "CLIENT.PURPOSE":
+            try arity(args.count <= 2)
+            return .clientPurpose(purpose: args.first.map { _ in text(0) }, ticket: args.count > 1 ? text(1) : nil)
         case "CLIENT":
             try arity(!args.isEmpty)
             let sub = text(0).uppercased()
@@ -131,6 +149,53 @@ public enum CommandParser {
             }
         }
         return .hello(version: version, auth: credentials, clientName: clientName)
+    }
+
+    /// The data commands that take a trailing `PURPOSE <name> [ticket]`.
+    static let purposeCommands: Set<String> = [
+        "PUT", "GET", "EXPORT", "DEL", "EXISTS", "FIND", "TOKENIZE", "DETOKENIZE", "TOKEN.REVOKE",
+    ]
+
+    /// A trailing `PURPOSE <name>` or `PURPOSE <name> <ticket>` (the ticket is for `other`):
+    /// the purpose, its ticket, and how many arguments it took. `PURPOSE` is never a field name,
+    /// so for every command but PUT it cannot be anything else; in a PUT it is the option only
+    /// if what is left is still subject, field, value pairs (`PUT s name PURPOSE x y` stores the
+    /// value "PURPOSE").
+    private static func trailingPurpose(_ args: [[UInt8]], _ name: String) -> (String, String?, Int)? {
+        func isKeyword(_ index: Int) -> Bool {
+            index >= 0 && String(decoding: args[index], as: UTF8.self).uppercased() == "PURPOSE"
+        }
+        func fits(_ removed: Int) -> Bool { name != "PUT" || (args.count - removed) % 2 == 1 }
+        let n = args.count
+        if isKeyword(n - 2), fits(2) {
+            return (String(decoding: args[n - 1], as: UTF8.self), nil, 2)
+        }
+        if isKeyword(n - 3), fits(3) {
+            return (String(decoding: args[n - 2], as: UTF8.self), String(decoding: args[n - 1], as: UTF8.self), 3)
+        }
+        return nil
+    }
+
+    /// `TOKENIZE <subject> <field> [FORMAT f] [REUSE]`, the options in any order, each once.
+    private static func parseTokenize(_ args: [[UInt8]]) throws -> Command {
+        var format: String?
+        var reuse = false
+        var index = 2
+        while index < args.count {
+            let option = String(decoding: args[index], as: UTF8.self).uppercased()
+            if option == "FORMAT", format == nil, index + 1 < args.count {
+                format = String(decoding: args[index + 1], as: UTF8.self).lowercased()
+                index += 2
+            } else if option == "REUSE", !reuse {
+                reuse = true
+                index += 1
+            } else {
+                throw CommandError("syntax error in TOKENIZE at '\(printable(option))' (options: FORMAT f, REUSE)")
+            }
+        }
+        return .tokenize(
+            subject: String(decoding: args[0], as: UTF8.self), field: String(decoding: args[1], as: UTF8.self),
+            format: format, reuse: reuse)
     }
 
     /// Echoes user input into an error safely: control characters replaced, length capped.

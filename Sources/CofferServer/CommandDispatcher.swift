@@ -78,6 +78,14 @@ struct CommandDispatcher: Sendable {
             }
         case .commandIntrospection:
             return Reply(value: .array([]))
+        case .clientPurpose(let name, let ticket):
+            guard let name else { return Reply(value: .simpleString("OK"), update: SessionUpdate(purpose: .some(nil))) }
+            do {
+                let purpose = try AccessPurpose(name: name, ticket: ticket)
+                return Reply(value: .simpleString("OK"), update: SessionUpdate(purpose: .some(purpose)))
+            } catch {
+                return Reply(value: .error("\(error)"))
+            }
         default:
             return Reply(value: .error("ERR internal error"))
         }
@@ -88,14 +96,23 @@ struct CommandDispatcher: Sendable {
         _ command: Command, session: Session, on executor: any CompletionExecutor,
         completion: @escaping @Sendable (Reply) -> Void
     ) {
-        let caller = session.caller
+        var caller = session.caller
+        var unwrapped = command
+        // A purpose stated on the command wins over the connection's.
+        if case .withPurpose(let inner, let name, let ticket) = command {
+            do { caller.purpose = try AccessPurpose(name: name, ticket: ticket) } catch {
+                completion(Reply(value: .error("\(error)")))
+                return
+            }
+            unwrapped = inner
+        }
         let logger = self.logger
         func go<T: Sendable>(_ call: Call<T>, _ reply: @escaping @Sendable (T) -> RESPValue) {
             vault.submit(call, on: executor) { result in
                 completion(Self.reply(result.map(reply).mapError { $0 }, command: command, logger: logger))
             }
         }
-        switch command {
+        switch unwrapped {
         case .put(let subject, let values):
             go(vault.putCall(subject: subject, values: values.map { ($0.field, $0.value) }, as: caller)) {
                 .integer($0)
@@ -118,6 +135,21 @@ struct CommandDispatcher: Sendable {
                 return
             }
             go(vault.findCall(kind, value: value, as: caller)) { .array($0.map(RESPValue.bulk)) }
+        case .tokenize(let subject, let field, let formatName, let reuse):
+            guard let format = formatName.map(CardToken.Format.init(rawValue:)) ?? .last4 else {
+                let names = CardToken.Format.allCases.map(\.rawValue).joined(separator: ", ")
+                completion(Reply(value: .error("ERR TOKENIZE FORMAT takes \(names), not '\(formatName!.prefix(32))'")))
+                return
+            }
+            go(vault.tokenizeCall(subject: subject, field: field, format: format, reuse: reuse, as: caller)) {
+                $0.map(RESPValue.bulk) ?? .null
+            }
+        case .detokenize(let token):
+            go(vault.detokenizeCall(token, as: caller)) {
+                $0.map { .array([.bulk($0.subject), .bulkString($0.value)]) } ?? .null
+            }
+        case .tokenRevoke(let token):
+            go(vault.revokeTokenCall(token, as: caller)) { .integer($0 ? 1 : 0) }
         case .whoami:
             let name = session.client ?? "-"
             go(vault.whoamiCall(as: caller)) { .array([.bulk(name), .bulk($0)]) }

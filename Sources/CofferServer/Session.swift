@@ -13,6 +13,8 @@ struct Session: Sendable {
     /// The name a library gave the connection (`CLIENT SETNAME`, `HELLO … SETNAME`).
     var connectionName: String?
     var protocolVersion = 2
+    /// `CLIENT.PURPOSE`: the purpose of commands that state none.
+    var purpose: AccessPurpose?
 
     init(id: Int, origin: String, peer: String) {
         self.id = id
@@ -23,7 +25,9 @@ struct Session: Sendable {
     var isAuthenticated: Bool { client != nil }
 
     var caller: Caller {
-        client.map { .client($0, origin: origin, binding: binding) } ?? .anonymous(origin: origin)
+        var caller: Caller = client.map { .client($0, origin: origin, binding: binding) } ?? .anonymous(origin: origin)
+        caller.purpose = purpose
+        return caller
     }
 }
 
@@ -34,6 +38,8 @@ struct SessionUpdate: Sendable {
     var deauthenticated = false
     var protocolVersion: Int?
     var connectionName: String?
+    /// `CLIENT.PURPOSE`: `.some(nil)` clears the connection's purpose.
+    var purpose: AccessPurpose??
 
     func apply(to session: inout Session) {
         if let authenticated {
@@ -44,6 +50,9 @@ struct SessionUpdate: Sendable {
             session.client = nil
             session.binding = nil
         }
+        // A new identity starts without the previous one's purpose.
+        if authenticated != nil || deauthenticated { session.purpose = nil }
+        if let purpose { session.purpose = purpose }
         if let protocolVersion { session.protocolVersion = protocolVersion }
         if let connectionName { session.connectionName = connectionName }
     }

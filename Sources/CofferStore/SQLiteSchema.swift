@@ -113,6 +113,33 @@ enum SQLiteSchema {
             try db.execute(
                 sql: "ALTER TABLE field ADD COLUMN write_seq INTEGER CHECK (write_seq IS NULL OR write_seq > 0)")
         }
+        migrator.registerMigration("v6-card-tokens") { db in
+            // A token is stored only as a keyed hash (BLAKE2b under a key from the key directory),
+            // the lookup key of DETOKENIZE; `sealed` is the token itself encrypted, so that REUSE
+            // can hand it out again. A token is unique across the vault (the hash is the primary
+            // key) and dies with its subject (SHRED) or its card (a new or deleted card.pan).
+            try db.execute(
+                sql: """
+                    CREATE TABLE token (
+                        hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),
+                        subject_id TEXT NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        field TEXT NOT NULL CHECK (field = 'card.pan'),
+                        format TEXT NOT NULL CHECK (format IN ('last4', 'luhn9', 'opaque')),
+                        sealed BLOB NOT NULL CHECK (length(sealed) > 40),
+                        created_seq INTEGER NOT NULL CHECK (created_seq > 0)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX token_subject ON token(subject_id, format, created_seq);
+                    """)
+        }
+        migrator.registerMigration("v7-audit-purpose") { db in
+            // Why each command was made (purpose limitation), and the ticket of purpose `other`.
+            // NULL in entries written before: their MAC input stays the v1 form.
+            try db.execute(
+                sql: """
+                    ALTER TABLE audit ADD COLUMN purpose TEXT CHECK (purpose IS NULL OR length(purpose) BETWEEN 1 AND 32);
+                    ALTER TABLE audit ADD COLUMN ticket TEXT CHECK (ticket IS NULL OR length(ticket) BETWEEN 1 AND 64);
+                    """)
+        }
         return migrator
     }
 

@@ -226,13 +226,14 @@ struct SQLiteTransaction: StoreWriting {
         return head
     }
 
-    private static let auditColumns = "seq, at, client, role, origin, command, subject, fields, outcome, mac"
+    private static let auditColumns =
+        "seq, at, client, role, origin, command, subject, fields, outcome, mac, purpose, ticket"
 
     private static func auditRecord(_ row: Row) -> AuditRecord {
         let mac: Data = row[9]
         return AuditRecord(
             seq: row[0], at: row[1], client: row[2], role: row[3], origin: row[4], command: row[5], subject: row[6],
-            fields: row[7], outcome: row[8], mac: [UInt8](mac))
+            fields: row[7], outcome: row[8], mac: [UInt8](mac), purpose: row[10], ticket: row[11])
     }
 
     func auditRecords(after: Int64, limit: Int) throws -> [AuditRecord] {
@@ -249,10 +250,10 @@ struct SQLiteTransaction: StoreWriting {
 
     func appendAudit(_ record: AuditRecord) throws {
         let statement = try db.cachedStatement(
-            sql: "INSERT INTO audit (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            sql: "INSERT INTO audit (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         try statement.execute(arguments: [
             record.seq, record.at, record.client, record.role, record.origin, record.command, record.subject,
-            record.fields, record.outcome, Data(record.mac),
+            record.fields, record.outcome, Data(record.mac), record.purpose, record.ticket,
         ])
         // Only the entry just inserted can be the head: the chain appends in `seq` order.
         memo.lastAudit = .some((record.seq, record.mac))
@@ -366,6 +367,7 @@ struct SQLiteTransaction: StoreWriting {
         // change forgot a cascade.
         try db.execute(sql: "DELETE FROM field WHERE subject_id = ?", arguments: [subject])
         try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ?", arguments: [subject])
+        try db.execute(sql: "DELETE FROM token WHERE subject_id = ?", arguments: [subject])
         try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject])
         return db.changesCount > 0
     }

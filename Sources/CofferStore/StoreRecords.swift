@@ -64,11 +64,17 @@ public struct AuditRecord: Sendable, Hashable {
     public var fields: String
     public var outcome: String
     public var mac: [UInt8]
+    /// Why the command was made, if it said (nil in every entry written before purposes existed).
+    public var purpose: String?
+    /// The ticket of purpose `other`.
+    public var ticket: String?
 
     public init(
         seq: Int64, at: String, client: String, role: String, origin: String, command: String, subject: String?,
-        fields: String, outcome: String, mac: [UInt8]
+        fields: String, outcome: String, mac: [UInt8], purpose: String? = nil, ticket: String? = nil
     ) {
+        self.purpose = purpose
+        self.ticket = ticket
         self.seq = seq
         self.at = at
         self.client = client
@@ -96,4 +102,25 @@ public struct KEKRecord: Sendable, Hashable {
     public var state: KEKState
     public var createdAt: Double
     public var retiredAt: Double?
+}
+
+/// A card token as stored: never the token itself, only its keyed hash (the lookup key) and the
+/// token sealed under a key from the key directory.
+public struct TokenRecord: Sendable, Hashable {
+    public var hash: [UInt8]
+    public var subject: String
+    public var field: String
+    public var format: String
+    public var sealed: [UInt8]
+    /// The audit sequence number of the TOKENIZE that made it; the seal is bound to it.
+    public var createdSeq: Int64
+
+    public init(hash: [UInt8], subject: String, field: String, format: String, sealed: [UInt8], createdSeq: Int64) {
+        self.hash = hash
+        self.subject = subject
+        self.field = field
+        self.format = format
+        self.sealed = sealed
+        self.createdSeq = createdSeq
+    }
 }

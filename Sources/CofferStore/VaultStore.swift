@@ -79,6 +79,10 @@ public protocol StoreReading {
     func dekCounts() throws -> [UInt32: Int]
     /// Up to `limit` subjects whose DEK is wrapped under a version other than `version`.
     func subjectsNotWrapped(under version: UInt32, limit: Int) throws -> [(subject: String, key: WrappedKey)]
+    /// The token stored under the keyed hash `hash`, if any.
+    func token(hash: [UInt8]) throws -> TokenRecord?
+    /// The subject's newest token of `format`, if it has one.
+    func newestToken(subject: String, format: String) throws -> TokenRecord?
 }
 
 public protocol StoreWriting: StoreReading {
@@ -106,4 +110,10 @@ public protocol StoreWriting: StoreReading {
     /// Forgets the pending `version` (its rotation failed before any data key could use it).
     func deletePendingKEK(_ version: UInt32) throws
     func retireKEK(_ version: UInt32, at time: Double) throws
+    /// Stores a token (its keyed hash and its sealed form); throws if the hash is taken.
+    func insertToken(_ token: TokenRecord) throws
+    /// Deletes the token stored under `hash`; false if there was none.
+    func deleteToken(hash: [UInt8]) throws -> Bool
+    /// Deletes every token of the subject; returns how many there were.
+    func deleteTokens(subject: String) throws -> Int
 }

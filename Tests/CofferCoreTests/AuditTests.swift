@@ -197,7 +197,7 @@ import Testing
             """
             UPDATE audit SET seq = seq + 1000000 WHERE seq >= 4;
             UPDATE audit SET seq = seq - 999999 WHERE seq >= 1000000;
-            INSERT INTO audit SELECT 4, at, client, role, origin, command, subject, fields, outcome, mac FROM audit WHERE seq = 3
+            INSERT INTO audit (seq, at, client, role, origin, command, subject, fields, outcome, mac) SELECT 4, at, client, role, origin, command, subject, fields, outcome, mac FROM audit WHERE seq = 3
             """, expect: 4)
     }
 

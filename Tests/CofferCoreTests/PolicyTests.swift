@@ -17,7 +17,8 @@ import Testing
         "billing": [.card], "support": [.contact, .consent], "admin": [], "auditor": [],
     ]
     static let expectedOperations: [String: Set<Privilege>] = [
-        "billing": [.exists], "support": [.exists, .find], "admin": [.shred, .clients, .keys, .audit],
+        "billing": [.exists, .tokenize, .detokenize], "support": [.exists, .find, .detokenize],
+        "admin": [.shred, .clients, .keys, .audit],
         "auditor": [.audit],
     ]
 
@@ -97,6 +98,9 @@ import Testing
             (.keys, { _ = try t.vault.rekey(subject: "s", as: probe) }),
             (.audit, { _ = try t.vault.auditTail(5, as: probe) }),
             (.audit, { _ = try t.vault.verifyAudit(as: probe) }),
+            (.tokenize, { _ = try t.vault.tokenize(subject: "s", field: "card.pan", as: probe) }),
+            (.tokenize, { _ = try t.vault.revokeToken(Array("tok_unknown".utf8), as: probe) }),
+            (.detokenize, { _ = try t.vault.detokenize(Array("tok_unknown".utf8), as: probe) }),
         ]
         for (operation, call) in checks {
             if ops.contains(operation) {
@@ -142,7 +146,7 @@ import Testing
     @Test(arguments: [
         (
             #"{"roles":{"marketing":{"fields":{"name":"plain"},"requireConsent":"consent.marketing"}}}"#,
-            "unknown key 'requireConsent' in role 'marketing' (known: fields, operations, read, requiresConsent, write)"
+            "unknown key 'requireConsent' in role 'marketing' (known: fields, operations, purposes, read, requiresConsent, requiresPurpose, write)"
         ),
         (#"{"roles":{},"role":{}}"#, "unknown key 'role' in the top level (known: roles)"),
         (

@@ -40,4 +40,28 @@ import Testing
         #expect(status == 0, "\(output)")
         #expect(output.contains("redis-py: 24 passed, 0 failed"), "\(output)")
     }
+
+    /// Purposes through redis-py pipelines, under a policy that conditions support's contact
+    /// reads on the purpose and makes an analyst role state one.
+    @Test func redisPyPurposes() throws {
+        let policy = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-purposes-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: policy) }
+        try Data(
+            #"""
+            {"roles": {
+              "support": {"read": {"contact": "masked", "card": "masked", "consent": "plain"},
+                          "purposes": {"contact": {"plain": ["support", "subject-request"]}},
+                          "write": ["contact", "consent"], "operations": ["exists", "find"]},
+              "analyst": {"read": {"contact": "masked"}, "requiresPurpose": true},
+              "admin": {"operations": ["shred", "clients", "keys", "audit"]}
+            }}
+            """#.utf8
+        ).write(to: policy)
+        let server = try TestServer(extraArguments: ["--policy", policy.path])
+        let (status, output) = try run(
+            "python3",
+            [Self.scripts.appendingPathComponent("redis_py_purposes.py").path, server.socketPath, server.adminSecret])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("redis-py purposes: 16 passed, 0 failed"), "\(output)")
+    }
 }

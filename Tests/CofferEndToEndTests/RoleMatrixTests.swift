@@ -15,7 +15,7 @@ import Testing
         "billing": ["card"], "support": ["contact", "consent"], "admin": [], "auditor": [],
     ]
     static let operations: [String: Set<String>] = [
-        "billing": ["EXISTS"], "support": ["EXISTS", "FIND"],
+        "billing": ["EXISTS", "TOKENIZE", "TOKEN.REVOKE", "DETOKENIZE"], "support": ["EXISTS", "FIND", "DETOKENIZE"],
         "admin": [
             "SHRED", "CLIENT.ADD", "CLIENT.LIST", "CLIENT.REVOKE", "KEYS.STATUS", "REKEY", "AUDIT.TAIL", "AUDIT.VERIFY",
         ],
@@ -70,11 +70,26 @@ import Testing
             Issue.record("\(role) EXPORT: \(export)")
         }
 
+        // A token billing made answers each role at its read level of card.pan, or NOPERM.
+        guard case .bulk(let token) = try billing.call("TOKENIZE", "s", "card.pan", "FORMAT", "luhn9") else {
+            Issue.record("billing TOKENIZE")
+            return
+        }
+        let detokenized = try probe.call("DETOKENIZE", token)
+        switch Self.read[role]!["card"] ?? .none {
+        case .none: #expect(denied(detokenized), "\(role) DETOKENIZE: \(detokenized)")
+        case .plain: #expect(detokenized == .array([.bulk("s"), .bulk("4111111111111111")]), "\(role) DETOKENIZE")
+        case .masked: #expect(detokenized == .array([.bulk("s"), .bulk("************1111")]), "\(role) DETOKENIZE")
+        }
+
         let commands: [(String, [String])] = [
             ("EXISTS", ["EXISTS", "s"]), ("FIND", ["FIND", "email", "jane@example.com"]),
             ("CLIENT.LIST", ["CLIENT.LIST"]), ("CLIENT.ADD", ["CLIENT.ADD", "extra", "auditor"]),
             ("CLIENT.REVOKE", ["CLIENT.REVOKE", "extra"]), ("KEYS.STATUS", ["KEYS.STATUS"]), ("REKEY", ["REKEY", "s"]),
-            ("AUDIT.TAIL", ["AUDIT.TAIL", "3"]), ("AUDIT.VERIFY", ["AUDIT.VERIFY"]), ("SHRED", ["SHRED", "s"]),
+            ("AUDIT.TAIL", ["AUDIT.TAIL", "3"]), ("AUDIT.VERIFY", ["AUDIT.VERIFY"]),
+            ("TOKENIZE", ["TOKENIZE", "s", "card.pan", "FORMAT", "opaque"]),
+            ("TOKEN.REVOKE", ["TOKEN.REVOKE", "tok_unknown"]), ("DETOKENIZE", ["DETOKENIZE", "tok_unknown"]),
+            ("SHRED", ["SHRED", "s"]),
         ]
         for (name, words) in commands {
             let reply = try probe.call(words.map { Array($0.utf8) })

@@ -54,6 +54,55 @@ import Testing
         } throws: { ($0 as? CommandError)?.message.contains("wrong number of arguments") == true }
     }
 
+    @Test func tokenizeTakesFormatAndReuseInAnyOrderOnce() throws {
+        #expect(
+            try parse("tokenize", "s", "card.pan")
+                == .tokenize(subject: "s", field: "card.pan", format: nil, reuse: false))
+        #expect(
+            try parse("TOKENIZE", "s", "card.pan", "reuse", "format", "LUHN9")
+                == .tokenize(subject: "s", field: "card.pan", format: "luhn9", reuse: true))
+        #expect(try parse("DETOKENIZE", "tok_x") == .detokenize(token: Array("tok_x".utf8)))
+        #expect(try parse("token.revoke", "tok_x") == .tokenRevoke(token: Array("tok_x".utf8)))
+        for words in [["s", "card.pan", "FORMAT"], ["s", "card.pan", "REUSE", "REUSE"], ["s", "card.pan", "X"]] {
+            #expect {
+                _ = try CommandParser.parse(RESPRequest(arguments: (["TOKENIZE"] + words).map { Array($0.utf8) }))
+            } throws: { ($0 as? CommandError)?.message.hasPrefix("syntax error in TOKENIZE") == true }
+        }
+        #expect(throws: CommandError.self) { _ = try parse("TOKENIZE", "s") }
+        #expect(throws: CommandError.self) { _ = try parse("DETOKENIZE") }
+    }
+
+    @Test func aTrailingPurposeWrapsDataCommands() throws {
+        #expect(
+            try parse("GET", "s", "name", "purpose", "support")
+                == .withPurpose(.get(subject: "s", fields: ["name"]), purpose: "support", ticket: nil))
+        #expect(
+            try parse("EXPORT", "s", "PURPOSE", "other", "INC-1")
+                == .withPurpose(.export(subject: "s"), purpose: "other", ticket: "INC-1"))
+        #expect(
+            try parse("PUT", "s", "name", "J", "PURPOSE", "support")
+                == .withPurpose(
+                    .put(subject: "s", values: [.init(field: "name", value: Array("J".utf8))]), purpose: "support",
+                    ticket: nil))
+        // In a PUT, "PURPOSE" followed by a field and value is a value, not the option.
+        #expect(
+            try parse("PUT", "s", "name", "PURPOSE", "email", "a@b.co")
+                == .put(
+                    subject: "s",
+                    values: [
+                        .init(field: "name", value: Array("PURPOSE".utf8)),
+                        .init(field: "email", value: Array("a@b.co".utf8)),
+                    ]))
+        #expect(throws: CommandError("PURPOSE given twice")) {
+            _ = try parse("GET", "s", "n", "PURPOSE", "a", "PURPOSE", "b")
+        }
+        #expect(try parse("CLIENT.PURPOSE", "fraud") == .clientPurpose(purpose: "fraud", ticket: nil))
+        #expect(try parse("CLIENT.PURPOSE") == .clientPurpose(purpose: nil, ticket: nil))
+        #expect(try parse("GET", "s", "n", "PURPOSE", "x").execution == .pipelined)
+        #expect(throws: CommandError.self) { _ = try parse("GET", "s", "PURPOSE", "support") }
+        #expect(throws: CommandError.self) { _ = try parse("SHRED", "s", "PURPOSE", "support") }
+    }
+
     @Test func unknownCommandsAreNamed() {
         #expect {
             _ = try parse("FLUSHALL")
