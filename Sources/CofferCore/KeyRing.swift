@@ -9,12 +9,19 @@ public final class KeyRing: Sendable {
     let indexKey: SymmetricKey
     let authKey: SymmetricKey
     let auditKey: SymmetricKey
+    /// The root key the key files are sealed under, if the key directory is sealed: a rotation
+    /// writes its new KEK sealed under it.
+    let root: RootKey?
 
-    init(keks: [UInt32: SymmetricKey], indexKey: SymmetricKey, authKey: SymmetricKey, auditKey: SymmetricKey) {
+    init(
+        keks: [UInt32: SymmetricKey], indexKey: SymmetricKey, authKey: SymmetricKey, auditKey: SymmetricKey,
+        root: RootKey? = nil
+    ) {
         self.state = Mutex((keks, keks.keys.max() ?? 0))
         self.indexKey = indexKey
         self.authKey = authKey
         self.auditKey = auditKey
+        self.root = root
     }
 
     /// New and rewrapped DEKs are wrapped under this version.

@@ -73,7 +73,7 @@ public final class Vault: Sendable {
             throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
         }
         let databasePath = configuration.databasePath
-        let keys = try KeyDirectory.load(from: configuration.keyDirectory)
+        let keys = try KeyDirectory.load(from: configuration.keyDirectory, root: configuration.root)
         let store = try storageCall {
             try SQLiteStore(path: databasePath, durability: configuration.durability, create: false)
         }
@@ -107,6 +107,42 @@ public final class Vault: Sendable {
         _ configuration: VaultConfiguration, adminName: String = "admin",
         logger: Logger = Logger(label: "coffer.vault")
     ) throws -> String {
+        try initialize(configuration, adminName: adminName, manifest: nil, logger: logger)
+    }
+
+    /// Creates a new vault whose key directory is sealed under a fresh root key R, split into
+    /// `shares` Shamir shares of which `threshold` unseal it. Returns the admin's secret and the
+    /// shares' text, which exist nowhere else: R is dropped when this returns. A threshold of 1
+    /// (dev mode, where one share is R itself) is allowed only with a single share.
+    public static func initializeSealed(
+        _ configuration: VaultConfiguration, shares: Int, threshold: Int, adminName: String = "admin",
+        logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> (adminSecret: String, shares: [String]) {
+        guard (1...Shamir.maximumShares).contains(shares) else {
+            throw VaultError(.invalid, "--shares must be between 1 and \(Shamir.maximumShares), not \(shares)")
+        }
+        guard (1...shares).contains(threshold) else {
+            throw VaultError(.invalid, "--threshold must be between 1 and --shares (\(shares)), not \(threshold)")
+        }
+        guard threshold >= 2 || shares == 1 else {
+            throw VaultError(
+                .invalid,
+                "a threshold of 1 gives every share the whole root key; it is allowed only for a dev vault with --shares 1"
+            )
+        }
+        let root = try RootKey(key: SymmetricKey.random(), generation: 1)
+        let split = try root.key.withUnsafeBytes { try Shamir.split($0, shares: shares, threshold: threshold) }
+        let manifest = try SealManifest(root: root, threshold: threshold, shares: split)
+        let texts = try split.map { try ShareText.encode($0, generation: root.generation) }
+        var sealed = configuration
+        sealed.root = root
+        let secret = try initialize(sealed, adminName: adminName, manifest: manifest, logger: logger)
+        return (secret, texts)
+    }
+
+    private static func initialize(
+        _ configuration: VaultConfiguration, adminName: String, manifest: SealManifest?, logger: Logger
+    ) throws -> String {
         try checkSeparate(configuration)
         let databasePath = configuration.databasePath
         if FileManager.default.fileExists(atPath: databasePath) {
@@ -124,9 +160,9 @@ public final class Vault: Sendable {
                 [lock.path]
                 + [
                     KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
-                    KeyDirectory.auditKeyFile,
+                    KeyDirectory.auditKeyFile, SealManifest.fileName,
                 ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
-            try KeyDirectory.create(at: configuration.keyDirectory)
+            try KeyDirectory.create(at: configuration.keyDirectory, root: configuration.root, manifest: manifest)
             created += [databasePath, databasePath + "-wal", databasePath + "-shm"]
             let store = try storageCall { try SQLiteStore(path: databasePath, durability: configuration.durability) }
             try storageCall { try store.close() }

@@ -17,6 +17,9 @@ public struct VaultConfiguration: Sendable {
     /// Most KEK versions alive (not retired) at once; `KEYS.ROTATE` past it is refused until old
     /// versions are retired. Each costs a page of locked memory and four mappings (guard pages).
     public var maximumLiveKEKVersions: Int
+    /// The root key of a sealed key directory, once unsealed; nil for an unsealed (raw) one.
+    /// A sealed directory does not open without it.
+    public var root: RootKey?
 
     public init(
         dataDirectory: String,
@@ -25,7 +28,8 @@ public struct VaultConfiguration: Sendable {
         durability: SQLiteStore.Durability = .full,
         maximumFailedLogins: Int = 10,
         lockoutSeconds: Double = 30 * 60,
-        maximumLiveKEKVersions: Int = 64
+        maximumLiveKEKVersions: Int = 64,
+        root: RootKey? = nil
     ) {
         self.dataDirectory = dataDirectory
         self.keyDirectory = keyDirectory
@@ -34,6 +38,7 @@ public struct VaultConfiguration: Sendable {
         self.maximumFailedLogins = maximumFailedLogins
         self.lockoutSeconds = lockoutSeconds
         self.maximumLiveKEKVersions = maximumLiveKEKVersions
+        self.root = root
     }
 
     var databasePath: String { KeyDirectory.path(dataDirectory, SQLiteStore.fileName) }
