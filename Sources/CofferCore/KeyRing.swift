@@ -29,10 +29,12 @@ public final class KeyRing: Sendable {
 
     public var kekVersions: [UInt32] { state.withLock { $0.keks.keys.sorted() } }
 
-    /// How many keys could not be locked out of swap (`RLIMIT_MEMLOCK` too small).
+    /// How many keys (the root key of a sealed directory included) could not be locked out of
+    /// swap (`RLIMIT_MEMLOCK` too small).
     var unlockedKeyCount: Int {
         let keks = state.withLock { $0.keks.values.filter { !$0.isLockedInMemory }.count }
-        return keks + [indexKey, authKey, auditKey].filter { !$0.isLockedInMemory }.count
+        let root = root.map { $0.key.isLockedInMemory ? 0 : 1 } ?? 0
+        return keks + root + [indexKey, authKey, auditKey].filter { !$0.isLockedInMemory }.count
     }
 
     func kek(version: UInt32) throws -> SymmetricKey {

@@ -26,6 +26,11 @@ public struct SealManifest: Sendable, Equatable {
 
     public var shareCount: Int { shareDigests.count }
 
+    /// The manifest of a sealed key directory; nil if the directory is not sealed.
+    public static func load(keyDirectory: String) throws -> SealManifest? {
+        try KeyDirectory.manifest(in: keyDirectory)
+    }
+
     /// A manifest for fresh shares of `root`.
     init(root: RootKey, threshold: Int, shares: [KeyShare]) throws {
         self.generation = root.generation

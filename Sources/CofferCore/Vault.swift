@@ -25,14 +25,19 @@ public final class Vault: Sendable {
     let lock: DataDirectoryLock?
     /// Held for the whole of a rotation or retirement, so they run one at a time.
     let keyChanges = Mutex(())
+    /// False when the lock is lent by a sealed server, which keeps the data directory across
+    /// SEAL and UNSEAL while vaults come and go.
+    let releasesLock: Bool
 
     private init(
-        configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, lock: DataDirectoryLock?, logger: Logger
+        configuration: VaultConfiguration, store: SQLiteStore, keys: KeyRing, lock: DataDirectoryLock?,
+        releasesLock: Bool = true, logger: Logger
     ) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
         self.lock = lock
+        self.releasesLock = releasesLock
         self.envelope = Envelope(keys: keys)
         self.audit = AuditLog(key: keys.auditKey)
         self.committer = GroupCommitter(store: store)
@@ -65,15 +70,26 @@ public final class Vault: Sendable {
         return try open(configuration, lock: lock, logger: logger)
     }
 
+    /// Opens a vault with the data directory's lock that a sealed server took at start and
+    /// keeps: closing this vault (SEAL) leaves the lock with the server.
+    public static func open(
+        _ configuration: VaultConfiguration, borrowing lock: DataDirectoryLock,
+        logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> Vault {
+        try open(configuration, lock: lock, releasesLock: false, logger: logger)
+    }
+
     /// The same, with the lock (or none) in hand: `initialize` holds it from before the
     /// database exists.
-    static func open(_ configuration: VaultConfiguration, lock: DataDirectoryLock?, logger: Logger) throws -> Vault {
+    static func open(
+        _ configuration: VaultConfiguration, lock: DataDirectoryLock?, releasesLock: Bool = true, logger: Logger
+    ) throws -> Vault {
         try checkOpenable(configuration)
         if let lock, lock.path != DataDirectoryLock.path(in: configuration.dataDirectory) {
             throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
         }
         let databasePath = configuration.databasePath
-        let keys = try KeyDirectory.load(from: configuration.keyDirectory, root: configuration.root)
+        let keys = try KeyDirectory.load(from: configuration.keyDirectory, root: configuration.rootKey())
         let store = try storageCall {
             try SQLiteStore(path: databasePath, durability: configuration.durability, create: false)
         }
@@ -95,7 +111,9 @@ public final class Vault: Sendable {
         logger.info(
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
-        let vault = Vault(configuration: configuration, store: store, keys: keys, lock: lock, logger: logger)
+        let vault = Vault(
+            configuration: configuration, store: store, keys: keys, lock: lock, releasesLock: releasesLock,
+            logger: logger)
         if store.clientMACsNeeded { try Vault.addMissingRecordMACs(vault) }
         return vault
     }
@@ -236,7 +254,7 @@ public final class Vault: Sendable {
     /// Closes the database cleanly (checkpointing the WAL).
     public func close() throws {
         committer.stop()
-        defer { lock?.release() }
+        defer { if releasesLock { lock?.release() } }
         try Self.storageCall { try store.close() }
     }
 
@@ -256,11 +274,12 @@ public final class Vault: Sendable {
     deinit {
         committer.stop()
         try? store.close()
-        lock?.release()
+        if releasesLock { lock?.release() }
     }
 
-    /// A vault exists at the data directory, which is writable and apart from the keys.
-    static func checkOpenable(_ configuration: VaultConfiguration) throws {
+    /// A vault exists at the data directory, which is writable and apart from the keys. Public
+    /// so a sealed server checks it at start, before it waits for the shares.
+    public static func checkOpenable(_ configuration: VaultConfiguration) throws {
         try checkSeparate(configuration)
         guard FileManager.default.fileExists(atPath: configuration.databasePath) else {
             throw VaultError(

@@ -20,6 +20,10 @@ public struct VaultConfiguration: Sendable {
     /// The root key of a sealed key directory, once unsealed; nil for an unsealed (raw) one.
     /// A sealed directory does not open without it.
     public var root: RootKey?
+    /// Asked for the root key when the key directory turns out to be sealed and `root` is nil
+    /// (the CLI reads a dev share file or asks the share holders at the terminal). It is called
+    /// only when the vault is opened, so commands that go through a running server never ask.
+    public var unsealer: (@Sendable (SealManifest) throws -> RootKey)?
 
     public init(
         dataDirectory: String,
@@ -42,4 +46,12 @@ public struct VaultConfiguration: Sendable {
     }
 
     var databasePath: String { KeyDirectory.path(dataDirectory, SQLiteStore.fileName) }
+
+    /// The root key to open the key directory with: the one given, or, for a sealed directory,
+    /// the unsealer's; nil for a directory that is not sealed.
+    func rootKey() throws -> RootKey? {
+        if let root { return root }
+        guard let unsealer, let manifest = try KeyDirectory.manifest(in: keyDirectory) else { return nil }
+        return try unsealer(manifest)
+    }
 }

@@ -25,6 +25,14 @@ public enum Command: Sendable, Equatable {
     case rekey(subject: String)
     case auditTail(count: Int)
     case auditVerify
+    /// `SEAL.STATUS`: sealed or not, the threshold, shares entered. Answered sealed or not.
+    case sealStatus
+    /// `UNSEAL <share>`: one key share towards unsealing the vault.
+    case unseal(share: String)
+    /// `UNSEAL RESET`: forgets the shares entered so far.
+    case unsealReset
+    /// `SEAL`: drops every key from memory; the server goes on listening, sealed.
+    case seal
     /// Connection housekeeping that Redis client libraries send on connect (`CLIENT SETINFO`,
     /// `CLIENT SETNAME`, …); acknowledged so that those libraries keep working.
     case clientHousekeeping(subcommand: String, name: String?)
@@ -67,11 +75,11 @@ public enum Command: Sendable, Equatable {
 
     public var execution: Execution {
         switch self {
-        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection: .local
+        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection, .sealStatus, .unsealReset: .local
         case .hello(_, let auth, _): auth == nil ? .local : .barrier
         case .put, .get, .export, .delete, .exists, .find, .whoami: .pipelined
         case .auth, .shred, .clientAdd, .clientList, .clientRevoke, .clientUnlock, .keysRotate, .keysStatus,
-            .keysRetire, .rekey, .auditTail, .auditVerify:
+            .keysRetire, .rekey, .auditTail, .auditVerify, .unseal, .seal:
             .barrier
         }
     }
@@ -79,7 +87,9 @@ public enum Command: Sendable, Equatable {
     /// True for the commands an unauthenticated connection may run.
     public var allowedBeforeAuth: Bool {
         switch self {
-        case .auth, .hello, .ping, .quit: true
+        // The holders of key shares are people, not clients: while the vault is sealed there
+        // is no auth key to check a client's secret with.
+        case .auth, .hello, .ping, .quit, .sealStatus, .unseal, .unsealReset: true
         default: false
         }
     }
@@ -110,6 +120,9 @@ public enum Command: Sendable, Equatable {
         case .rekey: "REKEY"
         case .auditTail: "AUDIT.TAIL"
         case .auditVerify: "AUDIT.VERIFY"
+        case .sealStatus: "SEAL.STATUS"
+        case .unseal, .unsealReset: "UNSEAL"
+        case .seal: "SEAL"
         case .clientHousekeeping: "CLIENT"
         case .commandIntrospection: "COMMAND"
         }

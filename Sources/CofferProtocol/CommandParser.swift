@@ -86,6 +86,17 @@ public enum CommandParser {
         case "AUDIT.VERIFY":
             try arity(args.isEmpty)
             return .auditVerify
+        case "SEAL.STATUS":
+            try arity(args.isEmpty)
+            return .sealStatus
+        case "UNSEAL":
+            try arity(args.count == 1)
+            // No share is the word RESET: shares begin with `coffer-share-`.
+            if text(0).uppercased() == "RESET" { return .unsealReset }
+            return .unseal(share: text(0))
+        case "SEAL":
+            try arity(args.isEmpty)
+            return .seal
         case "CLIENT":
             try arity(!args.isEmpty)
             let sub = text(0).uppercased()

@@ -12,7 +12,7 @@ import NIOPosix
 /// Local commands answer at once; pipelined ones are submitted to the vault's group committer
 /// and complete on the connection's executor; barriers run on the worker pool.
 struct CommandDispatcher: Sendable {
-    let vault: Vault
+    let vaults: VaultHandle
     /// AUTH, SHRED, CLIENT.*, KEYS.*, REKEY.
     let threadPool: NIOThreadPool
     /// The long reads (AUDIT.TAIL, AUDIT.VERIFY), apart, so that auditors looping them queue
@@ -21,6 +21,17 @@ struct CommandDispatcher: Sendable {
     let logger: Logger
 
     static let version = "0.1.0"
+
+    init(vaults: VaultHandle, threadPool: NIOThreadPool, longPool: NIOThreadPool, logger: Logger) {
+        self.vaults = vaults
+        self.threadPool = threadPool
+        self.longPool = longPool
+        self.logger = logger
+    }
+
+    init(vault: Vault, threadPool: NIOThreadPool, longPool: NIOThreadPool, logger: Logger) {
+        self.init(vaults: VaultHandle(vault: vault), threadPool: threadPool, longPool: longPool, logger: logger)
+    }
 
     struct Reply: Sendable {
         var value: RESPValue
@@ -46,10 +57,24 @@ struct CommandDispatcher: Sendable {
         } catch {
             return .refused(Reply(value: .error("ERR \(error)")))
         }
+        if vaults.vault == nil && !Self.answeredWhileSealed(command) {
+            return .refused(Reply(value: .error(vaults.sealedError.description)))
+        }
         guard session.isAuthenticated || command.allowedBeforeAuth else {
             return .refused(Reply(value: .error("NOAUTH Authentication required.")))
         }
         return .command(command)
+    }
+
+    /// What a sealed server answers: the connection's own commands (PING, HELLO without AUTH,
+    /// QUIT, the housekeeping client libraries send on connect) and the seal commands; nothing
+    /// that needs a key.
+    static func answeredWhileSealed(_ command: Command) -> Bool {
+        switch command {
+        case .ping, .quit, .clientHousekeeping, .commandIntrospection, .sealStatus, .unseal, .unsealReset: true
+        case .hello(_, let auth, _): auth == nil
+        default: false
+        }
     }
 
     /// Answers a `.local` command.
@@ -78,6 +103,12 @@ struct CommandDispatcher: Sendable {
             }
         case .commandIntrospection:
             return Reply(value: .array([]))
+        case .sealStatus:
+            return Reply(value: Self.sealReply(vaults.seal?.status()))
+        case .unsealReset:
+            do { return Reply(value: Self.sealReply(try vaults.resetUnseal())) } catch {
+                return Reply(value: .error("\(error)"))
+            }
         default:
             return Reply(value: .error("ERR internal error"))
         }
@@ -90,6 +121,10 @@ struct CommandDispatcher: Sendable {
     ) {
         let caller = session.caller
         let logger = self.logger
+        guard let vault = vaults.vault else {
+            completion(Reply(value: .error(vaults.sealedError.description)))
+            return
+        }
         func go<T: Sendable>(_ call: Call<T>, _ reply: @escaping @Sendable (T) -> RESPValue) {
             vault.submit(call, on: executor) { result in
                 completion(Self.reply(result.map(reply).mapError { $0 }, command: command, logger: logger))
@@ -133,7 +168,7 @@ struct CommandDispatcher: Sendable {
         _ command: Command, session: Session, on loop: any EventLoop,
         completion: @escaping @Sendable (Reply) -> Void
     ) {
-        let vault = self.vault
+        let vaults = self.vaults
         let caller = session.caller
         let logger = self.logger
         let pool: NIOThreadPool
@@ -142,7 +177,16 @@ struct CommandDispatcher: Sendable {
         default: pool = threadPool
         }
         let future: EventLoopFuture<Reply> = pool.runIfActive(eventLoop: loop) {
-            try Self.work(command, session: session, caller: caller, vault: vault)
+            switch command {
+            case .unseal(let share):
+                return Reply(value: Self.sealReply(try vaults.unseal(share, origin: session.origin)))
+            case .seal:
+                try vaults.sealNow(as: caller)
+                return Reply(value: .simpleString("OK"))
+            default:
+                guard let vault = vaults.vault else { throw vaults.sealedError }
+                return try Self.work(command, session: session, caller: caller, vault: vault)
+            }
         }
         future.whenComplete { result in
             switch result {
@@ -251,6 +295,20 @@ struct CommandDispatcher: Sendable {
             logger.error("command failed", metadata: ["command": "\(command.name)"])
             return Reply(value: .error("ERR internal error"))
         }
+    }
+
+    /// `SEAL.STATUS`, and the reply to each UNSEAL: a map, like KEYS.STATUS.
+    static func sealReply(_ status: SealState.Status?) -> RESPValue {
+        guard let status else {
+            return .map([(.bulk("sealed"), .integer(0)), (.bulk("mode"), .bulk("unsealed key directory"))])
+        }
+        return .map([
+            (.bulk("sealed"), .integer(status.sealed ? 1 : 0)),
+            (.bulk("threshold"), .integer(status.threshold)),
+            (.bulk("shares"), .integer(status.shares)),
+            (.bulk("entered"), .integer(status.entered)),
+            (.bulk("generation"), .integer(Int(status.generation))),
+        ])
     }
 
     static func statusReply(_ status: KeyStatus) -> RESPValue {

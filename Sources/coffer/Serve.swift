@@ -154,12 +154,43 @@ struct Serve: AsyncParsableCommand {
         // One server per data directory, for its whole life: the vault holds the lock until it
         // is closed (or the kernel drops it when this process dies), and the lock file tells the
         // CLI where to find this server.
-        let opened = try reportingErrors {
-            try Vault.open(configuration, owner: .init(command: "serve", socket: socketPath), logger: logger)
+        let manifest = try reportingErrors { try SealManifest.load(keyDirectory: configuration.keyDirectory) }
+        let vaults: VaultHandle
+        let lock: DataDirectoryLock?
+        if let manifest {
+            // Sealed: the server takes the data directory now and keeps it across SEAL and
+            // UNSEAL; each vault opened with the shares' root key borrows the lock.
+            let held = try reportingErrors {
+                try Vault.checkOpenable(configuration)
+                return try DataDirectoryLock.acquire(
+                    configuration.dataDirectory, for: .init(command: "serve", socket: socketPath))
+            }
+            lock = held
+            var unsealerless = configuration
+            unsealerless.unsealer = nil
+            let sealed = unsealerless
+            vaults = VaultHandle(sealed: SealState(manifest: manifest)) { root in
+                var unsealed = sealed
+                unsealed.root = root
+                return try Vault.open(unsealed, borrowing: held, logger: logger)
+            }
+            if let file = vault.unsealFilePath {
+                let share = try reportingErrors { try Unsealing.readShareFile(file, manifest: manifest) }
+                _ = try reportingErrors { try vaults.unsealLocally(share, source: "unseal-file") }
+            } else {
+                note(
+                    "coffer: the vault is sealed: \(manifest.threshold) of its \(manifest.shareCount) share holders unseal it with coffer unseal"
+                )
+            }
+        } else {
+            let opened = try reportingErrors {
+                try Vault.open(configuration, owner: .init(command: "serve", socket: socketPath), logger: logger)
+            }
+            lock = opened.dataDirectoryLock
+            vaults = VaultHandle(vault: opened)
         }
-        let lock = opened.dataDirectoryLock
         let server = CofferServer(
-            vault: opened,
+            vaults: vaults,
             configuration: ServerConfiguration(
                 socketPath: socketPath, tcp: tcp, tls: tls, maximumClients: maxClients,
                 maximumAnonymousClients: maxAnonymousClients, connection: connection, idleTimeoutSeconds: idleTimeout,
@@ -181,11 +212,13 @@ struct Serve: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            try? opened.close()
+            try? vaults.vault?.close()
+            lock?.release()
             note("coffer: \(Self.describe(error))")
             throw ExitCode.failure
         }
-        try opened.close()
+        try vaults.vault?.close()
+        lock?.release()
         note("coffer: stopped")
     }
 
