@@ -64,6 +64,7 @@ public enum KeyDirectory {
 
     /// The seal manifest, if the directory is sealed.
     static func manifest(in directory: String) throws -> SealManifest? {
+        try checkNoReseal(directory)
         let file = path(directory, SealManifest.fileName)
         let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 && errno == ENOENT { return nil }

@@ -136,18 +136,7 @@ public final class Vault: Sendable {
         _ configuration: VaultConfiguration, shares: Int, threshold: Int, adminName: String = "admin",
         logger: Logger = Logger(label: "coffer.vault")
     ) throws -> (adminSecret: String, shares: [String]) {
-        guard (1...Shamir.maximumShares).contains(shares) else {
-            throw VaultError(.invalid, "--shares must be between 1 and \(Shamir.maximumShares), not \(shares)")
-        }
-        guard (1...shares).contains(threshold) else {
-            throw VaultError(.invalid, "--threshold must be between 1 and --shares (\(shares)), not \(threshold)")
-        }
-        guard threshold >= 2 || shares == 1 else {
-            throw VaultError(
-                .invalid,
-                "a threshold of 1 gives every share the whole root key; it is allowed only for a dev vault with --shares 1"
-            )
-        }
+        try checkShareCounts(shares: shares, threshold: threshold)
         let root = try RootKey(key: SymmetricKey.random(), generation: 1)
         let split = try root.key.withUnsafeBytes { try Shamir.split($0, shares: shares, threshold: threshold) }
         let manifest = try SealManifest(root: root, threshold: threshold, shares: split)

@@ -13,7 +13,8 @@ struct Coffer: AsyncParsableCommand {
             directories: the keys are kept apart from the data they protect.
             """,
         subcommands: [
-            Init.self, Serve.self, Unseal.self, Clients.self, Keys.self, Audit.self, Backup.self, Restore.self,
+            Init.self, Serve.self, Unseal.self, SealCommands.self, OperatorCommands.self, Clients.self, Keys.self,
+            Audit.self, Backup.self, Restore.self,
         ]
     )
 

@@ -151,21 +151,21 @@ struct Serve: AsyncParsableCommand {
         }
         let socketPath =
             noSocket ? nil : (socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock"))
-        // One server per data directory, for its whole life: the vault holds the lock until it
-        // is closed (or the kernel drops it when this process dies), and the lock file tells the
-        // CLI where to find this server.
+        // One server per data directory, for its whole life: the server holds the lock until
+        // it stops (or the kernel drops it when this process dies), across SEAL and UNSEAL, and
+        // the lock file tells the CLI where to find it.
+        let held = try reportingErrors {
+            try Vault.checkOpenable(configuration)
+            return try DataDirectoryLock.acquire(
+                configuration.dataDirectory, for: .init(command: "serve", socket: socketPath))
+        }
+        let lock: DataDirectoryLock? = held
+        if try reportingErrors({ try Vault.recoverInterruptedReseal(configuration, holding: held) }) {
+            note("coffer: an interrupted reseal of the key directory was finished or undone")
+        }
         let manifest = try reportingErrors { try SealManifest.load(keyDirectory: configuration.keyDirectory) }
         let vaults: VaultHandle
-        let lock: DataDirectoryLock?
         if let manifest {
-            // Sealed: the server takes the data directory now and keeps it across SEAL and
-            // UNSEAL; each vault opened with the shares' root key borrows the lock.
-            let held = try reportingErrors {
-                try Vault.checkOpenable(configuration)
-                return try DataDirectoryLock.acquire(
-                    configuration.dataDirectory, for: .init(command: "serve", socket: socketPath))
-            }
-            lock = held
             var unsealerless = configuration
             unsealerless.unsealer = nil
             let sealed = unsealerless
@@ -183,10 +183,7 @@ struct Serve: AsyncParsableCommand {
                 )
             }
         } else {
-            let opened = try reportingErrors {
-                try Vault.open(configuration, owner: .init(command: "serve", socket: socketPath), logger: logger)
-            }
-            lock = opened.dataDirectoryLock
+            let opened = try reportingErrors { try Vault.open(configuration, borrowing: held, logger: logger) }
             vaults = VaultHandle(vault: opened)
         }
         let server = CofferServer(

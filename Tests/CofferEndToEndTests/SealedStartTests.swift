@@ -125,3 +125,71 @@ import Testing
         #expect(server.stop() == 0)
     }
 }
+
+/// `coffer operator rekey` SIGKILLed at random moments: after each kill, whichever generation
+/// the directory is left at (the old share's or the new one's, which the killed process must
+/// have printed before committing) unseals the vault and every value reads back.
+@Suite struct RekeyCrashTests {
+    @Test func aKillDuringRekeyLosesNothing() throws {
+        var server = try TestServer()
+        let root = server.root
+        let admin = server.adminSecret
+        let support = try server.addClient("support1", role: "support")
+        let s = try server.authenticated("support1", secret: support)
+        #expect(try s.call("PUT", "s1", "name", "Ada Lovelace") == .integer(1))
+        #expect(server.stop() == 0)
+        let shareFile = CofferBinary.devShareFile(keys: server.keys)
+        var outcomes: [String: Int] = [:]
+        for round in 0..<12 {
+            let generationBefore = try Self.generation(server.keys)
+            let rekey = Process()
+            rekey.executableURL = URL(fileURLWithPath: CofferBinary.path)
+            rekey.arguments = [
+                "operator", "rekey", "--data", server.data, "--keys", server.keys, "--unseal-file", shareFile,
+                "--shares", "1", "--threshold", "1",
+            ]
+            let out = Pipe()
+            rekey.standardOutput = out
+            rekey.standardError = FileHandle.nullDevice
+            try rekey.run()
+            usleep(UInt32.random(in: 0...250_000))
+            kill(rekey.processIdentifier, SIGKILL)
+            rekey.waitUntilExit()
+            let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let interrupted = FileManager.default.fileExists(atPath: server.keys + "/.reseal")
+            // The next holder of the lock finishes or undoes the reseal (here: seal migrate,
+            // which then finds the directory sealed and stops).
+            _ = try CofferBinary.run(["seal", "migrate", "--data", server.data, "--keys", server.keys])
+            #expect(!FileManager.default.fileExists(atPath: server.keys + "/.reseal"), "round \(round)")
+            let generationAfter = try Self.generation(server.keys)
+            let outcome: String
+            if generationAfter == generationBefore + 1 {
+                let share = try #require(
+                    printed.split(separator: "\n").first { $0.hasPrefix("coffer-share-\(generationAfter)-") },
+                    "round \(round): committed without printing the new share first")
+                try FileManager.default.removeItem(atPath: shareFile)
+                #expect(
+                    FileManager.default.createFile(
+                        atPath: shareFile, contents: Data((share + "\n").utf8), attributes: [.posixPermissions: 0o600]))
+                outcome = interrupted ? "killed after the commit, rolled forward" : "finished"
+            } else {
+                #expect(generationAfter == generationBefore, "round \(round)")
+                outcome = interrupted ? "killed before the commit, rolled back" : "killed before staging"
+            }
+            outcomes[outcome, default: 0] += 1
+            server = try TestServer(root: root, adminSecret: admin)
+            let c = try server.authenticated("support1", secret: support)
+            #expect(try c.call("GET", "s1", "name") == .array([.bulk("Ada Lovelace")]), "round \(round): \(outcome)")
+            #expect(server.stop() == 0)
+        }
+        print(
+            "rekey kills: \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))"
+        )
+    }
+
+    static func generation(_ keys: String) throws -> Int {
+        let text = try String(contentsOfFile: keys + "/seal.manifest", encoding: .utf8)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("generation ") } ?? ""
+        return Int(line.dropFirst("generation ".count)) ?? 0
+    }
+}
