@@ -57,8 +57,15 @@ struct CommandDispatcher: Sendable {
         } catch {
             return .refused(Reply(value: .error("ERR \(error)")))
         }
-        if vaults.vault == nil && !Self.answeredWhileSealed(command) {
+        let serving = vaults.serving
+        if serving.vault == nil && !Self.answeredWhileSealed(command) {
             return .refused(Reply(value: .error(vaults.sealedError.description)))
+        }
+        if session.isAuthenticated && session.epoch != serving.epoch && !command.allowedBeforeAuth {
+            return .refused(
+                Reply(
+                    value: .error("NOAUTH the vault was sealed since this connection authenticated; AUTH again"),
+                    update: SessionUpdate(deauthenticated: true)))
         }
         guard session.isAuthenticated || command.allowedBeforeAuth else {
             return .refused(Reply(value: .error("NOAUTH Authentication required.")))
@@ -184,8 +191,9 @@ struct CommandDispatcher: Sendable {
                 try vaults.sealNow(as: caller)
                 return Reply(value: .simpleString("OK"))
             default:
-                guard let vault = vaults.vault else { throw vaults.sealedError }
-                return try Self.work(command, session: session, caller: caller, vault: vault)
+                let serving = vaults.serving
+                guard let vault = serving.vault else { throw vaults.sealedError }
+                return try Self.work(command, session: session, caller: caller, vault: vault, epoch: serving.epoch)
             }
         }
         future.whenComplete { result in
@@ -209,16 +217,21 @@ struct CommandDispatcher: Sendable {
 
     private static let wrongPass = VaultError(.wrongPass, "invalid client name or secret, or the client is locked")
 
-    private static func work(_ command: Command, session: Session, caller: Caller, vault: Vault) throws -> Reply {
+    private static func work(_ command: Command, session: Session, caller: Caller, vault: Vault, epoch: Int) throws
+        -> Reply
+    {
         switch command {
         case .auth(let client, let secret):
-            return try authenticate(client, secret, session: session, vault: vault) { _ in .simpleString("OK") }
+            return try authenticate(client, secret, session: session, vault: vault, epoch: epoch) { _ in
+                .simpleString("OK")
+            }
         case .hello(let version, let credentials?, let clientName):
             if let version, version != 2 && version != 3 {
                 return Reply(value: .error("NOPROTO unsupported protocol version"))
             }
             return try authenticate(
-                credentials.client, credentials.secret, session: session, vault: vault, protocolVersion: version,
+                credentials.client, credentials.secret, session: session, vault: vault, epoch: epoch,
+                protocolVersion: version,
                 name: clientName
             ) { updated in helloReply(updated) }
         case .shred(let subject):
@@ -263,13 +276,13 @@ struct CommandDispatcher: Sendable {
 
     /// Checks the secret in the vault core (which counts failures per name and origin).
     private static func authenticate(
-        _ client: String, _ secret: [UInt8], session: Session, vault: Vault, protocolVersion: Int? = nil,
+        _ client: String, _ secret: [UInt8], session: Session, vault: Vault, epoch: Int, protocolVersion: Int? = nil,
         name: String? = nil, reply: (Session) -> RESPValue
     ) throws -> Reply {
         switch try vault.authenticate(client: client, secret: secret, origin: session.origin, peer: session.peer) {
         case .success(_, let binding):
             let update = SessionUpdate(
-                authenticated: (client, binding), protocolVersion: protocolVersion, connectionName: name)
+                authenticated: (client, binding), epoch: epoch, protocolVersion: protocolVersion, connectionName: name)
             var updated = session
             update.apply(to: &updated)
             return Reply(value: reply(updated), update: update)

@@ -13,6 +13,8 @@ struct Session: Sendable {
     /// The name a library gave the connection (`CLIENT SETNAME`, `HELLO … SETNAME`).
     var connectionName: String?
     var protocolVersion = 2
+    /// The unseal epoch its AUTH was checked under (see `VaultHandle`).
+    var epoch = 0
 
     init(id: Int, origin: String, peer: String) {
         self.id = id
@@ -30,6 +32,7 @@ struct Session: Sendable {
 /// What a command changes about its session; the connection applies it when the command ends.
 struct SessionUpdate: Sendable {
     var authenticated: (client: String, binding: ClientBinding)?
+    var epoch: Int?
     /// The client behind the session was revoked or changed: the connection is anonymous again.
     var deauthenticated = false
     var protocolVersion: Int?
@@ -40,6 +43,7 @@ struct SessionUpdate: Sendable {
             session.client = authenticated.client
             session.binding = authenticated.binding
         }
+        if let epoch { session.epoch = epoch }
         if deauthenticated {
             session.client = nil
             session.binding = nil

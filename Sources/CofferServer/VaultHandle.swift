@@ -5,7 +5,9 @@ import Synchronization
 /// listens, answers PING, HELLO, QUIT and the seal commands, and gets its vault when enough key
 /// shares have been entered (`UNSEAL`); `SEAL` drops it again, and with it every key.
 public final class VaultHandle: Sendable {
-    private let current: Mutex<Vault?>
+    /// The vault (nil while sealed) and how many unseals this server has seen: a session
+    /// authenticated under an earlier one must AUTH again (SEAL ends every session's standing).
+    private let current: Mutex<(vault: Vault?, epoch: Int)>
     /// Unseal progress; nil when the key directory is not sealed (raw key files).
     public let seal: SealState?
     private let opener: @Sendable (RootKey) throws -> Vault
@@ -14,20 +16,23 @@ public final class VaultHandle: Sendable {
 
     /// A server on an open vault whose key directory is not sealed.
     public init(vault: Vault) {
-        current = Mutex(vault)
+        current = Mutex((vault, 0))
         seal = nil
         opener = { _ in throw VaultError(.invalid, "the key directory is not sealed") }
     }
 
     /// A sealed server: `open` opens the vault with the root key the shares combined to.
     public init(sealed: SealState, open: @escaping @Sendable (RootKey) throws -> Vault) {
-        current = Mutex(nil)
+        current = Mutex((nil, 0))
         seal = sealed
         opener = open
     }
 
     /// Nil while sealed.
-    public var vault: Vault? { current.withLock { $0 } }
+    public var vault: Vault? { current.withLock { $0.vault } }
+
+    /// The vault and its epoch, read together.
+    var serving: (vault: Vault?, epoch: Int) { current.withLock { $0 } }
 
     /// The reply to every command that needs the vault while it is sealed.
     var sealedError: VaultError {
@@ -72,7 +77,7 @@ public final class VaultHandle: Sendable {
                 try? opened.close()
                 throw error
             }
-            current.withLock { $0 = opened }
+            current.withLock { $0 = (opened, $0.epoch + 1) }
             seal.markUnsealed()
             return seal.status()
         }
@@ -97,7 +102,7 @@ public final class VaultHandle: Sendable {
         }
         guard let vault else { throw sealedError }
         try vault.authorizeSeal(as: caller)
-        current.withLock { $0 = nil }
+        current.withLock { $0.vault = nil }
         seal.markSealed()
         try vault.close()
     }

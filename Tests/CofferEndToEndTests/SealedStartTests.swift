@@ -69,6 +69,12 @@ import Testing
         #expect(try admin.call("SEAL") == .simple("OK"))
         #expect(try s.call("GET", "s1", "name") == .error(sealed))
         for share in [shares[1], shares[2], shares[0]] { #expect(try unseal(server, share).status == 0) }
+        // A session from before the SEAL does not carry over: it must AUTH again.
+        #expect(
+            try s.call("GET", "s1", "name")
+                == .error("NOAUTH the vault was sealed since this connection authenticated; AUTH again"))
+        #expect(try s.call("GET", "s1", "name") == .error("NOAUTH Authentication required."))
+        #expect(try s.call("AUTH", "support1", support) == .simple("OK"))
         #expect(try s.call("GET", "s1", "name") == .array([.bulk("Ada Lovelace")]))
         #expect(server.stop() == 0)
     }
