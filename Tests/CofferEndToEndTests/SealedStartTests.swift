@@ -6,7 +6,7 @@ import Testing
 /// copy of its key directory and database taken while it runs reads nothing.
 @Suite(.serialized) struct SealedStartTests {
     /// A 5-of-3 vault and its admin secret and shares, served with no unseal file.
-    static func sealedServer() throws -> (server: TestServer, shares: [String]) {
+    static func sealedServer(_ extraArguments: [String] = []) throws -> (server: TestServer, shares: [String]) {
         let root = TemporaryDirectory("sealed")
         try FileManager.default.createDirectory(atPath: root.path, withIntermediateDirectories: true)
         let made = try CofferBinary.run(
@@ -19,7 +19,7 @@ import Testing
         let lines = made.stdout.split(separator: "\n").map(String.init)
         guard lines.count == 6 else { throw TestFailure("init printed \(lines.count) lines, expected 6") }
         let server = try TestServer(
-            extraArguments: ["--unseal-file", ""], root: root.path, adminSecret: lines[0])
+            extraArguments: ["--unseal-file", ""] + extraArguments, root: root.path, adminSecret: lines[0])
         return (server, Array(lines[1...]))
     }
 
@@ -94,6 +94,25 @@ import Testing
         #expect(try c.call("UNSEAL", "RESET").description.contains("\"entered\", :0"))
         #expect(server.stop() == 0)
         #expect(other.stop() == 0)
+    }
+
+    /// Share holders off the host unseal over TLS with an unmodified redis-cli; the audit entry
+    /// of the unseal names the transports the shares came over.
+    @Test func sharesAreAcceptedOverTLS() throws {
+        let certs = try TestCertificates()
+        let (server, shares) = try Self.sealedServer(["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey])
+        for (index, share) in shares.prefix(3).enumerated() {
+            let (status, output) = try Shell.run(
+                "redis-cli",
+                ["-h", "localhost", "-p", "\(server.tcpPort)", "--tls", "--cacert", certs.ca, "UNSEAL", share])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("entered\n\(index < 2 ? index + 1 : 0)"), "\(output)")
+        }
+        let admin = try server.authenticated()
+        let tail = try admin.call("AUDIT.TAIL", "5").description
+        #expect(tail.contains("UNSEAL"), "\(tail)")
+        #expect(tail.contains("tls 127.0.0.1:"), "\(tail)")
+        #expect(server.stop() == 0)
     }
 
     /// The done-when: the key directory and the database copied while the server runs
