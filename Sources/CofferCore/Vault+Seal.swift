@@ -4,8 +4,15 @@ import CofferCrypto
 /// recorded once it has succeeded, by the vault it opened; a seal is decided and recorded
 /// before the keys go.
 extension Vault {
-    /// Records a completed unseal: from where the shares came (origins only, never shares).
-    public func recordUnseal(origins: [String]) throws {
+    /// Records a completed unseal: first each share entry refused while the vault was sealed
+    /// (its origin and why, as a failed `UNSEAL`: there was no audit key to chain it with then),
+    /// then the unseal itself, with the origins the shares came from. Never a share.
+    public func recordUnseal(origins: [String], refused: [(origin: String, error: VaultError)] = []) throws {
+        for attempt in refused {
+            // Each refusal is written as a failed UNSEAL (outcome from its error code); the
+            // error `audited` rethrows is the refusal itself, answered long ago.
+            _ = try? audited("UNSEAL", .anonymous(origin: attempt.origin)) { _, _ in throw attempt.error }
+        }
         let caller = Caller.localOperator
         try audited("UNSEAL", caller) { [self] tx, draft in
             _ = try resolve(caller, in: tx, recordingIn: &draft)

@@ -13,6 +13,10 @@ public final class VaultHandle: Sendable {
     private let opener: @Sendable (RootKey) throws -> Vault
     /// Where the shares of the unseal under way came from, for its audit entry.
     private let origins = Mutex<[String]>([])
+    /// Share entries refused while sealed, audited at the next unseal; the first 1000 are kept
+    /// (the rate limit allows 10 a minute, so that is 100 minutes of refusals).
+    private let refused = Mutex<[(origin: String, error: VaultError)]>([])
+    static let refusedKept = 1000
 
     /// A server on an open vault whose key directory is not sealed.
     public init(vault: Vault) {
@@ -46,9 +50,18 @@ public final class VaultHandle: Sendable {
     /// either fails, the server stays sealed and says why.
     func unseal(_ share: String, origin: String) throws -> SealState.Status {
         guard origin == "unix" || origin.hasPrefix("tls ") else {
-            throw VaultError(.noPermission, "UNSEAL is accepted on the Unix socket and over TLS only")
+            let error = VaultError(.noPermission, "UNSEAL is accepted on the Unix socket and over TLS only")
+            remember(error, from: origin)
+            throw error
         }
         return try accept(share, origin: origin)
+    }
+
+    private func remember(_ error: VaultError, from origin: String) {
+        guard seal != nil, vault == nil else { return }
+        refused.withLock { list in
+            if list.count < Self.refusedKept { list.append((origin, error)) }
+        }
     }
 
     /// `serve --unseal-file`: the dev share, read by the CLI from its file at start.
@@ -61,7 +74,12 @@ public final class VaultHandle: Sendable {
             throw VaultError(.invalid, "the vault is not sealed: its key directory has no seal manifest")
         }
         guard vault == nil else { throw VaultError(.invalid, "the vault is already unsealed") }
-        switch try seal.submit(share) {
+        let outcome: SealState.Outcome
+        do { outcome = try seal.submit(share) } catch {
+            remember(error, from: origin)
+            throw error
+        }
+        switch outcome {
         case .progress(let status):
             origins.withLock { $0.append(origin) }
             return status
@@ -71,8 +89,12 @@ public final class VaultHandle: Sendable {
                 return list + [origin]
             }
             let opened = try opener(root)
+            let attempts = refused.withLock { list in
+                defer { list = [] }
+                return list
+            }
             do {
-                try opened.recordUnseal(origins: from)
+                try opened.recordUnseal(origins: from, refused: attempts)
             } catch {
                 try? opened.close()
                 throw error

@@ -92,6 +92,18 @@ import Testing
         _ = try c.call("UNSEAL", shares[1])
         #expect(try c.call("SEAL.STATUS").description.contains(":1"))
         #expect(try c.call("UNSEAL", "RESET").description.contains("\"entered\", :0"))
+        // Once unsealed, the refused entries are in the audit trail (origin and outcome, no share).
+        for share in shares.prefix(3) { _ = try c.call("UNSEAL", share) }
+        guard case .array(let entries) = try server.authenticated().call("AUDIT.TAIL", "10") else {
+            Issue.record("AUDIT.TAIL did not answer an array")
+            return
+        }
+        let unseals = entries.map(\.description).filter { $0.contains("UNSEAL") }
+        #expect(unseals.filter { $0.contains("\"outcome\":\"invalid\"") }.count == 3, "\(unseals)")
+        #expect(unseals.filter { $0.contains("\"outcome\":\"ok\"") }.count == 1, "\(unseals)")
+        for share in otherShares + shares {
+            #expect(!unseals.joined().contains(String(share.split(separator: "-")[4])))
+        }
         #expect(server.stop() == 0)
         #expect(other.stop() == 0)
     }
