@@ -33,20 +33,27 @@ public enum KeyDirectory {
         return version
     }
 
-    /// True if the directory holds any key file (so `init` must not touch it).
+    /// True if the directory holds any key file or a seal manifest (so `init` must not touch it).
     static func holdsKeys(_ directory: String) -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.contains { $0.hasSuffix(".key") }
+        return names.contains { $0.hasSuffix(".key") || $0 == SealManifest.fileName }
     }
 
-    /// Creates a fresh key directory with KEK version 1, an index key and an auth key.
-    /// If any step fails, the key files already written are removed again.
-    static func create(at directory: String, calls: FileCalls = .system) throws {
+    /// Creates a fresh key directory with KEK version 1, an index key, an auth key and an audit
+    /// key, sealed under `root` (with its manifest) if one is given, else as raw 32-byte files.
+    /// If any step fails, the files already written are removed again.
+    static func create(
+        at directory: String, root: RootKey? = nil, manifest: SealManifest? = nil, calls: FileCalls = .system
+    ) throws {
         try makePrivateDirectory(directory)
         var written: [String] = []
         do {
+            if let manifest {
+                try writeManifest(manifest, in: directory, calls: calls)
+                written.append(path(directory, SealManifest.fileName))
+            }
             for name in [kekFileName(version: 1), indexKeyFile, authKeyFile, auditKeyFile] {
-                try writeKey(SymmetricKey.random(), to: path(directory, name), calls: calls)
+                try writeKey(SymmetricKey.random(), to: path(directory, name), root: root, calls: calls)
                 written.append(path(directory, name))
             }
         } catch {
@@ -55,8 +62,36 @@ public enum KeyDirectory {
         }
     }
 
-    /// Loads every key, refusing a directory whose key files are exposed or malformed.
-    static func load(from directory: String) throws -> KeyRing {
+    /// The seal manifest, if the directory is sealed.
+    static func manifest(in directory: String) throws -> SealManifest? {
+        try checkNoReseal(directory)
+        let file = path(directory, SealManifest.fileName)
+        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return nil }
+        guard fd >= 0 else {
+            throw VaultError(.keys, "seal manifest \(file) cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let size = try checkedSize(fd, file, what: "seal manifest")
+        guard size <= 64 * 1024 else { throw VaultError(.keys, "seal manifest \(file) is too large (\(size) bytes)") }
+        let bytes = try readAll(fd, count: size, file)
+        return try SealManifest(parsing: String(decoding: bytes, as: UTF8.self), path: file)
+    }
+
+    static func writeManifest(_ manifest: SealManifest, in directory: String, calls: FileCalls = .system) throws {
+        let file = path(directory, SealManifest.fileName)
+        let (fd, temporary) = try PrivateFile.createTemporary(beside: file, code: .keys)
+        guard Array(manifest.text.utf8).withUnsafeBytes({ PrivateFile.writeAll(fd, $0) }) else {
+            let reason = String(cString: strerror(errno))
+            PrivateFile.discard(fd: fd, temporary: temporary)
+            throw VaultError(.keys, "seal manifest \(file) could not be written: \(reason)")
+        }
+        try PrivateFile.install(fd: fd, temporary: temporary, at: file, code: .keys, calls: calls)
+    }
+
+    /// Loads every key, refusing a directory whose key files are exposed or malformed. A sealed
+    /// directory (one with a seal manifest) needs its root key, and the root key a sealed one.
+    static func load(from directory: String, root: RootKey? = nil) throws -> KeyRing {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
         else { throw VaultError(.keys, "key directory \(directory) does not exist") }
@@ -83,72 +118,130 @@ public enum KeyDirectory {
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
             throw VaultError(.keys, "key directory \(directory) cannot be read")
         }
+        try checkSealing(directory, root: root)
         var keks: [UInt32: SymmetricKey] = [:]
         for name in names {
             if let version = kekVersion(fileName: name) {
-                keks[version] = try readKey(path(directory, name))
+                keks[version] = try readKey(path(directory, name), root: root)
             }
         }
         guard !keks.isEmpty else { throw VaultError(.keys, "key directory \(directory) holds no kek-N.key file") }
-        let index = try readKey(path(directory, indexKeyFile))
-        let auth = try readKey(path(directory, authKeyFile))
-        let audit = try readKey(path(directory, auditKeyFile))
-        return KeyRing(keks: keks, indexKey: index, authKey: auth, auditKey: audit)
+        let index = try readKey(path(directory, indexKeyFile), root: root)
+        let auth = try readKey(path(directory, authKeyFile), root: root)
+        let audit = try readKey(path(directory, auditKeyFile), root: root)
+        return KeyRing(keks: keks, indexKey: index, authKey: auth, auditKey: audit, root: root)
+    }
+
+    /// A sealed directory is opened only with the root key its manifest was made for; R is
+    /// checked here, before any key file is opened with it.
+    static func checkSealing(_ directory: String, root: RootKey?) throws {
+        let manifest = try manifest(in: directory)
+        switch (manifest, root) {
+        case (nil, nil): return
+        case (let manifest?, nil):
+            throw VaultError(
+                .keys,
+                "key directory \(directory) is sealed: unseal it with \(manifest.threshold) of its \(manifest.shareCount) key shares"
+            )
+        case (nil, _?):
+            throw VaultError(.keys, "key directory \(directory) is not sealed (it has no \(SealManifest.fileName))")
+        case (let manifest?, let root?):
+            guard manifest.generation == root.generation, manifest.isMade(for: root.key) else {
+                throw VaultError(
+                    .keys, "the root key is not the one \(path(directory, SealManifest.fileName)) was made for")
+            }
+        }
     }
 
     static func path(_ directory: String, _ name: String) -> String {
         LocalPath.join(directory, name)
     }
 
-    /// Reads a key file straight into guarded memory, after checking its mode and size on the
-    /// open descriptor (so the checks and the read see the same file).
-    static func readKey(_ path: String) throws -> SymmetricKey {
+    /// Reads a key file, after checking its mode and size on the open descriptor (so the
+    /// checks and the read see the same file): a raw one straight into guarded memory, a sealed
+    /// one (under `root`) into a buffer of ciphertext that is then opened into guarded memory.
+    static func readKey(_ path: String, root: RootKey? = nil) throws -> SymmetricKey {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             throw VaultError(.keys, "key file \(path) cannot be opened: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
+        let size = try checkedSize(fd, path, what: "key file")
+        if let root {
+            guard size == SealedKeyFile.length else {
+                throw VaultError(
+                    .keys,
+                    "key file \(path) has the wrong size for a sealed key file: \(size) bytes, expected \(SealedKeyFile.length)"
+                )
+            }
+            let bytes = try readAll(fd, count: size, path)
+            return try SealedKeyFile.open(bytes, path: path, fileName: LocalPath.lastComponent(path), root: root)
+        }
+        guard size == SymmetricKey.length else {
+            throw VaultError(
+                .keys, "key file \(path) has the wrong size: \(size) bytes, expected \(SymmetricKey.length)")
+        }
+        let bytes = try SecureBytes(count: SymmetricKey.length)
+        let complete = bytes.withUnsafeMutableBytes { readFully(fd, $0) }
+        guard complete else { throw VaultError(.keys, "key file \(path) could not be read in full") }
+        return try SymmetricKey(bytes)
+    }
+
+    /// The size of an open key-directory file, refusing one that is not a regular file, that
+    /// group or others may use, or that another user owns.
+    private static func checkedSize(_ fd: Int32, _ path: String, what: String) throws -> Int {
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw VaultError(.keys, "key file \(path) is not a regular file")
+            throw VaultError(.keys, "\(what) \(path) is not a regular file")
         }
         guard info.st_mode & 0o077 == 0 else {
             throw VaultError(
                 .keys,
-                "key file \(path) is readable or writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it"
+                "\(what) \(path) is readable or writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it"
             )
         }
         guard info.st_uid == geteuid() else {
             throw VaultError(
                 .keys,
-                "key file \(path) is owned by uid \(info.st_uid), not by the user coffer runs as (uid \(geteuid())); chown it"
+                "\(what) \(path) is owned by uid \(info.st_uid), not by the user coffer runs as (uid \(geteuid())); chown it"
             )
         }
-        guard info.st_size == off_t(SymmetricKey.length) else {
-            throw VaultError(
-                .keys, "key file \(path) has the wrong size: \(info.st_size) bytes, expected \(SymmetricKey.length)")
+        return Int(info.st_size)
+    }
+
+    private static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        var filled = 0
+        while filled < buffer.count {
+            let n = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            filled += n
         }
-        let bytes = try SecureBytes(count: SymmetricKey.length)
-        let complete = bytes.withUnsafeMutableBytes { buffer -> Bool in
-            var filled = 0
-            while filled < buffer.count {
-                let n = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                filled += n
-            }
-            return true
+        return true
+    }
+
+    /// For files that hold no plaintext key (sealed key files, the manifest).
+    private static func readAll(_ fd: Int32, count: Int, _ path: String) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        guard count == 0 || bytes.withUnsafeMutableBytes({ readFully(fd, $0) }) else {
+            throw VaultError(.keys, "\(path) could not be read in full")
         }
-        guard complete else { throw VaultError(.keys, "key file \(path) could not be read in full") }
-        return try SymmetricKey(bytes)
+        return bytes
     }
 
     /// Writes a key file with mode 0600, refusing to overwrite one, and syncs it and its
     /// directory to disk. The key appears under its name complete or not at all: if a write,
     /// fsync, close, link or directory sync fails, nothing is left behind (see `PrivateFile`).
-    static func writeKey(_ key: SymmetricKey, to path: String, calls: FileCalls = .system) throws {
+    /// Under a root key, the file written is the sealed form (see `SealedKeyFile`).
+    static func writeKey(_ key: SymmetricKey, to path: String, root: RootKey? = nil, calls: FileCalls = .system) throws
+    {
+        let sealed = try root.map { try SealedKeyFile.seal(key, fileName: LocalPath.lastComponent(path), root: $0) }
         let (fd, temporary) = try PrivateFile.createTemporary(beside: path, code: .keys)
-        guard key.withUnsafeBytes({ PrivateFile.writeAll(fd, $0) }) else {
+        let written =
+            if let sealed { sealed.withUnsafeBytes { PrivateFile.writeAll(fd, $0) } } else {
+                key.withUnsafeBytes { PrivateFile.writeAll(fd, $0) }
+            }
+        guard written else {
             let reason = String(cString: strerror(errno))
             PrivateFile.discard(fd: fd, temporary: temporary)
             throw VaultError(.keys, "key file \(path) could not be written: \(reason)")
@@ -165,7 +258,9 @@ public enum KeyDirectory {
             throw VaultError(
                 .keys, "key file \(path) cannot be opened to destroy it: \(String(cString: strerror(errno)))")
         }
-        let zeros = [UInt8](repeating: 0, count: SymmetricKey.length)
+        var info = stat()
+        let size = fstat(fd, &info) == 0 ? max(Int(info.st_size), SymmetricKey.length) : SealedKeyFile.length
+        let zeros = [UInt8](repeating: 0, count: size)
         let written = zeros.withUnsafeBytes { PrivateFile.writeAll(fd, $0) } ? 0 : errno
         let synced = calls.fsync(fd) == 0 ? 0 : errno
         let closed = calls.close(fd) == 0 ? 0 : errno

@@ -9,12 +9,19 @@ public final class KeyRing: Sendable {
     let indexKey: SymmetricKey
     let authKey: SymmetricKey
     let auditKey: SymmetricKey
+    /// The root key the key files are sealed under, if the key directory is sealed: a rotation
+    /// writes its new KEK sealed under it.
+    let root: RootKey?
 
-    init(keks: [UInt32: SymmetricKey], indexKey: SymmetricKey, authKey: SymmetricKey, auditKey: SymmetricKey) {
+    init(
+        keks: [UInt32: SymmetricKey], indexKey: SymmetricKey, authKey: SymmetricKey, auditKey: SymmetricKey,
+        root: RootKey? = nil
+    ) {
         self.state = Mutex((keks, keks.keys.max() ?? 0))
         self.indexKey = indexKey
         self.authKey = authKey
         self.auditKey = auditKey
+        self.root = root
     }
 
     /// New and rewrapped DEKs are wrapped under this version.
@@ -22,10 +29,12 @@ public final class KeyRing: Sendable {
 
     public var kekVersions: [UInt32] { state.withLock { $0.keks.keys.sorted() } }
 
-    /// How many keys could not be locked out of swap (`RLIMIT_MEMLOCK` too small).
+    /// How many keys (the root key of a sealed directory included) could not be locked out of
+    /// swap (`RLIMIT_MEMLOCK` too small).
     var unlockedKeyCount: Int {
         let keks = state.withLock { $0.keks.values.filter { !$0.isLockedInMemory }.count }
-        return keks + [indexKey, authKey, auditKey].filter { !$0.isLockedInMemory }.count
+        let root = root.map { $0.key.isLockedInMemory ? 0 : 1 } ?? 0
+        return keks + root + [indexKey, authKey, auditKey].filter { !$0.isLockedInMemory }.count
     }
 
     func kek(version: UInt32) throws -> SymmetricKey {

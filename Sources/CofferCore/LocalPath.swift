@@ -34,6 +34,13 @@ enum LocalPath {
         return head.isEmpty ? "/" : head
     }
 
+    /// `path`'s last component: `a/b/` → `b`, `b` → `b`.
+    static func lastComponent(_ path: String) -> String {
+        let base = trimmed(path)
+        guard let slash = base.lastIndex(of: "/") else { return base }
+        return String(base[base.index(after: slash)...])
+    }
+
     /// `path` made absolute against the working directory.
     static func absolute(_ path: String) throws(VaultError) -> String {
         if path.hasPrefix("/") { return path }

@@ -116,7 +116,7 @@ extension Vault {
             guard inspection.integrity == "ok" else {
                 throw VaultError(.setup, "backup \(backup) fails its integrity check: \(inspection.integrity)")
             }
-            let keys = try KeyDirectory.load(from: configuration.keyDirectory)
+            let keys = try KeyDirectory.load(from: configuration.keyDirectory, root: configuration.rootKey())
             let missing = inspection.kekVersions.filter { !keys.kekVersions.contains($0) }
             guard missing.isEmpty else {
                 throw VaultError(

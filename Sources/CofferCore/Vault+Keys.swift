@@ -74,7 +74,7 @@ extension Vault {
             let key: SymmetricKey
             do {
                 key = try SymmetricKey.random()
-                try KeyDirectory.writeKey(key, to: path)
+                try KeyDirectory.writeKey(key, to: path, root: keys.root)
                 try KeyDirectory.syncDirectory(configuration.keyDirectory)
             } catch {
                 abandonRotation(version, path: path)

@@ -27,15 +27,19 @@ public final class Vault: Sendable {
     let keyChanges = Mutex(())
     /// DETOKENIZE and TOKEN.REVOKE calls that named an unknown token (`unknownTokenCount`).
     let unknownTokens = Atomic<Int>(0)
+    /// False when the lock is lent by a sealed server, which keeps the data directory across
+    /// SEAL and UNSEAL while vaults come and go.
+    let releasesLock: Bool
 
     private init(
         configuration: VaultConfiguration, store: any VaultStore, keys: KeyRing, lock: DataDirectoryLock?,
-        logger: Logger
+        releasesLock: Bool = true, logger: Logger
     ) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
         self.lock = lock
+        self.releasesLock = releasesLock
         self.envelope = Envelope(keys: keys)
         self.audit = AuditLog(key: keys.auditKey)
         self.committer = GroupCommitter(store: store)
@@ -68,14 +72,25 @@ public final class Vault: Sendable {
         return try open(configuration, lock: lock, logger: logger)
     }
 
+    /// Opens a vault with the data directory's lock that a sealed server took at start and
+    /// keeps: closing this vault (SEAL) leaves the lock with the server.
+    public static func open(
+        _ configuration: VaultConfiguration, borrowing lock: DataDirectoryLock,
+        logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> Vault {
+        try open(configuration, lock: lock, releasesLock: false, logger: logger)
+    }
+
     /// The same, with the lock (or none) in hand: `initialize` holds it from before the
     /// database exists.
-    static func open(_ configuration: VaultConfiguration, lock: DataDirectoryLock?, logger: Logger) throws -> Vault {
+    static func open(
+        _ configuration: VaultConfiguration, lock: DataDirectoryLock?, releasesLock: Bool = true, logger: Logger
+    ) throws -> Vault {
         try checkOpenable(configuration)
         if let lock, lock.path != DataDirectoryLock.path(in: configuration.dataDirectory) {
             throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
         }
-        let keys = try KeyDirectory.load(from: configuration.keyDirectory)
+        let keys = try KeyDirectory.load(from: configuration.keyDirectory, root: configuration.rootKey())
         let store = try storageCall { try configuration.store.open(durability: configuration.durability) }
         let referenced = try storageCall { try store.read { try $0.referencedKEKVersions() } }
         for version in referenced where !keys.kekVersions.contains(version) {
@@ -95,7 +110,9 @@ public final class Vault: Sendable {
         logger.info(
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
-        let vault = Vault(configuration: configuration, store: store, keys: keys, lock: lock, logger: logger)
+        let vault = Vault(
+            configuration: configuration, store: store, keys: keys, lock: lock, releasesLock: releasesLock,
+            logger: logger)
         if store.clientMACsNeeded { try Vault.addMissingRecordMACs(vault) }
         return vault
     }
@@ -106,6 +123,31 @@ public final class Vault: Sendable {
     public static func initialize(
         _ configuration: VaultConfiguration, adminName: String = "admin",
         logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> String {
+        try initialize(configuration, adminName: adminName, manifest: nil, logger: logger)
+    }
+
+    /// Creates a new vault whose key directory is sealed under a fresh root key R, split into
+    /// `shares` Shamir shares of which `threshold` unseal it. Returns the admin's secret and the
+    /// shares' text, which exist nowhere else: R is dropped when this returns. A threshold of 1
+    /// (dev mode, where one share is R itself) is allowed only with a single share.
+    public static func initializeSealed(
+        _ configuration: VaultConfiguration, shares: Int, threshold: Int, adminName: String = "admin",
+        logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> (adminSecret: String, shares: [String]) {
+        try checkShareCounts(shares: shares, threshold: threshold)
+        let root = try RootKey(key: SymmetricKey.random(), generation: 1)
+        let split = try root.key.withUnsafeBytes { try Shamir.split($0, shares: shares, threshold: threshold) }
+        let manifest = try SealManifest(root: root, threshold: threshold, shares: split)
+        let texts = try split.map { try ShareText.encode($0, generation: root.generation) }
+        var sealed = configuration
+        sealed.root = root
+        let secret = try initialize(sealed, adminName: adminName, manifest: manifest, logger: logger)
+        return (secret, texts)
+    }
+
+    private static func initialize(
+        _ configuration: VaultConfiguration, adminName: String, manifest: SealManifest?, logger: Logger
     ) throws -> String {
         try checkSeparate(configuration)
         if configuration.store.isOccupied {
@@ -124,9 +166,9 @@ public final class Vault: Sendable {
                 [lock.path]
                 + [
                     KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
-                    KeyDirectory.auditKeyFile,
+                    KeyDirectory.auditKeyFile, SealManifest.fileName,
                 ].map { KeyDirectory.path(configuration.keyDirectory, $0) }
-            try KeyDirectory.create(at: configuration.keyDirectory)
+            try KeyDirectory.create(at: configuration.keyDirectory, root: configuration.root, manifest: manifest)
             storeCreated = true
             let store = try storageCall { try configuration.store.create(durability: configuration.durability) }
             try storageCall { try store.close() }
@@ -201,7 +243,7 @@ public final class Vault: Sendable {
     /// Closes the database cleanly (checkpointing the WAL).
     public func close() throws {
         committer.stop()
-        defer { lock?.release() }
+        defer { if releasesLock { lock?.release() } }
         try Self.storageCall { try store.close() }
     }
 
@@ -221,11 +263,12 @@ public final class Vault: Sendable {
     deinit {
         committer.stop()
         try? store.close()
-        lock?.release()
+        if releasesLock { lock?.release() }
     }
 
-    /// A vault exists at the data directory, which is writable and apart from the keys.
-    static func checkOpenable(_ configuration: VaultConfiguration) throws {
+    /// A vault exists at the data directory, which is writable and apart from the keys. Public
+    /// so a sealed server checks it at start, before it waits for the shares.
+    public static func checkOpenable(_ configuration: VaultConfiguration) throws {
         try checkSeparate(configuration)
         guard configuration.store.isOccupied else {
             throw VaultError(

@@ -20,6 +20,13 @@ public struct VaultConfiguration: Sendable {
     /// Most KEK versions alive (not retired) at once; `KEYS.ROTATE` past it is refused until old
     /// versions are retired. Each costs a page of locked memory and four mappings (guard pages).
     public var maximumLiveKEKVersions: Int
+    /// The root key of a sealed key directory, once unsealed; nil for an unsealed (raw) one.
+    /// A sealed directory does not open without it.
+    public var root: RootKey?
+    /// Asked for the root key when the key directory turns out to be sealed and `root` is nil
+    /// (the CLI reads a dev share file or asks the share holders at the terminal). It is called
+    /// only when the vault is opened, so commands that go through a running server never ask.
+    public var unsealer: (@Sendable (SealManifest) throws -> RootKey)?
 
     public init(
         dataDirectory: String,
@@ -29,7 +36,8 @@ public struct VaultConfiguration: Sendable {
         durability: StoreDurability = .full,
         maximumFailedLogins: Int = 10,
         lockoutSeconds: Double = 30 * 60,
-        maximumLiveKEKVersions: Int = 64
+        maximumLiveKEKVersions: Int = 64,
+        root: RootKey? = nil
     ) {
         self.dataDirectory = dataDirectory
         self.keyDirectory = keyDirectory
@@ -39,5 +47,14 @@ public struct VaultConfiguration: Sendable {
         self.maximumFailedLogins = maximumFailedLogins
         self.lockoutSeconds = lockoutSeconds
         self.maximumLiveKEKVersions = maximumLiveKEKVersions
+        self.root = root
+    }
+
+    /// The root key to open the key directory with: the one given, or, for a sealed directory,
+    /// the unsealer's; nil for a directory that is not sealed.
+    func rootKey() throws -> RootKey? {
+        if let root { return root }
+        guard let unsealer, let manifest = try KeyDirectory.manifest(in: keyDirectory) else { return nil }
+        return try unsealer(manifest)
     }
 }

@@ -23,6 +23,8 @@ public struct VaultError: Error, Hashable, Sendable, CustomStringConvertible {
         case storage = "STORAGE"
         /// The client already runs this long command; try again when it has answered.
         case busy = "BUSY"
+        /// The vault is sealed: its keys are not in memory until enough key shares are entered.
+        case sealed = "SEALED"
     }
 
     public let code: Code

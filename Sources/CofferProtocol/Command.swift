@@ -35,6 +35,14 @@ public enum Command: Sendable, Equatable {
     /// `CLIENT.PURPOSE [<name> [ticket]]`: the connection's purpose for commands that state none
     /// (none given: cleared).
     case clientPurpose(purpose: String?, ticket: String?)
+    /// `SEAL.STATUS`: sealed or not, the threshold, shares entered. Answered sealed or not.
+    case sealStatus
+    /// `UNSEAL <share>`: one key share towards unsealing the vault.
+    case unseal(share: String)
+    /// `UNSEAL RESET`: forgets the shares entered so far.
+    case unsealReset
+    /// `SEAL`: drops every key from memory; the server goes on listening, sealed.
+    case seal
     /// Connection housekeeping that Redis client libraries send on connect (`CLIENT SETINFO`,
     /// `CLIENT SETNAME`, …); acknowledged so that those libraries keep working.
     case clientHousekeeping(subcommand: String, name: String?)
@@ -78,12 +86,14 @@ public enum Command: Sendable, Equatable {
     public var execution: Execution {
         switch self {
         case .withPurpose(let command, _, _): command.execution
-        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection, .clientPurpose: .local
+        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection, .clientPurpose, .sealStatus,
+            .unsealReset:
+            .local
         case .hello(_, let auth, _): auth == nil ? .local : .barrier
         case .put, .get, .export, .delete, .exists, .find, .whoami: .pipelined
         case .tokenize, .detokenize, .tokenRevoke: .pipelined
         case .auth, .shred, .clientAdd, .clientList, .clientRevoke, .clientUnlock, .keysRotate, .keysStatus,
-            .keysRetire, .rekey, .auditTail, .auditVerify:
+            .keysRetire, .rekey, .auditTail, .auditVerify, .unseal, .seal:
             .barrier
         }
     }
@@ -91,8 +101,10 @@ public enum Command: Sendable, Equatable {
     /// True for the commands an unauthenticated connection may run.
     public var allowedBeforeAuth: Bool {
         switch self {
-        case .auth, .hello, .ping, .quit: true
         case .withPurpose(let command, _, _): command.allowedBeforeAuth
+        // The holders of key shares are people, not clients: while the vault is sealed there
+        // is no auth key to check a client's secret with.
+        case .auth, .hello, .ping, .quit, .sealStatus, .unseal, .unsealReset: true
         default: false
         }
     }
@@ -128,6 +140,9 @@ public enum Command: Sendable, Equatable {
         case .tokenRevoke: "TOKEN.REVOKE"
         case .withPurpose(let command, _, _): command.name
         case .clientPurpose: "CLIENT.PURPOSE"
+        case .sealStatus: "SEAL.STATUS"
+        case .unseal, .unsealReset: "UNSEAL"
+        case .seal: "SEAL"
         case .clientHousekeeping: "CLIENT"
         case .commandIntrospection: "COMMAND"
         }

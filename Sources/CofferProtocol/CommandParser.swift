@@ -104,6 +104,17 @@ public enum CommandParser {
         case "CLIENT.PURPOSE":
             try arity(args.count <= 2)
             return .clientPurpose(purpose: args.first.map { _ in text(0) }, ticket: args.count > 1 ? text(1) : nil)
+        case "SEAL.STATUS":
+            try arity(args.isEmpty)
+            return .sealStatus
+        case "UNSEAL":
+            try arity(args.count == 1)
+            // No share is the word RESET: shares begin with `coffer-share-`.
+            if text(0).uppercased() == "RESET" { return .unsealReset }
+            return .unseal(share: text(0))
+        case "SEAL":
+            try arity(args.isEmpty)
+            return .seal
         case "CLIENT":
             try arity(!args.isEmpty)
             let sub = text(0).uppercased()

@@ -49,25 +49,7 @@ public struct KeyStatusReply: Sendable, Equatable {
 
     /// Decodes a reply as either protocol version sends it; anything else is named in the error.
     public init(_ reply: RESPValue) throws {
-        var fields: [String: RESPValue] = [:]
-        switch reply {
-        case .map(let pairs):
-            for (key, value) in pairs { fields[try Self.text(key, "a key")] = value }
-        case .array(let flat) where flat.count % 2 == 0:
-            for index in stride(from: 0, to: flat.count, by: 2) {
-                fields[try Self.text(flat[index], "a key")] = flat[index + 1]
-            }
-        case .error(let message):
-            throw CommandError(message)
-        default:
-            throw CommandError("KEYS.STATUS answered \(reply), not a map")
-        }
-        func integer(_ key: String) throws -> Int {
-            guard case .integer(let value)? = fields[key] else {
-                throw CommandError("KEYS.STATUS reply lacks the integer '\(key)'")
-            }
-            return value
-        }
+        let fields = try ReplyFields(reply, command: "KEYS.STATUS")
         guard case .array(let rows)? = fields["versions"] else {
             throw CommandError("KEYS.STATUS reply lacks 'versions'")
         }
@@ -75,20 +57,13 @@ public struct KeyStatusReply: Sendable, Equatable {
             guard case .array(let parts) = row, parts.count == 3, case .integer(let version) = parts[0],
                 case .integer(let keys) = parts[2]
             else { throw CommandError("KEYS.STATUS reply has a malformed version row \(row)") }
-            return Version(version: version, state: try Self.text(parts[1], "a state"), dataKeys: keys)
+            return Version(
+                version: version, state: try ReplyFields.text(parts[1], "KEYS.STATUS", "a state"), dataKeys: keys)
         }
-        current = try integer("current")
-        pending = try integer("rewrap.pending")
-        done = try integer("rewrap.done")
-        let rateText = try fields["rewrap.rate"].map { try Self.text($0, "a rate") } ?? "0/s"
+        current = try fields.integer("current")
+        pending = try fields.integer("rewrap.pending")
+        done = try fields.integer("rewrap.done")
+        let rateText = try fields["rewrap.rate"].map { try ReplyFields.text($0, "KEYS.STATUS", "a rate") } ?? "0/s"
         rate = Int(rateText.prefix { $0.isNumber }) ?? 0
-    }
-
-    private static func text(_ value: RESPValue, _ what: String) throws -> String {
-        switch value {
-        case .bulkString(let bytes): String(decoding: bytes, as: UTF8.self)
-        case .simpleString(let string): string
-        default: throw CommandError("KEYS.STATUS reply has \(value) where \(what) belongs")
-        }
     }
 }

@@ -19,12 +19,21 @@ import Synchronization
 /// `Service`, so SIGTERM/SIGINT stop it gracefully: listeners close, every connection answers
 /// the commands it has read, and only then does `run()` return.
 public final class CofferServer: Service, Sendable {
-    private let vault: Vault
+    private let vaults: VaultHandle
     private let configuration: ServerConfiguration
     private let logger: Logger
 
-    public init(vault: Vault, configuration: ServerConfiguration, logger: Logger = Logger(label: "coffer.server")) {
-        self.vault = vault
+    public convenience init(
+        vault: Vault, configuration: ServerConfiguration, logger: Logger = Logger(label: "coffer.server")
+    ) {
+        self.init(vaults: VaultHandle(vault: vault), configuration: configuration, logger: logger)
+    }
+
+    /// A server whose vault may be sealed (see `VaultHandle`).
+    public init(
+        vaults: VaultHandle, configuration: ServerConfiguration, logger: Logger = Logger(label: "coffer.server")
+    ) {
+        self.vaults = vaults
         self.configuration = configuration
         self.logger = logger
     }
@@ -45,7 +54,7 @@ public final class CofferServer: Service, Sendable {
         let longPool = NIOThreadPool(numberOfThreads: 1)
         longPool.start()
         defer { longPool.shutdownGracefully { _ in } }
-        let dispatcher = CommandDispatcher(vault: vault, threadPool: threadPool, longPool: longPool, logger: logger)
+        let dispatcher = CommandDispatcher(vaults: vaults, threadPool: threadPool, longPool: longPool, logger: logger)
         let connections = ConnectionRegistry(
             maximumClients: configuration.maximumClients,
             maximumAnonymous: configuration.maximumAnonymousClients ?? max(1, configuration.maximumClients / 4))
@@ -97,7 +106,7 @@ public final class CofferServer: Service, Sendable {
             connections.drain()
         }
         do {
-            try vault.flushAuthFailures(all: true)
+            try vaults.vault?.flushAuthFailures(all: true)
         } catch {
             logger.error("failed AUTHs counted since the last audit entry could not be written")
         }
@@ -109,10 +118,14 @@ public final class CofferServer: Service, Sendable {
     /// write transaction) at a time, so no request ever waits behind more than one batch. All
     /// progress is in the database, so after a crash the next start carries on where it stopped.
     private func rewrapLoop(threadPool: NIOThreadPool, stopping: StopFlag) async {
-        let vault = self.vault
+        let vaults = self.vaults
         let batchSize = configuration.rewrapBatchSize
         while !stopping.isSet {
             do {
+                guard let vault = vaults.vault else {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    continue
+                }
                 let count = try await threadPool.runIfActive { try vault.rewrapBatch(limit: batchSize) }
                 if count > 0 { continue }
             } catch {
@@ -124,11 +137,11 @@ public final class CofferServer: Service, Sendable {
 
     /// Writes the failed AUTHs counted but not audited one by one, once their window closes.
     private func auditFlushLoop(stopping: StopFlag) async {
-        let vault = self.vault
+        let vaults = self.vaults
         while !stopping.isSet {
             try? await Task.sleep(for: .seconds(1))
             do {
-                try vault.flushAuthFailures()
+                try vaults.vault?.flushAuthFailures()
             } catch {
                 logger.error("could not write the audit entries of repeated failed AUTHs; retrying")
             }

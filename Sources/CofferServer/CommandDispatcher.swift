@@ -12,7 +12,7 @@ import NIOPosix
 /// Local commands answer at once; pipelined ones are submitted to the vault's group committer
 /// and complete on the connection's executor; barriers run on the worker pool.
 struct CommandDispatcher: Sendable {
-    let vault: Vault
+    let vaults: VaultHandle
     /// AUTH, SHRED, CLIENT.*, KEYS.*, REKEY.
     let threadPool: NIOThreadPool
     /// The long reads (AUDIT.TAIL, AUDIT.VERIFY), apart, so that auditors looping them queue
@@ -21,6 +21,17 @@ struct CommandDispatcher: Sendable {
     let logger: Logger
 
     static let version = "0.1.0"
+
+    init(vaults: VaultHandle, threadPool: NIOThreadPool, longPool: NIOThreadPool, logger: Logger) {
+        self.vaults = vaults
+        self.threadPool = threadPool
+        self.longPool = longPool
+        self.logger = logger
+    }
+
+    init(vault: Vault, threadPool: NIOThreadPool, longPool: NIOThreadPool, logger: Logger) {
+        self.init(vaults: VaultHandle(vault: vault), threadPool: threadPool, longPool: longPool, logger: logger)
+    }
 
     struct Reply: Sendable {
         var value: RESPValue
@@ -46,10 +57,31 @@ struct CommandDispatcher: Sendable {
         } catch {
             return .refused(Reply(value: .error("ERR \(error)")))
         }
+        let serving = vaults.serving
+        if serving.vault == nil && !Self.answeredWhileSealed(command) {
+            return .refused(Reply(value: .error(vaults.sealedError.description)))
+        }
+        if session.isAuthenticated && session.epoch != serving.epoch && !command.allowedBeforeAuth {
+            return .refused(
+                Reply(
+                    value: .error("NOAUTH the vault was sealed since this connection authenticated; AUTH again"),
+                    update: SessionUpdate(deauthenticated: true)))
+        }
         guard session.isAuthenticated || command.allowedBeforeAuth else {
             return .refused(Reply(value: .error("NOAUTH Authentication required.")))
         }
         return .command(command)
+    }
+
+    /// What a sealed server answers: the connection's own commands (PING, HELLO without AUTH,
+    /// QUIT, the housekeeping client libraries send on connect) and the seal commands; nothing
+    /// that needs a key.
+    static func answeredWhileSealed(_ command: Command) -> Bool {
+        switch command {
+        case .ping, .quit, .clientHousekeeping, .commandIntrospection, .sealStatus, .unseal, .unsealReset: true
+        case .hello(_, let auth, _): auth == nil
+        default: false
+        }
     }
 
     /// Answers a `.local` command.
@@ -86,6 +118,12 @@ struct CommandDispatcher: Sendable {
             } catch {
                 return Reply(value: .error("\(error)"))
             }
+        case .sealStatus:
+            return Reply(value: Self.sealReply(vaults.seal?.status()))
+        case .unsealReset:
+            do { return Reply(value: Self.sealReply(try vaults.resetUnseal())) } catch {
+                return Reply(value: .error("\(error)"))
+            }
         default:
             return Reply(value: .error("ERR internal error"))
         }
@@ -107,6 +145,10 @@ struct CommandDispatcher: Sendable {
             unwrapped = inner
         }
         let logger = self.logger
+        guard let vault = vaults.vault else {
+            completion(Reply(value: .error(vaults.sealedError.description)))
+            return
+        }
         func go<T: Sendable>(_ call: Call<T>, _ reply: @escaping @Sendable (T) -> RESPValue) {
             vault.submit(call, on: executor) { result in
                 completion(Self.reply(result.map(reply).mapError { $0 }, command: command, logger: logger))
@@ -165,7 +207,7 @@ struct CommandDispatcher: Sendable {
         _ command: Command, session: Session, on loop: any EventLoop,
         completion: @escaping @Sendable (Reply) -> Void
     ) {
-        let vault = self.vault
+        let vaults = self.vaults
         let caller = session.caller
         let logger = self.logger
         let pool: NIOThreadPool
@@ -174,7 +216,17 @@ struct CommandDispatcher: Sendable {
         default: pool = threadPool
         }
         let future: EventLoopFuture<Reply> = pool.runIfActive(eventLoop: loop) {
-            try Self.work(command, session: session, caller: caller, vault: vault)
+            switch command {
+            case .unseal(let share):
+                return Reply(value: Self.sealReply(try vaults.unseal(share, origin: session.origin)))
+            case .seal:
+                try vaults.sealNow(as: caller)
+                return Reply(value: .simpleString("OK"))
+            default:
+                let serving = vaults.serving
+                guard let vault = serving.vault else { throw vaults.sealedError }
+                return try Self.work(command, session: session, caller: caller, vault: vault, epoch: serving.epoch)
+            }
         }
         future.whenComplete { result in
             switch result {
@@ -197,16 +249,21 @@ struct CommandDispatcher: Sendable {
 
     private static let wrongPass = VaultError(.wrongPass, "invalid client name or secret, or the client is locked")
 
-    private static func work(_ command: Command, session: Session, caller: Caller, vault: Vault) throws -> Reply {
+    private static func work(_ command: Command, session: Session, caller: Caller, vault: Vault, epoch: Int) throws
+        -> Reply
+    {
         switch command {
         case .auth(let client, let secret):
-            return try authenticate(client, secret, session: session, vault: vault) { _ in .simpleString("OK") }
+            return try authenticate(client, secret, session: session, vault: vault, epoch: epoch) { _ in
+                .simpleString("OK")
+            }
         case .hello(let version, let credentials?, let clientName):
             if let version, version != 2 && version != 3 {
                 return Reply(value: .error("NOPROTO unsupported protocol version"))
             }
             return try authenticate(
-                credentials.client, credentials.secret, session: session, vault: vault, protocolVersion: version,
+                credentials.client, credentials.secret, session: session, vault: vault, epoch: epoch,
+                protocolVersion: version,
                 name: clientName
             ) { updated in helloReply(updated) }
         case .shred(let subject):
@@ -251,13 +308,13 @@ struct CommandDispatcher: Sendable {
 
     /// Checks the secret in the vault core (which counts failures per name and origin).
     private static func authenticate(
-        _ client: String, _ secret: [UInt8], session: Session, vault: Vault, protocolVersion: Int? = nil,
+        _ client: String, _ secret: [UInt8], session: Session, vault: Vault, epoch: Int, protocolVersion: Int? = nil,
         name: String? = nil, reply: (Session) -> RESPValue
     ) throws -> Reply {
         switch try vault.authenticate(client: client, secret: secret, origin: session.origin, peer: session.peer) {
         case .success(_, let binding):
             let update = SessionUpdate(
-                authenticated: (client, binding), protocolVersion: protocolVersion, connectionName: name)
+                authenticated: (client, binding), epoch: epoch, protocolVersion: protocolVersion, connectionName: name)
             var updated = session
             update.apply(to: &updated)
             return Reply(value: reply(updated), update: update)
@@ -283,6 +340,17 @@ struct CommandDispatcher: Sendable {
             logger.error("command failed", metadata: ["command": "\(command.name)"])
             return Reply(value: .error("ERR internal error"))
         }
+    }
+
+    /// `SEAL.STATUS`, and the reply to each UNSEAL: a map, like KEYS.STATUS.
+    static func sealReply(_ status: SealState.Status?) -> RESPValue {
+        SealStatusReply(
+            sealed: status?.sealed ?? false,
+            progress: status.map {
+                .init(
+                    threshold: $0.threshold, shares: $0.shares, entered: $0.entered, generation: Int($0.generation))
+            }
+        ).value
     }
 
     static func statusReply(_ status: KeyStatus) -> RESPValue {

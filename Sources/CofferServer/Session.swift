@@ -15,6 +15,8 @@ struct Session: Sendable {
     var protocolVersion = 2
     /// `CLIENT.PURPOSE`: the purpose of commands that state none.
     var purpose: AccessPurpose?
+    /// The unseal epoch its AUTH was checked under (see `VaultHandle`).
+    var epoch = 0
 
     init(id: Int, origin: String, peer: String) {
         self.id = id
@@ -34,6 +36,7 @@ struct Session: Sendable {
 /// What a command changes about its session; the connection applies it when the command ends.
 struct SessionUpdate: Sendable {
     var authenticated: (client: String, binding: ClientBinding)?
+    var epoch: Int?
     /// The client behind the session was revoked or changed: the connection is anonymous again.
     var deauthenticated = false
     var protocolVersion: Int?
@@ -46,6 +49,7 @@ struct SessionUpdate: Sendable {
             session.client = authenticated.client
             session.binding = authenticated.binding
         }
+        if let epoch { session.epoch = epoch }
         if deauthenticated {
             session.client = nil
             session.binding = nil

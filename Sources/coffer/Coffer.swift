@@ -12,7 +12,10 @@ struct Coffer: AsyncParsableCommand {
             with the COFFER_DATA and COFFER_KEYS environment variables. They must be two separate \
             directories: the keys are kept apart from the data they protect.
             """,
-        subcommands: [Init.self, Serve.self, Clients.self, Keys.self, Audit.self, Backup.self, Restore.self]
+        subcommands: [
+            Init.self, Serve.self, Unseal.self, SealCommands.self, OperatorCommands.self, Clients.self, Keys.self,
+            Audit.self, Backup.self, Restore.self,
+        ]
     )
 
     /// Logging goes to stderr at `COFFER_LOG_LEVEL` (default `notice`), before any command runs.

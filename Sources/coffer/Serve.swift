@@ -151,15 +151,43 @@ struct Serve: AsyncParsableCommand {
         }
         let socketPath =
             noSocket ? nil : (socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock"))
-        // One server per data directory, for its whole life: the vault holds the lock until it
-        // is closed (or the kernel drops it when this process dies), and the lock file tells the
-        // CLI where to find this server.
-        let opened = try reportingErrors {
-            try Vault.open(configuration, owner: .init(command: "serve", socket: socketPath), logger: logger)
+        // One server per data directory, for its whole life: the server holds the lock until
+        // it stops (or the kernel drops it when this process dies), across SEAL and UNSEAL, and
+        // the lock file tells the CLI where to find it.
+        let held = try reportingErrors {
+            try Vault.checkOpenable(configuration)
+            return try DataDirectoryLock.acquire(
+                configuration.dataDirectory, for: .init(command: "serve", socket: socketPath))
         }
-        let lock = opened.dataDirectoryLock
+        let lock: DataDirectoryLock? = held
+        if try reportingErrors({ try Vault.recoverInterruptedReseal(configuration, holding: held) }) {
+            note("coffer: an interrupted reseal of the key directory was finished or undone")
+        }
+        let manifest = try reportingErrors { try SealManifest.load(keyDirectory: configuration.keyDirectory) }
+        let vaults: VaultHandle
+        if let manifest {
+            var unsealerless = configuration
+            unsealerless.unsealer = nil
+            let sealed = unsealerless
+            vaults = VaultHandle(sealed: SealState(manifest: manifest)) { root in
+                var unsealed = sealed
+                unsealed.root = root
+                return try Vault.open(unsealed, borrowing: held, logger: logger)
+            }
+            if let file = vault.unsealFilePath {
+                let share = try reportingErrors { try Unsealing.readShareFile(file, manifest: manifest) }
+                _ = try reportingErrors { try vaults.unsealLocally(share, source: "unseal-file") }
+            } else {
+                note(
+                    "coffer: the vault is sealed: \(manifest.threshold) of its \(manifest.shareCount) share holders unseal it with coffer unseal"
+                )
+            }
+        } else {
+            let opened = try reportingErrors { try Vault.open(configuration, borrowing: held, logger: logger) }
+            vaults = VaultHandle(vault: opened)
+        }
         let server = CofferServer(
-            vault: opened,
+            vaults: vaults,
             configuration: ServerConfiguration(
                 socketPath: socketPath, tcp: tcp, tls: tls, maximumClients: maxClients,
                 maximumAnonymousClients: maxAnonymousClients, connection: connection, idleTimeoutSeconds: idleTimeout,
@@ -181,11 +209,13 @@ struct Serve: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            try? opened.close()
+            try? vaults.vault?.close()
+            lock?.release()
             note("coffer: \(Self.describe(error))")
             throw ExitCode.failure
         }
-        try opened.close()
+        try vaults.vault?.close()
+        lock?.release()
         note("coffer: stopped")
     }
 

@@ -42,6 +42,10 @@ final class ServerConnection {
 
     /// Calls and turns an error reply into a thrown error.
     func expect(_ words: String...) throws -> RESPValue {
+        try expect(words)
+    }
+
+    func expect(_ words: [String]) throws -> RESPValue {
         let reply = try call(words)
         if case .error(let message) = reply { throw CLIError(message) }
         return reply

@@ -15,6 +15,19 @@ struct VaultOptions: ParsableArguments {
         help: ArgumentHelp("A JSON policy file of role grants (default: the built-in roles).", valueName: "file"))
     var policy: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Dev vaults of one share only: unseal from this share file (mode 0600; default: $COFFER_UNSEAL_FILE). Not dual control.",
+            valueName: "file"))
+    var unsealFile: String?
+
+    /// The share file, if one is given, for the vault's root key.
+    var unsealFilePath: String? {
+        let path = unsealFile ?? ProcessInfo.processInfo.environment["COFFER_UNSEAL_FILE"]
+        return path?.isEmpty == false ? path : nil
+    }
+
     func resolved() throws -> VaultConfiguration {
         let environment = ProcessInfo.processInfo.environment
         guard let data = data ?? environment["COFFER_DATA"], !data.isEmpty else {
@@ -24,7 +37,9 @@ struct VaultOptions: ParsableArguments {
             throw ValidationError("no key directory: pass --keys DIR or set COFFER_KEYS")
         }
         let policy = try policy.map { try Policy.load(path: $0) } ?? .builtIn
-        return VaultConfiguration(dataDirectory: data, keyDirectory: keys, policy: policy)
+        var configuration = VaultConfiguration(dataDirectory: data, keyDirectory: keys, policy: policy)
+        configuration.unsealer = Unsealing.unsealer(file: unsealFilePath)
+        return configuration
     }
 }
 

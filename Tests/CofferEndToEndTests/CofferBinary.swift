@@ -20,12 +20,39 @@ enum CofferBinary {
         let stderr: String
     }
 
+    /// Every vault the tests make is a dev vault, as `.ci/dev` makes one: one key share, kept in
+    /// `<keys>.share` beside the key directory, from which every later command unseals (with
+    /// the loud warning). A test that wants a real quorum passes `--shares` to `init` or its own
+    /// `COFFER_UNSEAL_FILE`.
+    static func devSealing(_ arguments: [String], _ environment: [String: String]) -> ([String], [String: String]) {
+        var arguments = arguments
+        var environment = environment
+        let keys =
+            arguments.firstIndex(of: "--keys").flatMap { arguments.indices.contains($0 + 1) ? arguments[$0 + 1] : nil }
+            ?? environment["COFFER_KEYS"]
+        if let keys, environment["COFFER_UNSEAL_FILE"] == nil, !arguments.contains("--unseal-file") {
+            environment["COFFER_UNSEAL_FILE"] = devShareFile(keys: keys)
+        }
+        if arguments.first == "init", !arguments.contains("--shares"), !arguments.contains("--help") {
+            arguments += ["--shares", "1", "--threshold", "1"]
+        }
+        return (arguments, environment)
+    }
+
+    /// Where a test vault's dev share lives: beside its key directory, never inside it.
+    static func devShareFile(keys: String) -> String {
+        var path = keys
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        return path + ".share"
+    }
+
     /// `directory`, if given, is the working directory the command runs in; `wrapper`, if
     /// given, is a command line that runs coffer (`"$0"`) with its arguments (`"$@"`).
     static func run(
         _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil, in directory: String? = nil,
         wrappedIn wrapper: [String] = []
     ) throws -> Result {
+        let (arguments, environment) = devSealing(arguments, environment)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: wrapper.first ?? path)
         process.arguments = wrapper.isEmpty ? arguments : Array(wrapper.dropFirst()) + [path] + arguments

@@ -7,13 +7,14 @@ import Testing
 
 @Suite struct LockedMemoryTests {
     /// With RLIMIT_MEMLOCK at 0 (and, as root, without CAP_IPC_LOCK) no key page can be locked:
-    /// the server says so at error level instead of leaving keys swappable in silence.
+    /// the server says so at error level instead of leaving keys swappable in silence. The five
+    /// are the four keys of a fresh vault and the root key they are sealed under.
     @Test func keysThatCannotBeLockedInMemoryAreReportedLoudly() throws {
         let root = CofferBinary.temporaryDirectory("memlock")
         #expect(try CofferBinary.run(["init", "--data", root + "/d", "--keys", root + "/k"]).status == 0)
         let process = Process()
         let serve =
-            "ulimit -l 0 && exec \"$0\" serve --data \(root)/d --keys \(root)/k --no-socket --listen 127.0.0.1:0 --allow-root"
+            "ulimit -l 0 && exec \"$0\" serve --data \(root)/d --keys \(root)/k --unseal-file \(root)/k.share --no-socket --listen 127.0.0.1:0 --allow-root"
         if geteuid() == 0 {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             process.arguments = ["--bounding-set", "-ipc_lock", "--", "/bin/sh", "-c", serve, CofferBinary.path]
@@ -36,7 +37,7 @@ import Testing
         #expect(collected.text.contains("coffer: ready"), "\(collected.text)")
         #expect(
             collected.text.contains(
-                "error coffer: keys.unlocked=4 [CofferCore] keys could not be locked in memory and may be swapped to disk"
+                "error coffer: keys.unlocked=5 [CofferCore] keys could not be locked in memory and may be swapped to disk"
             ),
             "\(collected.text)")
     }

@@ -110,7 +110,7 @@ final class ServeProcess {
         var env = ProcessInfo.processInfo.environment
         env["COFFER_DATA"] = nil
         env["COFFER_KEYS"] = nil
-        process.environment = env
+        process.environment = CofferBinary.devSealing(["serve"] + arguments, env).1
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
         let collector = stderr

@@ -59,6 +59,11 @@ final class TestServer {
         process.arguments =
             (launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [CofferBinary.path])
             + ["serve", "--data", data, "--keys", keys] + CofferBinary.rootFlag + extraArguments
+        if !extraArguments.contains("--unseal-file") {
+            var environment = ProcessInfo.processInfo.environment
+            environment["COFFER_UNSEAL_FILE"] = CofferBinary.devShareFile(keys: keys)
+            process.environment = environment
+        }
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
         let collector = stderrLines

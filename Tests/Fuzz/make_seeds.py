@@ -30,6 +30,7 @@ commands = [
     ["CLIENT", "ID"], ["COMMAND"], ["COMMAND", "DOCS"], ["KEYS.ROTATE"], ["KEYS.STATUS"],
     ["KEYS.RETIRE", "1"], ["REKEY", "cust-1"], ["AUDIT.TAIL", "10"], ["AUDIT.VERIFY"], ["AUDIT.EXPORT", "5"],
     ["GET", "c" * 128, "name"], ["GET", "c" * 129, "name"], ["PUT", "x", "name", b"\x00\xff\xfe"],
+    ["SEAL.STATUS"], ["UNSEAL", "coffer-share-1-2-" + "ab" * 32 + "-0011aabb"], ["UNSEAL", "RESET"], ["SEAL"],
 ]
 seeds = [resp(*c) for c in commands]
 seeds += [" ".join(c if isinstance(c, str) else "x" for c in cmd).encode() + b"\r\n" for cmd in commands[:20]]

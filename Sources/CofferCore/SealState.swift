@@ -1,0 +1,138 @@
+import CofferCrypto
+import Synchronization
+
+/// Whether the vault is sealed, and how far an unseal has got: the key shares entered so far
+/// (in guarded memory), checked one by one against the seal manifest as they arrive.
+///
+/// One per server, shared by every connection (and readable by INFO and health checks). The
+/// clock is passed in, so the idle expiry and the rate limit are tested without waiting.
+public final class SealState: Sendable {
+    public struct Status: Sendable, Equatable {
+        public var sealed: Bool
+        public var threshold: Int
+        public var shares: Int
+        /// Shares entered towards the current unseal (0 when unsealed).
+        public var entered: Int
+        public var generation: UInt32
+
+        /// `sealed: 1 of 3 key shares entered`, the text `-SEALED` replies carry.
+        public var progress: String {
+            sealed ? "sealed: \(entered) of \(threshold) key shares entered" : "unsealed"
+        }
+    }
+
+    public enum Outcome: Sendable {
+        /// The share was accepted; more are needed.
+        case progress(Status)
+        /// The share completed the threshold: here is the root key, checked against the
+        /// manifest. The caller opens the vault with it and then calls `markUnsealed()`.
+        case unsealed(RootKey)
+    }
+
+    /// Progress is dropped after this long without a new share, so a half-finished unseal does
+    /// not wait for ever for someone to complete it.
+    public static let idleExpiry: Duration = .seconds(600)
+    /// Share entries allowed per minute (accepted or refused), per server.
+    public static let attemptsPerMinute = 10
+
+    private struct State {
+        var sealed = true
+        var entered: [KeyShare] = []
+        var lastEntry: ContinuousClock.Instant?
+        var attempts: [ContinuousClock.Instant] = []
+    }
+
+    public let manifest: SealManifest
+    private let state = Mutex(State())
+
+    public init(manifest: SealManifest) {
+        self.manifest = manifest
+    }
+
+    public func status(now: ContinuousClock.Instant = .now) -> Status {
+        state.withLock { state in
+            expire(&state, now: now)
+            return status(state)
+        }
+    }
+
+    public var isSealed: Bool { state.withLock { $0.sealed } }
+
+    /// Takes one share typed by an operator. Refuses, saying why and keeping the progress, a
+    /// malformed or mistyped share, one of another generation, one this vault never issued, or
+    /// one entered already; past the threshold, refuses shares whose root key fails the
+    /// manifest's check (and drops the progress, since one of them must be wrong).
+    public func submit(_ text: some StringProtocol, now: ContinuousClock.Instant = .now) throws(VaultError) -> Outcome {
+        try state.withLock { (state) throws(VaultError) -> Outcome in
+            expire(&state, now: now)
+            guard state.sealed else { throw VaultError(.invalid, "the vault is already unsealed") }
+            state.attempts.removeAll { now - $0 >= .seconds(60) }
+            guard state.attempts.count < Self.attemptsPerMinute else {
+                throw VaultError(
+                    .busy, "too many key shares entered in the last minute (\(Self.attemptsPerMinute) at most); wait")
+            }
+            state.attempts.append(now)
+            let (generation, share) = try ShareText.decode(text)
+            guard generation == manifest.generation else {
+                throw VaultError(
+                    .invalid,
+                    "the share is of seal generation \(generation), the vault's shares are of generation \(manifest.generation) (a rekey replaced them)"
+                )
+            }
+            guard manifest.recognises(share, generation: generation) else {
+                throw VaultError(.invalid, "the share is not one of this vault's shares")
+            }
+            guard !state.entered.contains(where: { $0.x == share.x }) else {
+                throw VaultError(.invalid, "share \(share.x) was entered already")
+            }
+            state.entered.append(share)
+            state.lastEntry = now
+            guard state.entered.count >= manifest.threshold else { return .progress(status(state)) }
+            let shares = state.entered
+            state.entered = []
+            state.lastEntry = nil
+            let key: SymmetricKey
+            do { key = try SymmetricKey(Shamir.combine(shares)) } catch {
+                throw VaultError(.keys, "the shares could not be combined: \(error)")
+            }
+            guard manifest.isMade(for: key) else {
+                throw VaultError(
+                    .keys, "the shares do not give the root key the seal manifest was made for; progress reset")
+            }
+            return .unsealed(RootKey(key: key, generation: manifest.generation))
+        }
+    }
+
+    /// Forgets the shares entered so far.
+    public func reset() {
+        state.withLock {
+            $0.entered = []
+            $0.lastEntry = nil
+        }
+    }
+
+    public func markUnsealed() {
+        state.withLock {
+            $0.sealed = false
+            $0.entered = []
+            $0.lastEntry = nil
+        }
+    }
+
+    public func markSealed() {
+        state.withLock { $0.sealed = true }
+    }
+
+    private func expire(_ state: inout State, now: ContinuousClock.Instant) {
+        if let last = state.lastEntry, now - last >= Self.idleExpiry {
+            state.entered = []
+            state.lastEntry = nil
+        }
+    }
+
+    private func status(_ state: State) -> Status {
+        Status(
+            sealed: state.sealed, threshold: manifest.threshold, shares: manifest.shareCount,
+            entered: state.entered.count, generation: manifest.generation)
+    }
+}
