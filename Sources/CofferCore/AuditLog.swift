@@ -1,6 +1,7 @@
 import CofferCrypto
 import CofferStore
 import Foundation
+import Metrics
 
 /// How a command ended, as the audit trail records it.
 public enum AuditOutcome: String, Sendable, Hashable {
@@ -36,6 +37,9 @@ struct AuditDraft {
 /// `MAC = BLAKE2b(audit.key, "coffer.audit.v1", previous MAC ‖ the entry's own columns)`, so
 /// changing, deleting, inserting or reordering a stored entry breaks the chain from there on.
 struct AuditLog: Sendable {
+    /// Made at first use, after `coffer serve` has chosen the metrics backend.
+    static let appendTimer = Metrics.Timer(label: "coffer_audit_append_duration_seconds")
+
     static let label = "coffer.audit.v1"
     static let genesis = [UInt8](repeating: 0, count: 32)
 
@@ -89,6 +93,8 @@ struct AuditLog: Sendable {
     /// Appends `draft` as the next entry, inside the caller's transaction.
     @discardableResult
     func append(_ draft: AuditDraft, in tx: any StoreWriting, now: Date = Date()) throws -> AuditRecord {
+        let started = ContinuousClock.now
+        defer { Self.appendTimer.record(duration: ContinuousClock.now - started) }
         let last = try tx.lastAudit()
         var record = AuditRecord(
             seq: (last?.seq ?? 0) + 1, at: Self.timestamp(now), client: draft.client, role: draft.role,

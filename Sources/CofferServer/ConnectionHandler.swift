@@ -36,6 +36,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var held = false
         /// The RESP version in force when the command was read.
         let version: Int
+        /// The command's metric label (`CommandTable.labels`) and when it was read.
+        var label = 0
+        var started: UInt64 = 0
     }
 
     private let dispatcher: CommandDispatcher
@@ -124,7 +127,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
             origin = "unix"
             peer = "uid ?"
         }
-        switch registry.register(channel) {
+        let address: String
+        if let address0 = channel.remoteAddress, let ip = address0.ipAddress, let port = address0.port {
+            address = "\(ip):\(port)"
+        } else {
+            address = "unix"
+        }
+        switch registry.register(channel, address: address) {
         case .refused(let reason):
             // Told in `channelActive` (after a TLS handshake); a client that never gets that far
             // is closed after a second.
@@ -288,7 +297,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func start(_ request: RESPRequest, _ context: ChannelHandlerContext) {
         let sequence = firstSlot + slots.count
-        slots.append(Slot(version: session.protocolVersion))
+        slots.append(
+            Slot(
+                version: session.protocolVersion, label: CommandTable.labelIndex(ofRequest: request),
+                started: NIODeadline.now().uptimeNanoseconds))
+        registration?.info.commandStarted()
         let command: Command
         switch dispatcher.command(for: request, session: session) {
         case .refused(let reply):
@@ -297,6 +310,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .command(let parsed):
             command = parsed
         }
+        slots[slots.index(before: slots.endIndex)].label = CommandTable.labelIndex(ofName: command.name)
         switch command.execution {
         case .local:
             complete(sequence, dispatcher.local(command, session: session))
@@ -339,6 +353,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let offset = sequence - firstSlot
         let index = slots.index(slots.startIndex, offsetBy: offset)
         let version = reply.update?.protocolVersion ?? slots[index].version
+        registry.stats.record(
+            label: slots[index].label, nanoseconds: NIODeadline.now().uptimeNanoseconds &- slots[index].started,
+            reply: reply.value)
         if offset == 0 && !reply.close {
             // The next reply due: straight into the outgoing buffer.
             slots.removeFirst()
@@ -424,6 +441,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func apply(_ update: SessionUpdate, _ context: ChannelHandlerContext) {
         let wasAuthenticated = session.isAuthenticated
         update.apply(to: &session)
+        registration?.info.update(
+            client: session.client, role: session.binding?.roleName, name: session.connectionName,
+            resp: session.protocolVersion)
         if !wasAuthenticated && session.isAuthenticated {
             if let registration { registry.authenticated(registration) }
             authDeadline?.cancel()
