@@ -135,6 +135,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         switch registry.register(channel, address: address) {
         case .refused(let reason):
+            logger.info("connection refused", metadata: ["origin": "\(origin)", "reason": "\(reason)"])
             // Told in `channelActive` (after a TLS handshake); a client that never gets that far
             // is closed after a second.
             closing = true
@@ -146,6 +147,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .admitted(let registration):
             self.registration = registration
             session = Session(id: registration.id, origin: origin, peer: peer)
+            logger.info("connection opened", metadata: ["connection": "\(registration.id)", "origin": "\(origin)"])
         }
         if origin == "unix", let credentials = Self.peerUID(channel) { session.peer = "uid \(credentials)" }
         executor = ConnectionExecutor(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
@@ -177,6 +179,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if let registration {
             registry.unregister(registration)
             self.registration = nil
+            logger.info(
+                "connection closed",
+                metadata: ["connection": "\(registration.id)", "client": "\(session.client ?? "-")"])
         }
         input = nil
         slots.removeAll()
@@ -353,9 +358,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let offset = sequence - firstSlot
         let index = slots.index(slots.startIndex, offsetBy: offset)
         let version = reply.update?.protocolVersion ?? slots[index].version
-        registry.stats.record(
+        let (outcome, errorWord) = registry.stats.record(
             label: slots[index].label, nanoseconds: NIODeadline.now().uptimeNanoseconds &- slots[index].started,
             reply: reply.value)
+        if outcome != .ok {
+            // The command's label and the error's first word only: an error message may name a
+            // field, and the arguments are never logged.
+            logger.info(
+                "command \(outcome.label)",
+                metadata: [
+                    "connection": "\(session.id)", "client": "\(session.client ?? "-")",
+                    "command": "\(CommandTable.labels[slots[index].label])", "error": "\(errorWord ?? "-")",
+                ])
+        }
         if offset == 0 && !reply.close {
             // The next reply due: straight into the outgoing buffer.
             slots.removeFirst()
@@ -445,6 +460,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             client: session.client, role: session.binding?.roleName, name: session.connectionName,
             resp: session.protocolVersion)
         if !wasAuthenticated && session.isAuthenticated {
+            logger.info(
+                "connection authenticated",
+                metadata: ["connection": "\(session.id)", "client": "\(session.client ?? "-")"])
             if let registration { registry.authenticated(registration) }
             authDeadline?.cancel()
             authDeadline = nil

@@ -98,8 +98,10 @@ final class ServerStats: Sendable {
         connectionsOpen = Gauge(label: "coffer_connections", factory: factory)
     }
 
-    /// Records one answered command: its label (`CommandTable.labels`), time and reply.
-    func record(label: Int, nanoseconds: UInt64, reply: RESPValue) {
+    /// Records one answered command: its label (`CommandTable.labels`), time and reply; returns
+    /// how it ended and its error word, if any.
+    @discardableResult
+    func record(label: Int, nanoseconds: UInt64, reply: RESPValue) -> (Outcome, String?) {
         let cells = commands[label]
         let micros = Int(nanoseconds / 1000)
         cells.calls.add(1)
@@ -112,6 +114,7 @@ final class ServerStats: Sendable {
         totalCommands.add(1)
         commandCounters[label][outcome.rawValue].increment()
         commandTimers[label].recordNanoseconds(Int64(clamping: nanoseconds))
+        return (outcome, error.map { Outcome.errorWords[$0] })
     }
 
     func connectionOpened(open: Int) {
