@@ -12,9 +12,11 @@ public enum CommandTable {
         /// The arguments as redis-cli shows them in its hint, e.g. `subject field [field ...]`.
         public let arguments: [Argument]
         public let group: String
-        /// The metric label: lower case, `.` and ` ` turned into `_` (`client_add`, `client_list`).
+        /// The metric label, as Redis names commands in INFO: lower case, a subcommand after `|`
+        /// (`client|list`, Redis's CLIENT LIST), Coffer's dotted names kept (`client.list`, the
+        /// clients): distinct names give distinct labels.
         public var label: String {
-            String(name.lowercased().map { $0 == "." || $0 == " " ? "_" : $0 })
+            String(name.lowercased().map { $0 == " " ? "|" : $0 })
         }
     }
 

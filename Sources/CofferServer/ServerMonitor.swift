@@ -116,14 +116,8 @@ final class ServerMonitor: Sendable {
         }
     }
 
-    /// A label as Redis names commands in INFO: lower case, subcommands after `|`
-    /// (`client|list`, `config|get`), Coffer's dotted names kept (`client.add`).
-    static func redisName(_ index: Int) -> String {
-        if index < CommandTable.all.count {
-            return CommandTable.all[index].name.lowercased().replacingOccurrences(of: " ", with: "|")
-        }
-        return CommandTable.labels[index]
-    }
+    /// A command's name in INFO: its label, which follows Redis's naming (`client|list`).
+    static func redisName(_ index: Int) -> String { CommandTable.labels[index] }
 
     /// `CONFIG GET pattern`: the few settings that mean the same as Redis's, matched with
     /// Redis's glob (`*`, `?`). Nothing else is configurable at run time.

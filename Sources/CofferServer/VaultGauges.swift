@@ -35,6 +35,12 @@ public final class VaultGauges: Sendable {
     /// Reads the vault's figures into the gauges; if the database cannot be read,
     /// `coffer_vault_readable` is 0 and the rest keep their last values.
     public func update() {
+        // Scrapes are serialised (they are seconds apart): two at once must not both add the
+        // same difference, or read figures out of order and add one twice.
+        last.withLock { last in record(&last) }
+    }
+
+    private func record(_ last: inout (rewrap: Int, failures: Int, lockouts: Int)) {
         guard let info = try? vault.metricsInfo() else {
             up.record(0)
             return
@@ -45,10 +51,10 @@ public final class VaultGauges: Sendable {
         pendingRewrap.record(info.pendingRewrap)
         subjects.record(info.subjects)
         auditHead.record(Int(info.auditHeadSeq))
-        let deltas = last.withLock { last -> (Int, Int, Int) in
-            defer { last = (info.rewrapDone, info.authFailures, info.lockouts) }
-            return (info.rewrapDone - last.rewrap, info.authFailures - last.failures, info.lockouts - last.lockouts)
-        }
+        let deltas = (
+            info.rewrapDone - last.rewrap, info.authFailures - last.failures, info.lockouts - last.lockouts
+        )
+        last = (info.rewrapDone, info.authFailures, info.lockouts)
         if deltas.0 > 0 { rewrapDone.increment(by: deltas.0) }
         if deltas.1 > 0 { authFailures.increment(by: deltas.1) }
         if deltas.2 > 0 { lockouts.increment(by: deltas.2) }
