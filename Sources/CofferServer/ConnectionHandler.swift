@@ -302,14 +302,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func start(_ request: RESPRequest, _ context: ChannelHandlerContext) {
         let sequence = firstSlot + slots.count
-        slots.append(
-            Slot(
-                version: session.protocolVersion, label: CommandTable.labelIndex(ofRequest: request),
-                started: NIODeadline.now().uptimeNanoseconds))
-        registration?.info.commandStarted()
+        let now = NIODeadline.now().uptimeNanoseconds
+        slots.append(Slot(version: session.protocolVersion, started: now))
+        registration?.info.commandStarted(at: now)
         let command: Command
         switch dispatcher.command(for: request, session: session) {
         case .refused(let reply):
+            slots[slots.index(before: slots.endIndex)].label = CommandTable.labelIndex(ofRequest: request)
             complete(sequence, reply)
             return
         case .command(let parsed):

@@ -115,9 +115,10 @@ final class ConnectionInfo: Sendable {
     let id: Int
     /// `IP:PORT`, or `unix` (a Unix socket peer has no address of its own).
     let address: String
-    let opened = ContinuousClock.now
-    /// Nanoseconds since `opened` at the start of the latest command.
-    private let lastCommand = Atomic<Int>(0)
+    /// `NIODeadline` uptime nanoseconds: when the connection opened, and when its latest
+    /// command was read (the handler's own reading of the clock, so this costs one store).
+    let opened = NIODeadline.now().uptimeNanoseconds
+    private let lastCommand = Atomic<UInt64>(0)
     private let details = Mutex<(client: String?, role: String?, name: String?, resp: Int)>((nil, nil, nil, 2))
 
     init(id: Int, address: String) {
@@ -126,11 +127,8 @@ final class ConnectionInfo: Sendable {
     }
 
     /// One relaxed store per command.
-    func commandStarted() {
-        let elapsed = ContinuousClock.now - opened
-        lastCommand.store(
-            Int(elapsed.components.seconds) * 1_000_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000),
-            ordering: .relaxed)
+    func commandStarted(at uptimeNanoseconds: UInt64) {
+        lastCommand.store(uptimeNanoseconds, ordering: .relaxed)
     }
 
     func update(client: String?, role: String?, name: String?, resp: Int) {
@@ -140,10 +138,12 @@ final class ConnectionInfo: Sendable {
     /// Redis's `CLIENT LIST` line: id, addr, name, age, idle, flags, db, user, role, resp.
     /// A connection name is shown only if it is a plain token (Redis refuses spaces in names;
     /// Coffer accepts any and shows such a name as `?`).
-    func line(now: ContinuousClock.Instant = .now) -> String {
+    func line(now: UInt64 = NIODeadline.now().uptimeNanoseconds) -> String {
         let (client, role, name, resp) = details.withLock { $0 }
-        let age = (now - opened).components.seconds
-        let idle = max(0, age - Int64(lastCommand.load(ordering: .relaxed) / 1_000_000_000))
+        // A command read after `now` was taken counts as idle 0, not as a wrapped difference.
+        let last = max(lastCommand.load(ordering: .relaxed), opened)
+        let age = now > opened ? (now - opened) / 1_000_000_000 : 0
+        let idle = now > last ? (now - last) / 1_000_000_000 : 0
         let shownName =
             name.map { n in
                 n.count <= 64 && n.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f } ? n : "?"

@@ -1,6 +1,7 @@
 import CofferCore
 import CofferProtocol
 import Foundation
+import NIOCore
 import Synchronization
 
 /// The server's answers to the monitoring commands (INFO, CLIENT LIST, CONFIG GET) once the
@@ -156,7 +157,7 @@ final class ServerMonitor: Sendable {
 
     /// `CLIENT LIST`: one line per open connection, oldest first.
     func clientList() -> String {
-        let now = ContinuousClock.now
+        let now = NIODeadline.now().uptimeNanoseconds
         return registry.connections.map { $0.line(now: now) + "\n" }.joined()
     }
 }
