@@ -1,6 +1,7 @@
 import CofferCrypto
 import CofferStore
 import Foundation
+import Metrics
 
 /// How a command ended, as the audit trail records it.
 public enum AuditOutcome: String, Sendable, Hashable {
@@ -43,6 +44,9 @@ struct AuditDraft {
 /// as two more columns; one without keeps v1, so entries written before purposes existed still
 /// verify, and removing or adding a purpose changes which MAC is expected: it breaks the chain.
 struct AuditLog: Sendable {
+    /// Made at first use, after `coffer serve` has chosen the metrics backend.
+    static let appendTimer = Metrics.Timer(label: "coffer_audit_append_duration_seconds")
+
     static let label = "coffer.audit.v1"
     static let labelWithPurpose = "coffer.audit.v2"
     static let genesis = [UInt8](repeating: 0, count: 32)
@@ -103,6 +107,8 @@ struct AuditLog: Sendable {
     /// Appends `draft` as the next entry, inside the caller's transaction.
     @discardableResult
     func append(_ draft: AuditDraft, in tx: any StoreWriting, now: Date = Date()) throws -> AuditRecord {
+        let started = ContinuousClock.now
+        defer { Self.appendTimer.record(duration: ContinuousClock.now - started) }
         let last = try tx.lastAudit()
         var record = AuditRecord(
             seq: (last?.seq ?? 0) + 1, at: Self.timestamp(now), client: draft.client, role: draft.role,

@@ -64,6 +64,9 @@ final class AuthThrottle: Sendable {
         var origins: [String: Entry] = [:]
         /// Counted failures of pairs dropped to keep the map bounded, still owed to the trail.
         var droppedUnaudited = 0
+        /// Since the process started, for INFO and metrics.
+        var totalFailures = 0
+        var totalLockouts = 0
     }
 
     /// The key under which failures of dropped pairs are audited.
@@ -114,8 +117,15 @@ final class AuthThrottle: Sendable {
             }
             state.pairs[key] = pair
             state.origins[key.origin] = origin
+            state.totalFailures += 1
+            if lockedNow { state.totalLockouts += 1 }
             return Failure(failures: max(pair.seen.count, 1), lockedNow: lockedNow, auditNow: auditNow)
         }
+    }
+
+    /// Failed AUTHs and lock-outs since the process started.
+    var totals: (failures: Int, lockouts: Int) {
+        state.withLock { ($0.totalFailures, $0.totalLockouts) }
     }
 
     /// A successful AUTH clears the pair's count; what it had not audited yet is returned.

@@ -46,4 +46,7 @@ public struct Caller: Sendable, Hashable {
 public struct ClientBinding: Sendable, Hashable {
     let secretHash: [UInt8]
     let role: String
+
+    /// The role the session authenticated with, for `CLIENT LIST` (a role is not a secret).
+    public var roleName: String { role }
 }

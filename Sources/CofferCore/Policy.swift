@@ -25,6 +25,8 @@ public enum Privilege: String, Sendable, Codable, CaseIterable {
     case tokenize
     /// `DETOKENIZE`: the card number behind a token, at the role's read level of card.pan.
     case detokenize
+    /// `INFO`, `CONFIG GET`, `SLOWLOG`, `LATENCY`: operational statistics, never a value.
+    case info
 }
 
 /// What one role may do. Anything not granted here is denied.
@@ -91,15 +93,15 @@ public struct Policy: Sendable, Hashable {
         "support": RoleGrants(
             read: [.contact: .plain, .card: .masked, .consent: .plain], write: [.contact, .consent],
             operations: [.exists, .find, .detokenize]),
-        "admin": RoleGrants(operations: [.shred, .clients, .keys, .audit]),
-        "auditor": RoleGrants(operations: [.audit]),
+        "admin": RoleGrants(operations: [.shred, .clients, .keys, .audit, .info]),
+        "auditor": RoleGrants(operations: [.audit, .info]),
         // GDPR Art. 21: marketing sees a subject's name and email only while consent.marketing is yes.
         "marketing": RoleGrants(readFields: ["name": .plain, "email": .plain], consentCondition: "consent.marketing"),
     ])
 
     /// What the operator at the machine (the CLI, with the key directory in hand) may do offline:
     /// manage clients and shred, but read no data.
-    static let localOperator = RoleGrants(operations: [.shred, .clients, .keys, .audit])
+    static let localOperator = RoleGrants(operations: [.shred, .clients, .keys, .audit, .info])
 
     /// The single decision function every entry point goes through. `purpose` is the one the
     /// command stated, if any.

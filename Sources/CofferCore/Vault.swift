@@ -20,6 +20,7 @@ public final class Vault: Sendable {
     /// Clients running a long command (AUDIT.VERIFY) right now.
     let longCommands = Mutex<Set<String>>([])
     public let rewrapProgress = RewrapProgress()
+    /// Sealed or not, for INFO and `/health`; always unsealed until a sealed start exists.
     let logger: Logger
     /// The data directory's lock, if this vault holds it: only then may it change KEKs.
     let lock: DataDirectoryLock?

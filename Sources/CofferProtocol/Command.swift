@@ -46,8 +46,21 @@ public enum Command: Sendable, Equatable {
     /// Connection housekeeping that Redis client libraries send on connect (`CLIENT SETINFO`,
     /// `CLIENT SETNAME`, …); acknowledged so that those libraries keep working.
     case clientHousekeeping(subcommand: String, name: String?)
-    /// `COMMAND` / `COMMAND DOCS`, which redis-cli sends to learn command hints.
+    /// `COMMAND` and its subcommands other than COUNT and DOCS: an empty array.
     case commandIntrospection
+    /// `COMMAND COUNT`: how many commands `CommandTable` lists.
+    case commandCount
+    /// `COMMAND DOCS [name …]`, which redis-cli sends on start to build its hints.
+    case commandDocs(names: [String])
+    /// `INFO [section …]`: server, client, command and vault statistics.
+    case info(sections: [String])
+    /// `CLIENT LIST` (Redis's, one line per open connection), unlike `CLIENT.LIST` (the clients).
+    case connectionList
+    /// `CONFIG GET <pattern>`, `SLOWLOG <sub>`, `LATENCY <sub>`: the monitoring calls
+    /// redis_exporter makes, answered minimally and truthfully.
+    case configGet(pattern: String)
+    case slowlog(subcommand: String)
+    case latency(subcommand: String)
 
     public struct Credentials: Sendable, Equatable {
         public var client: String
@@ -86,14 +99,15 @@ public enum Command: Sendable, Equatable {
     public var execution: Execution {
         switch self {
         case .withPurpose(let command, _, _): command.execution
-        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection, .clientPurpose, .sealStatus,
-            .unsealReset:
+        case .ping, .echo, .quit, .clientHousekeeping, .commandIntrospection, .commandCount, .commandDocs,
+            .clientPurpose, .sealStatus, .unsealReset:
             .local
         case .hello(_, let auth, _): auth == nil ? .local : .barrier
         case .put, .get, .export, .delete, .exists, .find, .whoami: .pipelined
         case .tokenize, .detokenize, .tokenRevoke: .pipelined
         case .auth, .shred, .clientAdd, .clientList, .clientRevoke, .clientUnlock, .keysRotate, .keysStatus,
-            .keysRetire, .rekey, .auditTail, .auditVerify, .unseal, .seal:
+            .keysRetire, .rekey, .auditTail, .auditVerify, .unseal, .seal, .info, .connectionList, .configGet,
+            .slowlog, .latency:
             .barrier
         }
     }
@@ -144,7 +158,12 @@ public enum Command: Sendable, Equatable {
         case .unseal, .unsealReset: "UNSEAL"
         case .seal: "SEAL"
         case .clientHousekeeping: "CLIENT"
-        case .commandIntrospection: "COMMAND"
+        case .commandIntrospection, .commandCount, .commandDocs: "COMMAND"
+        case .info: "INFO"
+        case .connectionList: "CLIENT LIST"
+        case .configGet: "CONFIG GET"
+        case .slowlog: "SLOWLOG"
+        case .latency: "LATENCY"
         }
     }
 }

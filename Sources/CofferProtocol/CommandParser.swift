@@ -119,13 +119,49 @@ public enum CommandParser {
             try arity(!args.isEmpty)
             let sub = text(0).uppercased()
             switch sub {
+            case "LIST":
+                // Filters (TYPE, ID) are not supported: refused rather than ignored.
+                try arity(args.count == 1)
+                return .connectionList
             case "SETINFO", "SETNAME", "GETNAME", "ID", "NO-EVICT", "NO-TOUCH":
                 return .clientHousekeeping(subcommand: sub, name: sub == "SETNAME" && args.count > 1 ? text(1) : nil)
             default:
                 throw CommandError("unknown subcommand '\(printable(text(0)))' for 'client'")
             }
         case "COMMAND":
-            return .commandIntrospection
+            switch args.first.map({ String(decoding: $0, as: UTF8.self).uppercased() }) {
+            case "COUNT":
+                try arity(args.count == 1)
+                return .commandCount
+            case "DOCS":
+                return .commandDocs(names: (1..<args.count).map { text($0).uppercased() })
+            default:
+                return .commandIntrospection
+            }
+        case "INFO":
+            return .info(sections: (0..<args.count).map { text($0).lowercased() })
+        case "CONFIG":
+            try arity(!args.isEmpty)
+            guard text(0).uppercased() == "GET" else {
+                throw CommandError(
+                    "unknown subcommand '\(printable(text(0)))' for 'config': only CONFIG GET is supported")
+            }
+            try arity(args.count == 2)
+            return .configGet(pattern: text(1))
+        case "SLOWLOG":
+            try arity(!args.isEmpty)
+            let sub = text(0).uppercased()
+            guard ["LEN", "GET", "RESET", "HELP"].contains(sub) else {
+                throw CommandError("unknown subcommand '\(printable(text(0)))' for 'slowlog'")
+            }
+            return .slowlog(subcommand: sub)
+        case "LATENCY":
+            try arity(!args.isEmpty)
+            let sub = text(0).uppercased()
+            guard ["LATEST", "HISTORY", "RESET", "HISTOGRAM", "DOCTOR", "HELP"].contains(sub) else {
+                throw CommandError("unknown subcommand '\(printable(text(0)))' for 'latency'")
+            }
+            return .latency(subcommand: sub)
         default:
             let preview = args.prefix(3).map { "'\(printable(String(decoding: $0, as: UTF8.self)))'" }
             throw CommandError(

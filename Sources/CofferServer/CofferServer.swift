@@ -22,6 +22,10 @@ public final class CofferServer: Service, Sendable {
     private let vaults: VaultHandle
     private let configuration: ServerConfiguration
     private let logger: Logger
+    /// Made when the server is, so that its swift-metrics handles exist before the first scrape.
+    private let stats = ServerStats()
+    /// Set when graceful shutdown begins: `/health` answers 503 from then on.
+    private let closing = StopFlag()
 
     public convenience init(
         vault: Vault, configuration: ServerConfiguration, logger: Logger = Logger(label: "coffer.server")
@@ -54,12 +58,16 @@ public final class CofferServer: Service, Sendable {
         let longPool = NIOThreadPool(numberOfThreads: 1)
         longPool.start()
         defer { longPool.shutdownGracefully { _ in } }
-        let dispatcher = CommandDispatcher(vaults: vaults, threadPool: threadPool, longPool: longPool, logger: logger)
         let connections = ConnectionRegistry(
             maximumClients: configuration.maximumClients,
-            maximumAnonymous: configuration.maximumAnonymousClients ?? max(1, configuration.maximumClients / 4))
+            maximumAnonymous: configuration.maximumAnonymousClients ?? max(1, configuration.maximumClients / 4),
+            stats: stats)
+        var dispatcher = CommandDispatcher(vaults: vaults, threadPool: threadPool, longPool: longPool, logger: logger)
+        let monitor = ServerMonitor(registry: connections, idleTimeoutSeconds: configuration.idleTimeoutSeconds)
+        dispatcher.monitor = monitor
 
         var listeners: [any Channel] = []
+        var metricsListener: (any Channel)?
         var descriptions: [String] = []
         do {
             if let path = configuration.socketPath {
@@ -76,11 +84,24 @@ public final class CofferServer: Service, Sendable {
                 let listener = try await bootstrap(dispatcher, connections, tls: tlsContext)
                     .bind(host: tcp.host, port: tcp.port).get()
                 let port = listener.localAddress?.port ?? tcp.port
+                monitor.setTCPPort(port)
                 listeners.append(listener)
                 let kind = tlsContext == nil ? "tcp" : configuration.tls?.clientCAPath == nil ? "tls" : "mtls"
                 descriptions.append("\(kind) \(ListenAddress(host: tcp.host, port: port))")
             }
+            if let metrics = configuration.metrics {
+                let vaults = self.vaults
+                let closing = self.closing
+                let listener = try await metrics.bind {
+                    if closing.isSet { return .closing }
+                    return vaults.vault == nil ? .sealed : .serving
+                }
+                metricsListener = listener
+                let port = listener.localAddress?.port ?? metrics.address.port
+                descriptions.append("http \(ListenAddress(host: metrics.address.host, port: port)) (metrics, health)")
+            }
         } catch {
+            try? await metricsListener?.close()
             for listener in listeners { try? await listener.close() }
             throw error
         }
@@ -94,6 +115,13 @@ public final class CofferServer: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.rewrapLoop(threadPool: threadPool, stopping: stopping) }
                 group.addTask { await self.auditFlushLoop(stopping: stopping) }
+                group.addTask {
+                    // instantaneous_ops_per_sec: the commands of the last whole second.
+                    while !stopping.isSet {
+                        try? await Task.sleep(for: .seconds(1))
+                        monitor.stats.sampleOps()
+                    }
+                }
                 for listener in serverChannels { try? await listener.closeFuture.get() }
                 // The listeners are closed: shutdown has begun. Each connection answers what it
                 // has read, then closes.
@@ -102,9 +130,11 @@ public final class CofferServer: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.logger.notice("shutting down: no new connections; finishing commands in flight")
+            self.closing.set()
             for listener in serverChannels { listener.close(promise: nil) }
             connections.drain()
         }
+        try? await metricsListener?.close()
         do {
             try vaults.vault?.flushAuthFailures(all: true)
         } catch {

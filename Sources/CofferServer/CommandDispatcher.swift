@@ -19,6 +19,10 @@ struct CommandDispatcher: Sendable {
     /// behind each other and never make an AUTH wait.
     let longPool: NIOThreadPool
     let logger: Logger
+    /// INFO, CLIENT LIST and CONFIG GET read the server's figures here; without it (tests of
+    /// the handler alone) they answer from an empty registry.
+    var monitor: ServerMonitor = ServerMonitor(
+        registry: ConnectionRegistry(maximumClients: 0, maximumAnonymous: 0), idleTimeoutSeconds: 0)
 
     static let version = "0.1.0"
 
@@ -124,6 +128,10 @@ struct CommandDispatcher: Sendable {
             do { return Reply(value: Self.sealReply(try vaults.resetUnseal())) } catch {
                 return Reply(value: .error("\(error)"))
             }
+        case .commandCount:
+            return Reply(value: .integer(CommandTable.all.count))
+        case .commandDocs(let names):
+            return Reply(value: Self.commandDocs(names))
         default:
             return Reply(value: .error("ERR internal error"))
         }
@@ -210,6 +218,7 @@ struct CommandDispatcher: Sendable {
         let vaults = self.vaults
         let caller = session.caller
         let logger = self.logger
+        let monitor = self.monitor
         let pool: NIOThreadPool
         switch command {
         case .auditTail, .auditVerify: pool = longPool
@@ -225,7 +234,8 @@ struct CommandDispatcher: Sendable {
             default:
                 let serving = vaults.serving
                 guard let vault = serving.vault else { throw vaults.sealedError }
-                return try Self.work(command, session: session, caller: caller, vault: vault, epoch: serving.epoch)
+                return try Self.work(
+                    command, session: session, caller: caller, vault: vault, epoch: serving.epoch, monitor: monitor)
             }
         }
         future.whenComplete { result in
@@ -249,10 +259,41 @@ struct CommandDispatcher: Sendable {
 
     private static let wrongPass = VaultError(.wrongPass, "invalid client name or secret, or the client is locked")
 
-    private static func work(_ command: Command, session: Session, caller: Caller, vault: Vault, epoch: Int) throws
-        -> Reply
-    {
+    private static func work(
+        _ command: Command, session: Session, caller: Caller, vault: Vault, epoch: Int, monitor: ServerMonitor
+    ) throws -> Reply {
         switch command {
+        case .info(let sections):
+            let info = try vault.operationalInfo(.info, as: caller)
+            return Reply(value: .bulk(monitor.info(sections: sections, vault: info)))
+        case .connectionList:
+            _ = try vault.operationalInfo(.connectionList, as: caller)
+            return Reply(value: .bulk(monitor.clientList()))
+        case .configGet(let pattern):
+            _ = try vault.operationalInfo(.configGet, as: caller)
+            return Reply(value: .map(monitor.config(matching: pattern).map { (.bulk($0.0), .bulk($0.1)) }))
+        case .slowlog(let subcommand):
+            _ = try vault.operationalInfo(.slowlog, as: caller)
+            // Coffer keeps no slow log (docs/PROTOCOL.md): it is empty, and RESET has nothing to do.
+            switch subcommand {
+            case "LEN": return Reply(value: .integer(0))
+            case "GET": return Reply(value: .array([]))
+            case "RESET": return Reply(value: .simpleString("OK"))
+            default: return Reply(value: .array([.bulk("SLOWLOG LEN | GET | RESET: Coffer keeps no slow log")]))
+            }
+        case .latency(let subcommand):
+            _ = try vault.operationalInfo(.latency, as: caller)
+            // No latency monitor runs: no events, no history. Per-command percentiles are in
+            // INFO latencystats.
+            switch subcommand {
+            case "RESET": return Reply(value: .integer(0))
+            case "DOCTOR":
+                return Reply(value: .bulk("Coffer records no latency events; see INFO latencystats and /metrics."))
+            case "HELP":
+                return Reply(
+                    value: .array([.bulk("LATENCY LATEST | HISTORY | HISTOGRAM | RESET: no events are recorded")]))
+            default: return Reply(value: .array([]))
+            }
         case .auth(let client, let secret):
             return try authenticate(client, secret, session: session, vault: vault, epoch: epoch) { _ in
                 .simpleString("OK")
@@ -359,6 +400,33 @@ struct CommandDispatcher: Sendable {
             versions: status.versions.map { .init(version: Int($0.version), state: $0.state, dataKeys: $0.dataKeys) },
             pending: status.pending, done: status.rewrap.done, rate: Int(status.rewrap.rate.rounded())
         ).value
+    }
+
+    /// `COMMAND DOCS`: summary, group and arguments of each command named (all if none), in
+    /// the shape redis-cli reads to build its hints. Unknown names are left out, as in Redis.
+    static func commandDocs(_ names: [String]) -> RESPValue {
+        let entries = CommandTable.all.filter { !$0.name.contains(" ") && (names.isEmpty || names.contains($0.name)) }
+        return .map(
+            entries.map { entry in
+                let arguments: [RESPValue] = entry.arguments.map { argument in
+                    var flags: [RESPValue] = []
+                    if argument.optional { flags.append(.simpleString("optional")) }
+                    if argument.multiple { flags.append(.simpleString("multiple")) }
+                    var pairs: [(RESPValue, RESPValue)] = [
+                        (.bulk("name"), .bulk(argument.name)), (.bulk("type"), .bulk("string")),
+                        (.bulk("display_text"), .bulk(argument.name)),
+                    ]
+                    if !flags.isEmpty { pairs.append((.bulk("flags"), .array(flags))) }
+                    return .map(pairs)
+                }
+                return (
+                    .bulk(entry.name.lowercased()),
+                    .map([
+                        (.bulk("summary"), .bulk(entry.summary)), (.bulk("since"), .bulk(version)),
+                        (.bulk("group"), .bulk(entry.group)), (.bulk("arguments"), .array(arguments)),
+                    ])
+                )
+            })
     }
 
     private static func helloReply(_ session: Session) -> RESPValue {

@@ -37,6 +37,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var held = false
         /// The RESP version in force when the command was read.
         let version: Int
+        /// The command's metric label (`CommandTable.labels`) and when it was read.
+        var label = 0
+        var started: UInt64 = 0
     }
 
     private let dispatcher: CommandDispatcher
@@ -125,8 +128,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
             origin = "unix"
             peer = "uid ?"
         }
-        switch registry.register(channel) {
+        let address: String
+        if let address0 = channel.remoteAddress, let ip = address0.ipAddress, let port = address0.port {
+            address = "\(ip):\(port)"
+        } else {
+            address = "unix"
+        }
+        switch registry.register(channel, address: address) {
         case .refused(let reason):
+            logger.info("connection refused", metadata: ["origin": "\(origin)", "reason": "\(reason)"])
             // Told in `channelActive` (after a TLS handshake); a client that never gets that far
             // is closed after a second.
             closing = true
@@ -138,6 +148,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .admitted(let registration):
             self.registration = registration
             session = Session(id: registration.id, origin: origin, peer: peer)
+            logger.info("connection opened", metadata: ["connection": "\(registration.id)", "origin": "\(origin)"])
         }
         if origin == "unix", let credentials = Self.peerUID(channel) { session.peer = "uid \(credentials)" }
         executor = ConnectionExecutor(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
@@ -169,6 +180,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if let registration {
             registry.unregister(registration)
             self.registration = nil
+            logger.info(
+                "connection closed",
+                metadata: ["connection": "\(registration.id)", "client": "\(session.client ?? "-")"])
         }
         input = nil
         slots.removeAll()
@@ -289,15 +303,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func start(_ request: RESPRequest, _ context: ChannelHandlerContext) {
         let sequence = firstSlot + slots.count
-        slots.append(Slot(version: session.protocolVersion))
+        let now = NIODeadline.now().uptimeNanoseconds
+        slots.append(Slot(version: session.protocolVersion, started: now))
+        registration?.info.commandStarted(at: now)
         let command: Command
         switch dispatcher.command(for: request, session: session) {
         case .refused(let reply):
+            slots[slots.index(before: slots.endIndex)].label = CommandTable.labelIndex(ofRequest: request)
             complete(sequence, reply)
             return
         case .command(let parsed):
             command = parsed
         }
+        slots[slots.index(before: slots.endIndex)].label = CommandTable.labelIndex(ofName: command.name)
         switch command.execution {
         case .local:
             complete(sequence, dispatcher.local(command, session: session))
@@ -340,6 +358,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let offset = sequence - firstSlot
         let index = slots.index(slots.startIndex, offsetBy: offset)
         let version = reply.update?.protocolVersion ?? slots[index].version
+        let (outcome, errorWord) = registry.stats.record(
+            label: slots[index].label, nanoseconds: NIODeadline.now().uptimeNanoseconds &- slots[index].started,
+            reply: reply.value)
+        if outcome != .ok {
+            // The command's label and the error's first word only: an error message may name a
+            // field, and the arguments are never logged.
+            logger.info(
+                "command \(outcome.label)",
+                metadata: [
+                    "connection": "\(session.id)", "client": "\(session.client ?? "-")",
+                    "command": "\(CommandTable.labels[slots[index].label])", "error": "\(errorWord ?? "-")",
+                ])
+        }
         if offset == 0 && !reply.close {
             // The next reply due: straight into the outgoing buffer.
             slots.removeFirst()
@@ -425,7 +456,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func apply(_ update: SessionUpdate, _ context: ChannelHandlerContext) {
         let wasAuthenticated = session.isAuthenticated
         update.apply(to: &session)
+        registration?.info.update(
+            client: session.client, role: session.binding?.roleName, name: session.connectionName,
+            resp: session.protocolVersion)
         if !wasAuthenticated && session.isAuthenticated {
+            logger.info(
+                "connection authenticated",
+                metadata: ["connection": "\(session.id)", "client": "\(session.client ?? "-")"])
             if let registration { registry.authenticated(registration) }
             authDeadline?.cancel()
             authDeadline = nil

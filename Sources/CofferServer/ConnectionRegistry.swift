@@ -11,6 +11,11 @@ final class ConnectionRegistry: Sendable {
     struct Registration: Sendable, Hashable {
         let id: Int
         fileprivate let key: ObjectIdentifier
+        /// What `CLIENT LIST` shows of the connection; updated by its handler.
+        let info: ConnectionInfo
+
+        static func == (a: Registration, b: Registration) -> Bool { a.key == b.key }
+        func hash(into hasher: inout Hasher) { hasher.combine(key) }
     }
 
     enum Admission: Sendable {
@@ -19,7 +24,7 @@ final class ConnectionRegistry: Sendable {
     }
 
     private struct State {
-        var open: [ObjectIdentifier: (channel: any Channel, authenticated: Bool)] = [:]
+        var open: [ObjectIdentifier: (channel: any Channel, authenticated: Bool, info: ConnectionInfo)] = [:]
         var anonymous = 0
         var nextID = 0
         var draining = false
@@ -28,15 +33,17 @@ final class ConnectionRegistry: Sendable {
     private let state = Mutex(State())
     let maximumClients: Int
     let maximumAnonymous: Int
+    let stats: ServerStats
 
-    init(maximumClients: Int, maximumAnonymous: Int) {
+    init(maximumClients: Int, maximumAnonymous: Int, stats: ServerStats = ServerStats()) {
         self.maximumClients = maximumClients
         self.maximumAnonymous = maximumAnonymous
+        self.stats = stats
     }
 
     /// Registers a new (anonymous) connection, or says why it is refused.
-    func register(_ channel: any Channel) -> Admission {
-        state.withLock { state in
+    func register(_ channel: any Channel, address: String = "unix") -> Admission {
+        let admission = state.withLock { state -> Admission in
             if state.draining { return .refused("server is shutting down") }
             if state.open.count >= maximumClients { return .refused("max number of clients reached") }
             if state.anonymous >= maximumAnonymous {
@@ -44,10 +51,21 @@ final class ConnectionRegistry: Sendable {
             }
             state.nextID += 1
             let key = ObjectIdentifier(channel)
-            state.open[key] = (channel, false)
+            let info = ConnectionInfo(id: state.nextID, address: address)
+            state.open[key] = (channel, false, info)
             state.anonymous += 1
-            return .admitted(Registration(id: state.nextID, key: key))
+            return .admitted(Registration(id: state.nextID, key: key, info: info))
         }
+        switch admission {
+        case .admitted: stats.connectionOpened(open: count)
+        case .refused: stats.connectionRefused()
+        }
+        return admission
+    }
+
+    /// The open connections, oldest first, for `CLIENT LIST`.
+    var connections: [ConnectionInfo] {
+        state.withLock { $0.open.values.map(\.info) }.sorted { $0.id < $1.id }
     }
 
     /// The connection has authenticated: it no longer counts against the anonymous cap.
@@ -64,6 +82,7 @@ final class ConnectionRegistry: Sendable {
             guard let entry = state.open.removeValue(forKey: registration.key) else { return }
             if !entry.authenticated { state.anonymous -= 1 }
         }
+        stats.connectionClosed(open: count)
     }
 
     var count: Int { state.withLock { $0.open.count } }
@@ -87,5 +106,50 @@ final class ConnectionRegistry: Sendable {
         while count > 0 && clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
+    }
+}
+
+/// What `CLIENT LIST` shows of one connection: never a secret, never a value. The handler
+/// (on its event loop) writes it; `CLIENT LIST` (on a worker thread) reads it.
+final class ConnectionInfo: Sendable {
+    let id: Int
+    /// `IP:PORT`, or `unix` (a Unix socket peer has no address of its own).
+    let address: String
+    /// `NIODeadline` uptime nanoseconds: when the connection opened, and when its latest
+    /// command was read (the handler's own reading of the clock, so this costs one store).
+    let opened = NIODeadline.now().uptimeNanoseconds
+    private let lastCommand = Atomic<UInt64>(0)
+    private let details = Mutex<(client: String?, role: String?, name: String?, resp: Int)>((nil, nil, nil, 2))
+
+    init(id: Int, address: String) {
+        self.id = id
+        self.address = address
+    }
+
+    /// One relaxed store per command.
+    func commandStarted(at uptimeNanoseconds: UInt64) {
+        lastCommand.store(uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    func update(client: String?, role: String?, name: String?, resp: Int) {
+        details.withLock { $0 = (client, role, name, resp) }
+    }
+
+    /// Redis's `CLIENT LIST` line: id, addr, name, age, idle, flags, db, user, role, resp.
+    /// A connection name is shown only if it is a plain token (Redis refuses spaces in names;
+    /// Coffer accepts any and shows such a name as `?`).
+    func line(now: UInt64 = NIODeadline.now().uptimeNanoseconds) -> String {
+        let (client, role, name, resp) = details.withLock { $0 }
+        // A command read after `now` was taken counts as idle 0, not as a wrapped difference.
+        let last = max(lastCommand.load(ordering: .relaxed), opened)
+        let age = now > opened ? (now - opened) / 1_000_000_000 : 0
+        let idle = now > last ? (now - last) / 1_000_000_000 : 0
+        let shownName =
+            name.map { n in
+                n.count <= 64 && n.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f } ? n : "?"
+            } ?? ""
+        let addr = address == "unix" ? "/unix:0" : address
+        return
+            "id=\(id) addr=\(addr) name=\(shownName) age=\(age) idle=\(idle) flags=N db=0 user=\(client ?? "-") role=\(role ?? "-") resp=\(resp)"
     }
 }

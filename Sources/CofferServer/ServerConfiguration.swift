@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     public var rewrapBatchSize: Int
     /// Threads that run vault work (SQLite, crypto) off the event loops.
     public var workerThreads: Int
+    /// `--metrics HOST:PORT`: `/metrics` and `/health` over HTTP; nil for none.
+    public var metrics: MetricsEndpoint?
     /// Called once every listener is bound, with a line describing each.
     public var onReady: @Sendable ([String]) -> Void
 
@@ -36,6 +38,7 @@ public struct ServerConfiguration: Sendable {
         idleTimeoutSeconds: Int64 = 300,
         rewrapBatchSize: Int = 1000,
         workerThreads: Int = 4,
+        metrics: MetricsEndpoint? = nil,
         onReady: @escaping @Sendable ([String]) -> Void = { _ in }
     ) {
         self.socketPath = socketPath
@@ -48,6 +51,7 @@ public struct ServerConfiguration: Sendable {
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.rewrapBatchSize = rewrapBatchSize
         self.workerThreads = workerThreads
+        self.metrics = metrics
         self.onReady = onReady
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import Synchronization
 
 /// Runs many small units of work in one write transaction, so that concurrent requests share
@@ -28,6 +29,8 @@ public final class GroupCommitter: Sendable {
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let completions = DispatchQueue(label: "coffer.commit.completions")
+    /// Commands per transaction: how well group commit is sharing fsyncs.
+    private let batchSizes = Recorder(label: "coffer_commit_batch_size")
 
     /// Starts the committer's thread.
     public init(store: any VaultStore, maximumBatch: Int = 512) {
@@ -123,6 +126,7 @@ public final class GroupCommitter: Sendable {
             if !jobs.isEmpty {
                 // Each semaphore signal stands for one job; consume the extra ones this batch took.
                 for _ in 1..<jobs.count { wakeUp.wait() }
+                batchSizes.record(jobs.count)
                 // Waking the waiters (50 task resumptions for 50 clients) is handed to another
                 // thread, so this one can start the next batch at once.
                 do {

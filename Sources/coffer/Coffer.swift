@@ -18,12 +18,19 @@ struct Coffer: AsyncParsableCommand {
         ]
     )
 
-    /// Logging goes to stderr at `COFFER_LOG_LEVEL` (default `notice`), before any command runs.
+    /// Logging goes to stderr at `COFFER_LOG_LEVEL` (default `notice`), before any command runs,
+    /// as text, or one logfmt or JSON object per line (`--log-format` or `COFFER_LOG_FORMAT`).
     static func main() async {
         let level =
             ProcessInfo.processInfo.environment["COFFER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
+        let format = logFormat(CommandLine.arguments) ?? .text
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            if format == .text {
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            var handler = StructuredLogHandler(label: label, format: format)
             handler.logLevel = level
             return handler
         }
@@ -37,5 +44,16 @@ struct Coffer: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// The log format, read before the arguments are parsed (logging starts first); an unknown
+    /// one is left to `serve --log-format` to refuse.
+    static func logFormat(_ arguments: [String]) -> StructuredLogHandler.Format? {
+        var value = ProcessInfo.processInfo.environment["COFFER_LOG_FORMAT"]
+        for (i, argument) in arguments.enumerated() {
+            if argument == "--log-format", i + 1 < arguments.count { value = arguments[i + 1] }
+            if argument.hasPrefix("--log-format=") { value = String(argument.dropFirst("--log-format=".count)) }
+        }
+        return value.flatMap(StructuredLogHandler.Format.init(rawValue:))
     }
 }

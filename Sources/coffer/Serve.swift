@@ -4,6 +4,8 @@ import CofferServer
 import CofferStore
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
@@ -93,6 +95,20 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Data keys rewrapped per transaction after a KEK rotation.")
     var rewrapBatch = 1000
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Serve /metrics (Prometheus text format) and /health over HTTP at HOST:PORT (loopback only; port 0 picks one).",
+            valueName: "host:port"))
+    var metrics: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Log lines as text, logfmt or json (one event per line; also COFFER_LOG_FORMAT).",
+            valueName: "text|logfmt|json"))
+    var logFormat: String?
+
     @Flag(name: .long, help: "Allow running as root (not recommended: run as a dedicated user).")
     var allowRoot = false
 
@@ -102,6 +118,30 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--durability must be full or normal")
         }
         configuration.durability = mode
+        if let logFormat, StructuredLogHandler.Format(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text, logfmt or json")
+        }
+        let metricsAddress = try metrics.map { text in
+            do { return try ListenAddress(parsing: text) } catch { throw ValidationError("--metrics: \(error)") }
+        }
+        if let metricsAddress, !metricsAddress.isLoopback {
+            // The endpoint has no authentication: it must not be reachable from other machines
+            // by accident. Put a proxy with TLS and authentication in front to export it.
+            throw ValidationError("--metrics must be a loopback address (127.0.0.1, ::1, localhost)")
+        }
+        // Metric handles are made from the global factory when their owners are: bootstrap
+        // before the vault and the server exist.
+        let prometheus = metricsAddress.map { _ in PrometheusCollectorRegistry() }
+        if let prometheus {
+            var factory = PrometheusMetricsFactory(registry: prometheus)
+            factory.defaultDurationHistogramBuckets = [
+                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5),
+            ]
+            factory.valueHistogramBuckets["coffer_commit_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+            MetricsSystem.bootstrap(factory)
+        }
         guard rewrapBatch > 0 else { throw ValidationError("--rewrap-batch must be positive") }
         let tcp = try listen.map { text in
             do { return try ListenAddress(parsing: text) } catch { throw ValidationError("\(error)") }
@@ -186,12 +226,23 @@ struct Serve: AsyncParsableCommand {
             let opened = try reportingErrors { try Vault.open(configuration, borrowing: held, logger: logger) }
             vaults = VaultHandle(vault: opened)
         }
+        let endpoint = metricsAddress.flatMap { address in
+            prometheus.map { registry in
+                let gauges = VaultGauges(vaults: vaults)
+                return MetricsEndpoint(address: address) {
+                    gauges.update()
+                    var bytes: [UInt8] = []
+                    registry.emit(into: &bytes)
+                    return bytes
+                }
+            }
+        }
         let server = CofferServer(
             vaults: vaults,
             configuration: ServerConfiguration(
                 socketPath: socketPath, tcp: tcp, tls: tls, maximumClients: maxClients,
                 maximumAnonymousClients: maxAnonymousClients, connection: connection, idleTimeoutSeconds: idleTimeout,
-                rewrapBatchSize: rewrapBatch,
+                rewrapBatchSize: rewrapBatch, metrics: endpoint,
                 onReady: { listeners in
                     do {
                         try lock?.record(.init(command: "serve", socket: socketPath, listeners: listeners))

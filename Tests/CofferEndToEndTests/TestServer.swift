@@ -28,7 +28,7 @@ final class TestServer {
     init(
         extraArguments: [String] = [], root: String? = nil, adminSecret knownSecret: String = "",
         dataOverride: String? = nil, keysOverride: String? = nil, listen: String = "127.0.0.1:0",
-        socket: String? = nil, launcher: [String] = []
+        socket: String? = nil, launcher: [String] = [], environment: [String: String] = [:]
     ) throws {
         if let root {
             directory = TemporaryDirectory.owner(of: root)
@@ -50,6 +50,9 @@ final class TestServer {
             adminSecret = knownSecret
         }
         process = Process()
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try start(extraArguments: ["--listen", listen] + (socket.map { ["--socket", $0] } ?? []) + extraArguments)
     }
 

@@ -1,0 +1,154 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// `--metrics HOST:PORT`: a plain HTTP listener for Prometheus and the load balancer.
+///
+/// - `GET /metrics`: the Prometheus text format, as `render` produces it;
+/// - `GET /health`: `200 serving`, or `503 sealed` / `503 closing`.
+///
+/// It carries counts and versions only (labels from fixed sets), so it needs no AUTH; like the
+/// TCP listener without TLS it binds only to a loopback address unless the operator says so.
+public struct MetricsEndpoint: Sendable {
+    public var address: ListenAddress
+    /// The exposition text, made at each scrape.
+    public var render: @Sendable () -> [UInt8]
+
+    public init(address: ListenAddress, render: @escaping @Sendable () -> [UInt8]) {
+        self.address = address
+        self.render = { Self.withHelp(render()) }
+    }
+
+    /// What each metric means (Deploy/OPERATIONS.md says which to alert on). swift-metrics has
+    /// no help text, so it is added to the exposition here, before each `# TYPE` line.
+    static let help: [String: String] = [
+        "coffer_commands_total": "Commands answered, by command and outcome (ok, denied, invalid, failed).",
+        "coffer_command_duration_seconds": "Time from reading a command to its reply being ready, by command.",
+        "coffer_connections": "Connections open now.",
+        "coffer_connections_received_total": "Connections accepted since start.",
+        "coffer_connections_rejected_total": "Connections refused since start (client caps, shutting down).",
+        "coffer_auth_failures_total": "Failed AUTHs since start.",
+        "coffer_auth_lockouts_total": "Lock-outs started since start (a name or an origin locked for 30 minutes).",
+        "coffer_audit_append_duration_seconds": "Time to append one audit entry (MAC and insert).",
+        "coffer_commit_batch_size": "Commands per group-commit transaction.",
+        "coffer_rewrap_pending_deks": "Data keys still wrapped under an older KEK version.",
+        "coffer_rewrap_deks_total": "Data keys rewrapped since start.",
+        "coffer_kek_current_version": "The current KEK version.",
+        "coffer_sealed": "1 while the vault is sealed, else 0.",
+        "coffer_subjects": "Subjects stored.",
+        "coffer_audit_head_seq": "Sequence number of the newest audit entry.",
+        "coffer_vault_readable": "1 if the last scrape could read the vault's figures, else 0.",
+    ]
+
+    static func withHelp(_ exposition: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(exposition.count + 2048)
+        for line in exposition.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if line.starts(with: Array("# TYPE ".utf8)) {
+                let name = String(decoding: line.dropFirst(7).prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self)
+                if let text = help[name] { out += Array("# HELP \(name) \(text)\n".utf8) }
+            }
+            out += line
+            out.append(UInt8(ascii: "\n"))
+        }
+        if out.last == UInt8(ascii: "\n") && exposition.last == UInt8(ascii: "\n") { out.removeLast() }
+        return out
+    }
+
+    /// What `/health` answers.
+    enum Health: Sendable {
+        case serving, sealed, closing
+    }
+
+    func bind(health: @escaping @Sendable () -> Health) async throws -> any Channel {
+        let render = self.render
+        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        MetricsHTTPHandler(render: render, health: health))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+    }
+}
+
+/// Answers one request per HTTP message; the body of a request is ignored.
+final class MetricsHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let render: @Sendable () -> [UInt8]
+    private let health: @Sendable () -> MetricsEndpoint.Health
+    private var head: HTTPRequestHead?
+
+    init(render: @escaping @Sendable () -> [UInt8], health: @escaping @Sendable () -> MetricsEndpoint.Health) {
+        self.render = render
+        self.health = health
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let request):
+            head = request
+        case .body:
+            break
+        case .end:
+            guard let request = head else { return }
+            head = nil
+            respond(to: request, context: context)
+        }
+    }
+
+    private func respond(to request: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
+        let status: HTTPResponseStatus
+        let contentType: String
+        var body: [UInt8]
+        switch (request.method, path) {
+        case (.GET, "/metrics"), (.HEAD, "/metrics"):
+            status = .ok
+            contentType = "text/plain; version=0.0.4; charset=utf-8"
+            body = render()
+        case (.GET, "/health"), (.HEAD, "/health"):
+            contentType = "text/plain; charset=utf-8"
+            switch health() {
+            case .serving:
+                status = .ok
+                body = Array("serving\n".utf8)
+            case .sealed:
+                status = .serviceUnavailable
+                body = Array("sealed\n".utf8)
+            case .closing:
+                status = .serviceUnavailable
+                body = Array("closing\n".utf8)
+            }
+        case (_, "/metrics"), (_, "/health"):
+            status = .methodNotAllowed
+            contentType = "text/plain; charset=utf-8"
+            body = Array("use GET\n".utf8)
+        default:
+            status = .notFound
+            contentType = "text/plain; charset=utf-8"
+            body = Array("not found: try /metrics or /health\n".utf8)
+        }
+        if request.method == .HEAD { body = [] }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: "\(body.count)")
+        let keepAlive = request.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+            promise: nil)
+        if !body.isEmpty {
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+}
