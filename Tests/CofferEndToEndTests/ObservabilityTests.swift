@@ -109,7 +109,7 @@ import Testing
             lines.contains { $0.contains(" name=batch-7 ") && $0.contains(" user=admin role=admin resp=2") }, "\(list)")
         #expect(lines.contains { $0.contains(" user=desk role=support ") }, "\(list)")
         #expect(!list.contains(supportSecret) && !list.contains(auditorSecret) && !list.contains(server.adminSecret))
-        #expect(try admin.call("COMMAND", "COUNT") == .integer(30))
+        #expect(try admin.call("COMMAND", "COUNT") == .integer(37))
         #expect(try admin.call("CONFIG", "GET", "maxcl*") == .array([.bulk("maxclients"), .bulk("1024")]))
         #expect(try admin.call("SLOWLOG", "LEN") == .integer(0))
         // Every INFO, CLIENT LIST and CONFIG GET is in the audit trail, refusals included.

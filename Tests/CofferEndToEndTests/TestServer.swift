@@ -63,7 +63,8 @@ final class TestServer {
             (launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [CofferBinary.path])
             + ["serve", "--data", data, "--keys", keys] + CofferBinary.rootFlag + extraArguments
         if !extraArguments.contains("--unseal-file") {
-            var environment = ProcessInfo.processInfo.environment
+            // On top of whatever environment the test gave the server.
+            var environment = process.environment ?? ProcessInfo.processInfo.environment
             environment["COFFER_UNSEAL_FILE"] = CofferBinary.devShareFile(keys: keys)
             process.environment = environment
         }
