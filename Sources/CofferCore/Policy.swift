@@ -103,6 +103,17 @@ public struct Policy: Sendable, Hashable {
     /// manage clients and shred, but read no data.
     static let localOperator = RoleGrants(operations: [.shred, .clients, .keys, .audit, .info])
 
+    /// What a connection may run before it authenticates, by command name: the handshake
+    /// (`AUTH`, `HELLO`, `PING`, `QUIT`) and the unseal ceremony (`SEAL.STATUS`, `UNSEAL`): the
+    /// holders of key shares are people, not clients, and while the vault is sealed there is no
+    /// auth key to check a client's secret with. Everything else is refused with `NOAUTH`. The
+    /// server asks; it keeps no list of its own.
+    public static func allowsUnauthenticated(_ commandName: String) -> Bool {
+        unauthenticatedCommands.contains(commandName)
+    }
+
+    static let unauthenticatedCommands: Set<String> = ["AUTH", "HELLO", "PING", "QUIT", "SEAL.STATUS", "UNSEAL"]
+
     /// The single decision function every entry point goes through. `purpose` is the one the
     /// command stated, if any.
     public func decide(role: String, _ access: Access, purpose: Purpose? = nil) -> Decision {

@@ -112,17 +112,6 @@ public enum Command: Sendable, Equatable {
         }
     }
 
-    /// True for the commands an unauthenticated connection may run.
-    public var allowedBeforeAuth: Bool {
-        switch self {
-        case .withPurpose(let command, _, _): command.allowedBeforeAuth
-        // The holders of key shares are people, not clients: while the vault is sealed there
-        // is no auth key to check a client's secret with.
-        case .auth, .hello, .ping, .quit, .sealStatus, .unseal, .unsealReset: true
-        default: false
-        }
-    }
-
     /// The upper-case command name, for errors and the audit trail.
     public var name: String {
         switch self {

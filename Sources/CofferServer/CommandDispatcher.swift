@@ -65,13 +65,14 @@ struct CommandDispatcher: Sendable {
         if serving.vault == nil && !Self.answeredWhileSealed(command) {
             return .refused(Reply(value: .error(vaults.sealedError.description)))
         }
-        if session.isAuthenticated && session.epoch != serving.epoch && !command.allowedBeforeAuth {
+        let allowedBeforeAuth = Policy.allowsUnauthenticated(command.name)
+        if session.isAuthenticated && session.epoch != serving.epoch && !allowedBeforeAuth {
             return .refused(
                 Reply(
                     value: .error("NOAUTH the vault was sealed since this connection authenticated; AUTH again"),
                     update: SessionUpdate(deauthenticated: true)))
         }
-        guard session.isAuthenticated || command.allowedBeforeAuth else {
+        guard session.isAuthenticated || allowedBeforeAuth else {
             return .refused(Reply(value: .error("NOAUTH Authentication required.")))
         }
         return .command(command)

@@ -25,12 +25,4 @@ import Testing
             try CommandParser.parse(RESPRequest("SEAL.STATUS", "x"))
         }
     }
-
-    /// Share holders are not clients: the unseal commands need no AUTH; SEAL does (admin).
-    @Test func onlyTheUnsealCommandsComeBeforeAuth() {
-        #expect(Command.sealStatus.allowedBeforeAuth)
-        #expect(Command.unseal(share: "x").allowedBeforeAuth)
-        #expect(Command.unsealReset.allowedBeforeAuth)
-        #expect(!Command.seal.allowedBeforeAuth)
-    }
 }

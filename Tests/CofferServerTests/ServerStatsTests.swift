@@ -1,3 +1,4 @@
+import CofferCore
 import CofferProtocol
 import Foundation
 import Metrics
@@ -52,7 +53,7 @@ import Testing
 
     /// Every command the parser accepts has an entry of its own: COMMAND DOCS describes it and
     /// its metrics carry its name, not `other`.
-    @Test(arguments: [
+    static let everyCommand: [[String]] = [
         ["AUTH", "c", "s"], ["HELLO"], ["PING"], ["ECHO", "x"], ["QUIT"], ["WHOAMI"], ["PUT", "s", "name", "v"],
         ["GET", "s", "name"], ["EXPORT", "s"], ["DEL", "s", "name"], ["EXISTS", "s"], ["FIND", "email", "a@b.c"],
         ["SHRED", "s"], ["CLIENT.ADD", "n", "support"], ["CLIENT.LIST"], ["CLIENT.REVOKE", "n"],
@@ -61,11 +62,21 @@ import Testing
         ["TOKEN.REVOKE", "t"], ["CLIENT.PURPOSE", "billing"], ["SEAL.STATUS"], ["UNSEAL", "x"], ["UNSEAL", "RESET"],
         ["SEAL"], ["CLIENT", "SETNAME", "x"], ["CLIENT", "LIST"], ["COMMAND", "COUNT"], ["INFO"],
         ["CONFIG", "GET", "*"], ["SLOWLOG", "LEN"], ["LATENCY", "LATEST"], ["GET", "s", "name", "PURPOSE", "billing"],
-    ])
+    ]
+
+    @Test(arguments: everyCommand)
     func everyCommandHasATableEntry(words: [String]) throws {
         let command = try CommandParser.parse(RESPRequest(words: words))
         #expect(
             CommandTable.labelIndex(ofName: command.name) != CommandTable.labels.count - 1, "\(command.name)")
+    }
+
+    /// Before AUTH only the handshake and the unseal ceremony; the core decides, by name.
+    @Test(arguments: everyCommand)
+    func onlyTheHandshakeAndTheUnsealComeBeforeAuth(words: [String]) throws {
+        let command = try CommandParser.parse(RESPRequest(words: words))
+        let expected = ["AUTH", "HELLO", "PING", "QUIT", "SEAL.STATUS", "UNSEAL"].contains(words[0])
+        #expect(Policy.allowsUnauthenticated(command.name) == expected, "\(words)")
     }
 
     @Test func percentilesAreTheBucketBoundsOfTheRecordedTimes() {
