@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+
+/// What one transaction has already read of the rows every command reads: the audit chain's
+/// head and the client rows. A group-commit batch is one transaction of up to 512 commands,
+/// and each of them resolved its client and appended to the chain with a query of its own.
+///
+/// It lives exactly as long as its transaction, so it never outlives the snapshot it was read
+/// from (several processes, and later several nodes, write the same tables). Inside the
+/// transaction, every write to those rows updates or drops it, and so does every savepoint
+/// rolled back. Used by one thread at a time, like the `Database` it sits beside.
+final class TransactionMemo {
+    var lastAudit: (seq: Int64, mac: [UInt8])??
+    var clients: [String: ClientRecord?] = [:]
+
+    func forget() {
+        lastAudit = nil
+        clients.removeAll()
+    }
+}
+
+/// The store's view of one transaction. Statements are cached per connection, so the hot
+/// paths prepare each SQL string once.
+struct SQLiteTransaction: StoreWriting {
+    let db: Database
+    let memo: TransactionMemo
+
+    /// Savepoints through cached statements: one per command on the hot path, where GRDB's
+    /// `inSavepoint` would compile its SQL each time.
+    func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try db.cachedStatement(sql: "SAVEPOINT unit").execute()
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            memo.forget()
+            try? db.cachedStatement(sql: "ROLLBACK TO unit").execute()
+            try? db.cachedStatement(sql: "RELEASE unit").execute()
+            throw error
+        }
+        try db.cachedStatement(sql: "RELEASE unit").execute()
+        return result
+    }
+
+    func subjectKey(_ subject: String) throws -> WrappedKey? {
+        let statement = try db.cachedStatement(sql: "SELECT kek_version, wrapped_dek FROM subject WHERE id = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [subject]) else { return nil }
+        let version: Int64 = row[0]
+        let sealed: Data = row[1]
+        return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: version), sealed: [UInt8](sealed))
+    }
+
+    func sealedFields(_ subject: String, names: [String]) throws -> [String: SealedField] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT sealed, write_seq FROM field WHERE subject_id = ? AND name = ?")
+        var result: [String: SealedField] = [:]
+        for name in names where result[name] == nil {
+            if let row = try Row.fetchOne(statement, arguments: [subject, name]) {
+                let sealed: Data = row[0]
+                result[name] = SealedField(sealed: [UInt8](sealed), writeSeq: row[1])
+            }
+        }
+        return result
+    }
+
+    func allSealedFields(_ subject: String) throws -> [(name: String, field: SealedField)] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT name, sealed, write_seq FROM field WHERE subject_id = ? ORDER BY name")
+        return try Row.fetchAll(statement, arguments: [subject]).map { row in
+            let name: String = row[0]
+            let sealed: Data = row[1]
+            return (name, SealedField(sealed: [UInt8](sealed), writeSeq: row[2]))
+        }
+    }
+
+    func fieldWrites(after: (subject: String, name: String)?, limit: Int) throws -> [(
+        subject: String, name: String, writeSeq: Int64?
+    )] {
+        let rows: [Row]
+        if let after {
+            rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT subject_id, name, write_seq FROM field WHERE (subject_id, name) > (?, ?)
+                    ORDER BY subject_id, name LIMIT ?
+                    """, arguments: [after.subject, after.name, limit])
+        } else {
+            rows = try Row.fetchAll(
+                db, sql: "SELECT subject_id, name, write_seq FROM field ORDER BY subject_id, name LIMIT ?",
+                arguments: [limit])
+        }
+        return rows.map { ($0[0], $0[1], $0[2]) }
+    }
+
+    func subjects(indexKind: String, tag: [UInt8]) throws -> [String] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT subject_id FROM blind_index WHERE kind = ? AND tag = ? ORDER BY subject_id")
+        return try String.fetchAll(statement, arguments: [indexKind, Data(tag)])
+    }
+
+    func referencedKEKVersions() throws -> [UInt32] {
+        try Int64.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY kek_version")
+            .map { UInt32(truncatingIfNeeded: $0) }
+    }
+
+    func insertSubject(_ subject: String, key: WrappedKey) throws {
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO subject (id, kek_version, wrapped_dek) VALUES (?, ?, ?)")
+        try statement.execute(arguments: [subject, Int64(key.kekVersion), Data(key.sealed)])
+    }
+
+    func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO field (subject_id, name, sealed, write_seq) VALUES (?, ?, ?, ?)
+                ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed, write_seq = excluded.write_seq
+                """)
+        try statement.execute(arguments: [subject, name, Data(sealed), writeSeq])
+    }
+
+    func deleteFields(subject: String, names: [String]) throws -> Int {
+        let statement = try db.cachedStatement(sql: "DELETE FROM field WHERE subject_id = ? AND name = ?")
+        var removed = 0
+        for name in Set(names) {
+            try statement.execute(arguments: [subject, name])
+            removed += db.changesCount
+        }
+        return removed
+    }
+
+    func setIndexTag(subject: String, kind: String, tag: [UInt8]?) throws {
+        let delete = try db.cachedStatement(sql: "DELETE FROM blind_index WHERE subject_id = ? AND kind = ?")
+        try delete.execute(arguments: [subject, kind])
+        if let tag {
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO blind_index (kind, tag, subject_id) VALUES (?, ?, ?)")
+            try insert.execute(arguments: [kind, Data(tag), subject])
+        }
+    }
+
+    func deleteSubject(_ subject: String) throws -> Bool {
+        // Explicit deletes first, so secure_delete zeroes every cell even if a future schema
+        // change forgot a cascade.
+        try db.execute(sql: "DELETE FROM field WHERE subject_id = ?", arguments: [subject])
+        try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ?", arguments: [subject])
+        try db.execute(sql: "DELETE FROM token WHERE subject_id = ?", arguments: [subject])
+        try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject])
+        return db.changesCount > 0
+    }
+}
