@@ -1,6 +1,5 @@
 import ArgumentParser
 import CofferCore
-import CofferStore
 import Foundation
 
 #if canImport(Glibc)
@@ -28,13 +27,10 @@ struct Init: ParsableCommand {
 
     @OptionGroup var vault: VaultOptions
 
-    @Option(name: .long, help: "Key shares to split the root key into (1-255).")
-    var shares = 5
-
-    @Option(name: .long, help: "Shares needed to unseal (2 or more; 1 only with --shares 1, a dev vault).")
-    var threshold = 3
+    @OptionGroup var counts: ShareCounts
 
     func run() throws {
+        let (shares, threshold) = (counts.shares, counts.threshold)
         let configuration = try vault.resolved()
         let shareFile = vault.unsealFilePath
         if let shareFile {
@@ -42,8 +38,7 @@ struct Init: ParsableCommand {
                 throw ValidationError("--unseal-file is for a dev vault: give --shares 1 --threshold 1 with it")
             }
             // An existing vault is refused below, by name, before anything is written.
-            let database = (configuration.dataDirectory as NSString).appendingPathComponent(SQLiteStore.fileName)
-            guard FileManager.default.fileExists(atPath: database) || !FileManager.default.fileExists(atPath: shareFile)
+            guard configuration.store.isOccupied || !FileManager.default.fileExists(atPath: shareFile)
             else {
                 throw ValidationError("unseal file \(shareFile) exists already; refusing to overwrite it")
             }

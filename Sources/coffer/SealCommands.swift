@@ -25,13 +25,10 @@ struct SealCommands: ParsableCommand {
 
         @OptionGroup var vault: VaultOptions
 
-        @Option(name: .long, help: "Key shares to split the root key into (1-255).")
-        var shares = 5
-
-        @Option(name: .long, help: "Shares needed to unseal (2 or more; 1 only with --shares 1).")
-        var threshold = 3
+        @OptionGroup var counts: ShareCounts
 
         func run() throws {
+            let (shares, threshold) = (counts.shares, counts.threshold)
             let configuration = try vault.resolved()
             let lock = try reportingErrors {
                 try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "seal migrate"))
@@ -99,13 +96,10 @@ struct OperatorCommands: ParsableCommand {
 
         @OptionGroup var vault: VaultOptions
 
-        @Option(name: .long, help: "New key shares to make (1-255).")
-        var shares = 5
-
-        @Option(name: .long, help: "Shares needed to unseal (2 or more; 1 only with --shares 1).")
-        var threshold = 3
+        @OptionGroup var counts: ShareCounts
 
         func run() throws {
+            let (shares, threshold) = (counts.shares, counts.threshold)
             let configuration = try vault.resolved()
             let lock = try reportingErrors {
                 try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "operator rekey"))
