@@ -16,6 +16,9 @@ public struct VaultInfo: Sendable, Hashable {
     /// Failed AUTHs and lock-outs since this process started (kept in memory, like the locks).
     public let authFailures: Int
     public let lockouts: Int
+    /// DETOKENIZE and TOKEN.REVOKE calls that named a token the vault does not know (revoked,
+    /// shredded, or guessed), since this process started.
+    public let unknownTokens: Int
 }
 
 /// Operational requests that read no field: which one, for the audit trail and the refusal.
@@ -58,6 +61,7 @@ extension Vault {
             auditHeadSeq: try tx.lastAudit()?.seq ?? 0,
             subjects: counts.values.reduce(0, +),
             authFailures: totals.failures,
-            lockouts: totals.lockouts)
+            lockouts: totals.lockouts,
+            unknownTokens: unknownTokenCount)
     }
 }

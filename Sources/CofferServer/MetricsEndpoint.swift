@@ -29,6 +29,8 @@ public struct MetricsEndpoint: Sendable {
         "coffer_connections_rejected_total": "Connections refused since start (client caps, shutting down).",
         "coffer_auth_failures_total": "Failed AUTHs since start.",
         "coffer_auth_lockouts_total": "Lock-outs started since start (a name or an origin locked for 30 minutes).",
+        "coffer_unknown_tokens_total":
+            "DETOKENIZE and TOKEN.REVOKE calls naming a token the vault does not know (revoked, shredded or guessed).",
         "coffer_audit_append_duration_seconds": "Time to append one audit entry (MAC and insert).",
         "coffer_commit_batch_size": "Commands per group-commit transaction.",
         "coffer_rewrap_pending_deks": "Data keys still wrapped under an older KEK version.",

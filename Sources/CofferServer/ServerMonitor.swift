@@ -113,6 +113,7 @@ final class ServerMonitor: Sendable {
                 "subjects:\(vault.subjects)",
                 "auth_failures:\(vault.authFailures)",
                 "auth_lockouts:\(vault.lockouts)",
+                "unknown_tokens:\(vault.unknownTokens)",
             ]
         default:
             return []

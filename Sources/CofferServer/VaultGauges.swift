@@ -15,9 +15,10 @@ public final class VaultGauges: Sendable {
     private let rewrapDone: Counter
     private let authFailures: Counter
     private let lockouts: Counter
+    private let unknownTokens: Counter
     private let up: Gauge
     /// What the counters showed at the last scrape; they grow by the difference.
-    private let last = Mutex<(rewrap: Int, failures: Int, lockouts: Int)>((0, 0, 0))
+    private let last = Mutex<(rewrap: Int, failures: Int, lockouts: Int, tokens: Int)>((0, 0, 0, 0))
 
     public init(vaults: VaultHandle, factory: any MetricsFactory = MetricsSystem.factory) {
         self.vaults = vaults
@@ -29,6 +30,7 @@ public final class VaultGauges: Sendable {
         rewrapDone = Counter(label: "coffer_rewrap_deks_total", factory: factory)
         authFailures = Counter(label: "coffer_auth_failures_total", factory: factory)
         lockouts = Counter(label: "coffer_auth_lockouts_total", factory: factory)
+        unknownTokens = Counter(label: "coffer_unknown_tokens_total", factory: factory)
         up = Gauge(label: "coffer_vault_readable", factory: factory)
     }
 
@@ -40,7 +42,7 @@ public final class VaultGauges: Sendable {
         last.withLock { last in record(&last) }
     }
 
-    private func record(_ last: inout (rewrap: Int, failures: Int, lockouts: Int)) {
+    private func record(_ last: inout (rewrap: Int, failures: Int, lockouts: Int, tokens: Int)) {
         // Sealed, there are no keys and nothing to read: the figures keep their last values.
         guard let vault = vaults.vault else {
             sealed.record(1)
@@ -58,11 +60,13 @@ public final class VaultGauges: Sendable {
         subjects.record(info.subjects)
         auditHead.record(Int(info.auditHeadSeq))
         let deltas = (
-            info.rewrapDone - last.rewrap, info.authFailures - last.failures, info.lockouts - last.lockouts
+            info.rewrapDone - last.rewrap, info.authFailures - last.failures, info.lockouts - last.lockouts,
+            info.unknownTokens - last.tokens
         )
-        last = (info.rewrapDone, info.authFailures, info.lockouts)
+        last = (info.rewrapDone, info.authFailures, info.lockouts, info.unknownTokens)
         if deltas.0 > 0 { rewrapDone.increment(by: deltas.0) }
         if deltas.1 > 0 { authFailures.increment(by: deltas.1) }
         if deltas.2 > 0 { lockouts.increment(by: deltas.2) }
+        if deltas.3 > 0 { unknownTokens.increment(by: deltas.3) }
     }
 }

@@ -71,6 +71,9 @@ import Testing
         for i in 0..<3 { #expect(try desk.call("PUT", "cust-\(i)", "name", "N\(i)") == .integer(1)) }
         #expect(try desk.call("GET", "cust-0", "card.cvv").errorText?.hasPrefix("INVALID") == true)
         #expect(try desk.call("SHRED", "cust-0").errorText?.hasPrefix("NOPERM") == true)
+        // Two guessed tokens, counted but never shown.
+        #expect(try desk.call("DETOKENIZE", "4000000000001234") == .null)
+        #expect(try desk.call("DETOKENIZE", "tok_guessedguessedguessedgu") == .null)
         #expect(try desk.call("INFO").errorText == "NOPERM role 'support' may not INFO")
         #expect(try desk.call("CLIENT", "LIST").errorText == "NOPERM role 'support' may not CLIENT LIST")
 
@@ -84,6 +87,8 @@ import Testing
         #expect(Self.field(info, "errorstat_NOPERM") == "count=3")
         #expect(Self.field(info, "errorstat_INVALID") == "count=1")
         #expect(Self.field(info, "subjects") == "3")
+        #expect(Self.field(info, "unknown_tokens") == "2")
+        #expect(!info.contains("4000000000001234") && !info.contains("tok_guessed"))
         #expect(Self.field(info, "sealed") == "0")
         #expect(Self.field(info, "kek_current_version") == "1")
         #expect(Int(Self.field(info, "connected_clients") ?? "") ?? 0 >= 2)
@@ -165,6 +170,7 @@ import Testing
         #expect(try desk.call("PUT", "cust-9", "email", "canary-metrics@example.com") == .integer(1))
         #expect(try desk.call("SHRED", "cust-9").errorText?.hasPrefix("NOPERM") == true)
         _ = try RESPClient(unixPath: server.socketPath).call("AUTH", "desk", "wrong")
+        #expect(try desk.call("DETOKENIZE", "tok_guessedguessedguessedgu") == .null)
 
         let (healthCode, health) = try Self.get("http://127.0.0.1:\(port)/health")
         #expect(healthCode == 200 && health == "serving\n")
@@ -174,6 +180,7 @@ import Testing
         #expect(metrics.contains("coffer_commands_total{command=\"put\",outcome=\"ok\"} 1"), "\(metrics.prefix(3000))")
         #expect(metrics.contains("coffer_commands_total{command=\"shred\",outcome=\"denied\"} 1"))
         #expect(metrics.contains("coffer_auth_failures_total 1"))
+        #expect(metrics.contains("coffer_unknown_tokens_total 1"), "\(metrics.prefix(3000))")
         #expect(metrics.contains("coffer_subjects 1"))
         #expect(metrics.contains("coffer_kek_current_version 1"))
         #expect(metrics.contains("coffer_commit_batch_size_bucket"))
