@@ -32,14 +32,24 @@ public final class SealState: Sendable {
     /// Progress is dropped after this long without a new share, so a half-finished unseal does
     /// not wait for ever for someone to complete it.
     public static let idleExpiry: Duration = .seconds(600)
-    /// Share entries allowed per minute (accepted or refused), per server.
+    /// Share entries allowed per minute (accepted or refused) from one peer (a local uid, a
+    /// remote address). Per peer, so that a stranger entering junk cannot use up the share
+    /// holders' allowance and keep the vault sealed.
     public static let attemptsPerMinute = 10
+    /// Peers tracked at once; past it new peers wait for a minute-old entry to expire.
+    static let maximumPeers = 1024
 
     private struct State {
         var sealed = true
         var entered: [KeyShare] = []
+        /// Who entered the shares of the unseal under way: only they may reset it.
+        var enteredBy: Set<String> = []
         var lastEntry: ContinuousClock.Instant?
-        var attempts: [ContinuousClock.Instant] = []
+        var attempts: [String: [ContinuousClock.Instant]] = [:]
+        /// The threshold was reached and the vault is being opened: no share is taken until
+        /// that has succeeded (`markUnsealed`) or failed (`openFailed`), so that shares racing
+        /// the last one cannot start a second unseal and open the vault twice.
+        var opening = false
     }
 
     public let manifest: SealManifest
@@ -62,16 +72,14 @@ public final class SealState: Sendable {
     /// malformed or mistyped share, one of another generation, one this vault never issued, or
     /// one entered already; past the threshold, refuses shares whose root key fails the
     /// manifest's check (and drops the progress, since one of them must be wrong).
-    public func submit(_ text: some StringProtocol, now: ContinuousClock.Instant = .now) throws(VaultError) -> Outcome {
+    public func submit(
+        _ text: some StringProtocol, from peer: String = "local", now: ContinuousClock.Instant = .now
+    ) throws(VaultError) -> Outcome {
         try state.withLock { (state) throws(VaultError) -> Outcome in
             expire(&state, now: now)
             guard state.sealed else { throw VaultError(.invalid, "the vault is already unsealed") }
-            state.attempts.removeAll { now - $0 >= .seconds(60) }
-            guard state.attempts.count < Self.attemptsPerMinute else {
-                throw VaultError(
-                    .busy, "too many key shares entered in the last minute (\(Self.attemptsPerMinute) at most); wait")
-            }
-            state.attempts.append(now)
+            guard !state.opening else { throw VaultError(.busy, "the vault is being unsealed; try SEAL.STATUS") }
+            try Self.countAttempt(&state, from: peer, now: now)
             let (generation, share) = try ShareText.decode(text)
             guard generation == manifest.generation else {
                 throw VaultError(
@@ -86,16 +94,21 @@ public final class SealState: Sendable {
                 throw VaultError(.invalid, "share \(share.x) was entered already")
             }
             state.entered.append(share)
+            state.enteredBy.insert(peer)
             state.lastEntry = now
             guard state.entered.count >= manifest.threshold else { return .progress(status(state)) }
             let shares = state.entered
             state.entered = []
+            state.enteredBy = []
             state.lastEntry = nil
+            state.opening = true
             let key: SymmetricKey
             do { key = try SymmetricKey(Shamir.combine(shares)) } catch {
+                state.opening = false
                 throw VaultError(.keys, "the shares could not be combined: \(error)")
             }
             guard manifest.isMade(for: key) else {
+                state.opening = false
                 throw VaultError(
                     .keys, "the shares do not give the root key the seal manifest was made for; progress reset")
             }
@@ -103,18 +116,54 @@ public final class SealState: Sendable {
         }
     }
 
-    /// Forgets the shares entered so far.
-    public func reset() {
-        state.withLock {
-            $0.entered = []
-            $0.lastEntry = nil
+    /// Counts one entry against `peer`'s allowance, refusing past it.
+    private static func countAttempt(
+        _ state: inout State, from peer: String, now: ContinuousClock.Instant
+    ) throws(VaultError) {
+        let busy = VaultError(
+            .busy, "too many key shares entered in the last minute from here (\(attemptsPerMinute) at most); wait")
+        let recent = (state.attempts[peer] ?? []).filter { now - $0 < .seconds(60) }
+        if state.attempts[peer] == nil && state.attempts.count >= maximumPeers {
+            state.attempts = state.attempts.filter { $0.value.contains { now - $0 < .seconds(60) } }
+            guard state.attempts.count < maximumPeers else { throw busy }
         }
+        guard recent.count < attemptsPerMinute else { throw busy }
+        state.attempts[peer] = recent + [now]
+    }
+
+    /// Forgets the shares entered so far: only a peer that entered one of them may (or anyone,
+    /// with `by: nil`, for the operator at the machine), so a stranger cannot wipe a ceremony
+    /// under way. Counted against the peer's allowance like a share.
+    public func reset(by peer: String?, now: ContinuousClock.Instant = .now) throws(VaultError) {
+        try state.withLock { (state) throws(VaultError) in
+            expire(&state, now: now)
+            if let peer {
+                try Self.countAttempt(&state, from: peer, now: now)
+                guard state.entered.isEmpty || state.enteredBy.contains(peer) else {
+                    throw VaultError(
+                        .noPermission,
+                        "only a share holder who entered a share of this unseal may reset it (it expires after 10 idle minutes)"
+                    )
+                }
+            }
+            state.entered = []
+            state.enteredBy = []
+            state.lastEntry = nil
+        }
+    }
+
+    /// Opening the vault with the root key the shares gave failed: the server stays sealed and
+    /// takes shares again.
+    public func openFailed() {
+        state.withLock { $0.opening = false }
     }
 
     public func markUnsealed() {
         state.withLock {
             $0.sealed = false
+            $0.opening = false
             $0.entered = []
+            $0.enteredBy = []
             $0.lastEntry = nil
         }
     }
@@ -126,6 +175,7 @@ public final class SealState: Sendable {
     private func expire(_ state: inout State, now: ContinuousClock.Instant) {
         if let last = state.lastEntry, now - last >= Self.idleExpiry {
             state.entered = []
+            state.enteredBy = []
             state.lastEntry = nil
         }
     }

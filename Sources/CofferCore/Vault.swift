@@ -129,13 +129,16 @@ public final class Vault: Sendable {
     }
 
     /// Creates a new vault whose key directory is sealed under a fresh root key R, split into
-    /// `shares` Shamir shares of which `threshold` unseal it. Returns the admin's secret and the
-    /// shares' text, which exist nowhere else: R is dropped when this returns. A threshold of 1
+    /// `shares` Shamir shares of which `threshold` unseal it. The admin's secret and the shares'
+    /// text exist nowhere else: `deliver` hands them out (prints them) before the vault is
+    /// finished, and if it throws, everything created is removed again, since a vault whose
+    /// shares were lost can never be opened. R is dropped when this returns. A threshold of 1
     /// (dev mode, where one share is R itself) is allowed only with a single share.
     public static func initializeSealed(
         _ configuration: VaultConfiguration, shares: Int, threshold: Int, adminName: String = "admin",
-        logger: Logger = Logger(label: "coffer.vault")
-    ) throws -> (adminSecret: String, shares: [String]) {
+        logger: Logger = Logger(label: "coffer.vault"),
+        deliver: (_ adminSecret: String, _ shares: [String]) throws -> Void
+    ) throws {
         try checkShareCounts(shares: shares, threshold: threshold)
         let root = try RootKey(key: SymmetricKey.random(), generation: 1)
         let split = try root.key.withUnsafeBytes { try Shamir.split($0, shares: shares, threshold: threshold) }
@@ -143,12 +146,26 @@ public final class Vault: Sendable {
         let texts = try split.map { try ShareText.encode($0, generation: root.generation) }
         var sealed = configuration
         sealed.root = root
-        let secret = try initialize(sealed, adminName: adminName, manifest: manifest, logger: logger)
-        return (secret, texts)
+        _ = try initialize(sealed, adminName: adminName, manifest: manifest, logger: logger) { secret in
+            try deliver(secret, texts)
+        }
+    }
+
+    /// The same, returning the secret and the shares to a caller that keeps them itself.
+    public static func initializeSealed(
+        _ configuration: VaultConfiguration, shares: Int, threshold: Int, adminName: String = "admin",
+        logger: Logger = Logger(label: "coffer.vault")
+    ) throws -> (adminSecret: String, shares: [String]) {
+        var made = (adminSecret: "", shares: [String]())
+        try initializeSealed(
+            configuration, shares: shares, threshold: threshold, adminName: adminName, logger: logger
+        ) { made = ($0, $1) }
+        return made
     }
 
     private static func initialize(
-        _ configuration: VaultConfiguration, adminName: String, manifest: SealManifest?, logger: Logger
+        _ configuration: VaultConfiguration, adminName: String, manifest: SealManifest?, logger: Logger,
+        deliver: (String) throws -> Void = { _ in }
     ) throws -> String {
         try checkSeparate(configuration)
         if configuration.store.isOccupied {
@@ -176,6 +193,7 @@ public final class Vault: Sendable {
             let vault = try open(configuration, lock: lock, logger: logger)
             let secret = try vault.addClient(name: adminName, role: "admin", as: .localOperator)
             try vault.close()
+            try deliver(secret)
             return secret
         } catch {
             if storeCreated { configuration.store.destroyCreated() }

@@ -126,7 +126,9 @@ struct CommandDispatcher: Sendable {
         case .sealStatus:
             return Reply(value: Self.sealReply(vaults.seal?.status()))
         case .unsealReset:
-            do { return Reply(value: Self.sealReply(try vaults.resetUnseal())) } catch {
+            do {
+                return Reply(value: Self.sealReply(try vaults.resetUnseal(origin: session.origin, peer: session.peer)))
+            } catch {
                 return Reply(value: .error("\(error)"))
             }
         case .commandCount:
@@ -228,7 +230,8 @@ struct CommandDispatcher: Sendable {
         let future: EventLoopFuture<Reply> = pool.runIfActive(eventLoop: loop) {
             switch command {
             case .unseal(let share):
-                return Reply(value: Self.sealReply(try vaults.unseal(share, origin: session.origin)))
+                return Reply(
+                    value: Self.sealReply(try vaults.unseal(share, origin: session.origin, peer: session.peer)))
             case .seal:
                 try vaults.sealNow(as: caller)
                 return Reply(value: .simpleString("OK"))

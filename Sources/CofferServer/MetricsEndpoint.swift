@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// `--metrics HOST:PORT`: a plain HTTP listener for Prometheus and the load balancer.
 ///
@@ -9,14 +10,26 @@ import NIOPosix
 ///
 /// It carries counts and versions only (labels from fixed sets), so it needs no AUTH; like the
 /// TCP listener without TLS it binds only to a loopback address unless the operator says so.
+///
+/// Nothing a stranger does to it may reach the vault's clients, since it needs no login:
+/// - it runs on an event loop of its own, so rendering a scrape never holds up a command;
+/// - the exposition is made at most once a second and shared by every scrape in that second;
+/// - at most `maximumConnections` are open, each answers one request and closes, and each is
+///   closed after `connectionSeconds` whatever it does (slow headers, no reads);
+/// - after a request's head nothing more is read from the connection, so pipelined requests
+///   cannot pile up replies in memory.
 public struct MetricsEndpoint: Sendable {
     public var address: ListenAddress
-    /// The exposition text, made at each scrape.
+    /// The exposition text, made at most once a second.
     public var render: @Sendable () -> [UInt8]
+
+    static let maximumConnections = 16
+    static let connectionSeconds: Int64 = 10
 
     public init(address: ListenAddress, render: @escaping @Sendable () -> [UInt8]) {
         self.address = address
-        self.render = { Self.withHelp(render()) }
+        let cache = RenderCache(render: { Self.withHelp(render()) })
+        self.render = { cache.current() }
     }
 
     /// What each metric means (Deploy/OPERATIONS.md says which to alert on). swift-metrics has
@@ -62,18 +75,73 @@ public struct MetricsEndpoint: Sendable {
         case serving, sealed, closing
     }
 
+    /// Binds the listener on a one-thread event loop group of its own, shut down when the
+    /// listener closes.
     func bind(health: @escaping @Sendable () -> Health) async throws -> any Channel {
         let render = self.render
-        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        MetricsHTTPHandler(render: render, health: health))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let open = OpenConnections()
+        do {
+            let listener = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 64)
+                .childChannelInitializer { channel in
+                    guard open.enter(limit: Self.maximumConnections) else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in open.leave() }
+                    channel.eventLoop.scheduleTask(in: .seconds(Self.connectionSeconds)) {
+                        channel.close(promise: nil)
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                            withPipeliningAssistance: false, withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(
+                            MetricsHTTPHandler(render: render, health: health))
+                    }
                 }
-            }
-            .bind(host: address.host, port: address.port).get()
+                .bind(host: address.host, port: address.port).get()
+            listener.closeFuture.whenComplete { _ in group.shutdownGracefully { _ in } }
+            return listener
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+}
+
+/// How many metrics connections are open.
+final class OpenConnections: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Counts one more, unless `limit` are open already.
+    func enter(limit: Int) -> Bool {
+        var current = count.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = count.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func leave() { count.subtract(1, ordering: .relaxed) }
+}
+
+/// The last exposition and when it was made: scrapes within a second of it share it.
+final class RenderCache: Sendable {
+    private let render: @Sendable () -> [UInt8]
+    private let last = Mutex<(at: ContinuousClock.Instant, bytes: [UInt8])?>(nil)
+
+    init(render: @escaping @Sendable () -> [UInt8]) { self.render = render }
+
+    func current(now: ContinuousClock.Instant = .now) -> [UInt8] {
+        // Held while rendering, so a burst of scrapes renders once and the rest wait for it.
+        last.withLock { last in
+            if let last, now - last.at < .seconds(1) { return last.bytes }
+            let bytes = render()
+            last = (now, bytes)
+            return bytes
+        }
     }
 }
 
@@ -94,6 +162,9 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let request):
+            // One request per connection: read nothing more (what is already buffered is
+            // dropped with the connection after the reply).
+            context.channel.setOption(.autoRead, value: false).whenFailure { _ in context.close(promise: nil) }
             head = request
         case .body:
             break
@@ -140,8 +211,9 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: "\(body.count)")
-        let keepAlive = request.isKeepAlive
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        // One request per connection (see `MetricsEndpoint`): Prometheus and load balancers
+        // open a new one per scrape or check.
+        headers.add(name: "Connection", value: "close")
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
             promise: nil)
@@ -150,7 +222,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
                 wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
+            context.close(promise: nil)
         }
     }
 }

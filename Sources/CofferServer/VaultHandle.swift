@@ -48,13 +48,17 @@ public final class VaultHandle: Sendable {
     /// plain TCP (loopback) would carry them in the clear past anyone who can sniff loopback.
     /// On the last share, the vault is opened with the root key and the unseal audited; if
     /// either fails, the server stays sealed and says why.
-    func unseal(_ share: String, origin: String) throws -> SealState.Status {
+    func unseal(_ share: String, origin: String, peer: String) throws -> SealState.Status {
+        try requireSecureTransport(origin, "UNSEAL")
+        return try accept(share, origin: origin, peer: peer)
+    }
+
+    private func requireSecureTransport(_ origin: String, _ command: String) throws {
         guard origin == "unix" || origin.hasPrefix("tls ") else {
-            let error = VaultError(.noPermission, "UNSEAL is accepted on the Unix socket and over TLS only")
+            let error = VaultError(.noPermission, "\(command) is accepted on the Unix socket and over TLS only")
             remember(error, from: origin)
             throw error
         }
-        return try accept(share, origin: origin)
     }
 
     private func remember(_ error: VaultError, from origin: String) {
@@ -66,16 +70,16 @@ public final class VaultHandle: Sendable {
 
     /// `serve --unseal-file`: the dev share, read by the CLI from its file at start.
     public func unsealLocally(_ share: String, source: String) throws -> SealState.Status {
-        try accept(share, origin: source)
+        try accept(share, origin: source, peer: source)
     }
 
-    private func accept(_ share: String, origin: String) throws -> SealState.Status {
+    private func accept(_ share: String, origin: String, peer: String) throws -> SealState.Status {
         guard let seal else {
             throw VaultError(.invalid, "the vault is not sealed: its key directory has no seal manifest")
         }
         guard vault == nil else { throw VaultError(.invalid, "the vault is already unsealed") }
         let outcome: SealState.Outcome
-        do { outcome = try seal.submit(share) } catch {
+        do { outcome = try seal.submit(share, from: peer) } catch {
             remember(error, from: origin)
             throw error
         }
@@ -88,7 +92,11 @@ public final class VaultHandle: Sendable {
                 defer { list = [] }
                 return list + [origin]
             }
-            let opened = try opener(root)
+            let opened: Vault
+            do { opened = try opener(root) } catch {
+                seal.openFailed()
+                throw error
+            }
             let attempts = refused.withLock { list in
                 defer { list = [] }
                 return list
@@ -97,6 +105,7 @@ public final class VaultHandle: Sendable {
                 try opened.recordUnseal(origins: from, refused: attempts)
             } catch {
                 try? opened.close()
+                seal.openFailed()
                 throw error
             }
             current.withLock { $0 = (opened, $0.epoch + 1) }
@@ -105,11 +114,17 @@ public final class VaultHandle: Sendable {
         }
     }
 
-    func resetUnseal() throws -> SealState.Status {
+    /// `UNSEAL RESET`: on the Unix socket and over TLS only, like UNSEAL, and only from a peer
+    /// that entered a share of the unseal under way; a refusal is audited at the next unseal.
+    func resetUnseal(origin: String, peer: String) throws -> SealState.Status {
         guard let seal else {
             throw VaultError(.invalid, "the vault is not sealed: its key directory has no seal manifest")
         }
-        seal.reset()
+        try requireSecureTransport(origin, "UNSEAL RESET")
+        do { try seal.reset(by: peer) } catch {
+            remember(error, from: origin)
+            throw error
+        }
         origins.withLock { $0 = [] }
         return seal.status()
     }

@@ -41,7 +41,8 @@ struct Audit: ParsableCommand {
             defer { try? opened.close() }
             try reportingErrors {
                 try opened.exportAudit(since: since, as: .localOperator) { lines in
-                    FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+                    // A closed pipe (`| head`) or a full disk ends the export with an error, not a trap.
+                    try StandardOutput.write(lines.joined(separator: "\n") + "\n")
                 }
             }
         }

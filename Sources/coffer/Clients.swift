@@ -20,7 +20,10 @@ struct Clients: ParsableCommand {
             let secret = try reportingErrors { try opened.addClient(name: name, role: role, as: .localOperator) }
             try opened.close()
             note("coffer: client '\(name)' added with role '\(role)'; its secret follows and is shown only once")
-            print(secret)
+            do { try StandardOutput.write(secret + "\n") } catch {
+                note("coffer: \(error); the secret is lost: revoke '\(name)' and add it again")
+                throw ExitCode.failure
+            }
         }
     }
 

@@ -43,25 +43,28 @@ struct Init: ParsableCommand {
                 throw ValidationError("unseal file \(shareFile) exists already; refusing to overwrite it")
             }
         }
-        let made = try reportingErrors {
-            try Vault.initializeSealed(configuration, shares: shares, threshold: threshold)
-        }
-        note("coffer: vault created in \(configuration.dataDirectory), keys in \(configuration.keyDirectory)")
-        note("coffer: the secret of client 'admin' follows; it is shown only once")
-        print(made.adminSecret)
         if threshold == 1 {
             note(
                 "coffer: WARNING: a dev vault: its one share is the whole root key; anyone with it and the key directory has every key"
             )
         }
-        if let shareFile, Self.writeShareFile(made.shares[0], to: shareFile) {
-            note("coffer: the key share is in \(shareFile) (mode 0600)")
-            return
+        // The secret and the shares exist nowhere else: if they cannot be handed out (stdout
+        // closed or full), the vault is removed again rather than left unopenable.
+        try reportingErrors {
+            try Vault.initializeSealed(configuration, shares: shares, threshold: threshold) { secret, texts in
+                note("coffer: the secret of client 'admin' follows; it is shown only once")
+                try StandardOutput.write(secret + "\n")
+                if let shareFile, Self.writeShareFile(texts[0], to: shareFile) {
+                    note("coffer: the key share is in \(shareFile) (mode 0600)")
+                    return
+                }
+                note(
+                    "coffer: \(shares) key shares follow, any \(threshold) of which unseal the vault; they are stored nowhere: give each to a different person"
+                )
+                try StandardOutput.write(texts.map { $0 + "\n" }.joined())
+            }
         }
-        note(
-            "coffer: \(shares) key shares follow, any \(threshold) of which unseal the vault; they are stored nowhere: give each to a different person"
-        )
-        for share in made.shares { print(share) }
+        note("coffer: vault created in \(configuration.dataDirectory), keys in \(configuration.keyDirectory)")
     }
 
     /// Writes the dev share to a new file of mode 0600; false (with the reason) if it cannot.

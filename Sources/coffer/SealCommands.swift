@@ -69,8 +69,9 @@ struct SealCommands: ParsableCommand {
                 "coffer: \(texts.count) key shares follow, any \(threshold) of which unseal the vault; they are stored nowhere: give each to a different person"
             )
             // Written straight to the descriptor, not through stdio's buffer: the shares must be
-            // out before the reseal commits.
-            FileHandle.standardOutput.write(Data(texts.map { $0 + "\n" }.joined().utf8))
+            // out before the reseal commits, and if they cannot be (stdout closed or full) the
+            // reseal is abandoned, leaving the old key files in force.
+            try StandardOutput.write(texts.map { $0 + "\n" }.joined())
         }
     }
 }

@@ -202,8 +202,58 @@ struct SealedTestVault {
         #expect(state.status(now: start + .seconds(600)).entered == 0)
         _ = try state.submit(t.shares[0], now: start + .seconds(601))
         #expect(state.status(now: start + .seconds(602)).entered == 1)
-        state.reset()
+        try state.reset(by: nil, now: start + .seconds(602))
         #expect(state.status(now: start + .seconds(603)).entered == 0)
+    }
+
+    /// A stranger can neither use up the share holders' allowance nor wipe their progress.
+    @Test func strangersCannotStallOrWipeAnUnseal() throws {
+        let t = try SealedTestVault()
+        let state = try SealState(manifest: t.manifest())
+        let start = ContinuousClock.now
+        _ = try state.submit(t.shares[0], from: "uid 1000", now: start)
+        for i in 0..<SealState.attemptsPerMinute {
+            #expect(throws: VaultError.self) { try state.submit("junk \(i)", from: "ip 192.0.2.9", now: start) }
+        }
+        #expect(throws: VaultError.self) { try state.submit(t.shares[1], from: "ip 192.0.2.9", now: start) }
+        #expect(
+            throws: VaultError(
+                .noPermission,
+                "only a share holder who entered a share of this unseal may reset it (it expires after 10 idle minutes)"
+            )
+        ) { try state.reset(by: "ip 192.0.2.10", now: start) }
+        #expect(state.status(now: start).entered == 1)
+        // The holders go on from their own addresses.
+        guard case .progress(let second) = try state.submit(t.shares[1], from: "ip 198.51.100.7", now: start) else {
+            Issue.record("two shares unsealed a 3-of-5 vault")
+            return
+        }
+        #expect(second.entered == 2)
+        try state.reset(by: "uid 1000", now: start)
+        #expect(state.status(now: start).entered == 0)
+    }
+
+    /// Shares racing the last one cannot start a second unseal while the vault is being opened.
+    @Test func noShareIsTakenWhileTheVaultIsBeingOpened() throws {
+        let t = try SealedTestVault()
+        let state = try SealState(manifest: t.manifest())
+        for index in 0..<2 { _ = try state.submit(t.shares[index]) }
+        guard case .unsealed = try state.submit(t.shares[2]) else {
+            Issue.record("three shares did not unseal a 3-of-5 vault")
+            return
+        }
+        #expect(throws: VaultError(.busy, "the vault is being unsealed; try SEAL.STATUS")) {
+            try state.submit(t.shares[3])
+        }
+        // Opening failed: the server takes shares again.
+        state.openFailed()
+        guard case .progress(let status) = try state.submit(t.shares[3]) else {
+            Issue.record("one share unsealed a 3-of-5 vault")
+            return
+        }
+        #expect(status.entered == 1)
+        state.markUnsealed()
+        #expect(throws: VaultError(.invalid, "the vault is already unsealed")) { try state.submit(t.shares[4]) }
     }
 
     @Test func shareEntriesAreRateLimited() throws {
@@ -214,7 +264,7 @@ struct SealedTestVault {
             #expect(throws: VaultError.self) { try state.submit("wrong \(i)", now: start + .seconds(i)) }
         }
         #expect(
-            throws: VaultError(.busy, "too many key shares entered in the last minute (10 at most); wait")
+            throws: VaultError(.busy, "too many key shares entered in the last minute from here (10 at most); wait")
         ) { try state.submit(t.shares[0], now: start + .seconds(30)) }
         guard case .progress(let status) = try state.submit(t.shares[0], now: start + .seconds(61)) else {
             Issue.record("one share unsealed a 3-of-5 vault")

@@ -22,6 +22,34 @@ import Testing
         #expect(FileManager.default.contents(atPath: root + "/data/coffer.db") == dbBefore)
     }
 
+    /// The admin secret and the shares exist nowhere else: if stdout cannot take them, init
+    /// removes the vault it made (one nobody could ever unseal), and seal migrate keeps the old
+    /// key files; both fail with a message, neither traps.
+    @Test func secretsThatCannotBeWrittenLeaveNothingBehind() throws {
+        let root = CofferBinary.temporaryDirectory("full")
+        let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        func coffer(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CofferBinary.path)
+            process.arguments = arguments
+            process.standardOutput = full
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        let made = try coffer(["init", "--data", root + "/data", "--keys", root + "/keys"])
+        #expect(made.status == 1, "\(made.stderr)")
+        #expect(made.stderr.contains("standard output could not be written"), "\(made.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/data/coffer.db"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/keys/kek-1.key"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/keys/seal.manifest"))
+        // Nothing left in the way: the same init to a real stdout works.
+        #expect(try CofferBinary.run(["init", "--data", root + "/data", "--keys", root + "/keys"]).status == 0)
+    }
+
     @Test func environmentVariablesAndClientCommands() throws {
         let root = CofferBinary.temporaryDirectory("env")
         let env = ["COFFER_DATA": root + "/data", "COFFER_KEYS": root + "/keys"]
@@ -56,7 +84,9 @@ import Testing
         let root = CofferBinary.temporaryDirectory("none")
         let none = try CofferBinary.run(["keys", "status", "--data", root + "/d", "--keys", root + "/k"])
         #expect(none.status == 1)
-        #expect(none.stderr.contains("no vault at \(root)/d (\(root)/d/coffer.db is missing); run coffer init"), "\(none.stderr)")
+        #expect(
+            none.stderr.contains("no vault at \(root)/d (\(root)/d/coffer.db is missing); run coffer init"),
+            "\(none.stderr)")
         let help = try CofferBinary.run(["init", "--help"])
         #expect(help.status == 0 && help.stdout.contains("--keys"))
     }

@@ -91,6 +91,13 @@ import Testing
         #expect(try c.call("UNSEAL", "hello").errorText?.hasPrefix("INVALID not a key share") == true)
         _ = try c.call("UNSEAL", shares[1])
         #expect(try c.call("SEAL.STATUS").description.contains(":1"))
+        // A stranger cannot wipe the ceremony: not over plain TCP, and (the unit tests show)
+        // not from a peer that entered no share; the holder who entered one can.
+        let stranger = try RESPClient(tcpPort: server.tcpPort)
+        #expect(
+            try stranger.call("UNSEAL", "RESET")
+                == .error("NOPERM UNSEAL RESET is accepted on the Unix socket and over TLS only"))
+        #expect(try c.call("SEAL.STATUS").description.contains(":1"))
         #expect(try c.call("UNSEAL", "RESET").description.contains("\"entered\", :0"))
         // Once unsealed, the refused entries are in the audit trail (origin and outcome, no share).
         for share in shares.prefix(3) { _ = try c.call("UNSEAL", share) }
