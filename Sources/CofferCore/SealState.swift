@@ -36,8 +36,8 @@ public final class SealState: Sendable {
     /// remote address). Per peer, so that a stranger entering junk cannot use up the share
     /// holders' allowance and keep the vault sealed.
     public static let attemptsPerMinute = 10
-    /// Peers tracked at once; past it new peers wait for a minute-old entry to expire.
-    static let maximumPeers = 1024
+    /// Peers tracked at once; past it the one whose last entry is oldest is forgotten.
+    public static let maximumPeers = 1024
 
     private struct State {
         var sealed = true
@@ -116,18 +116,26 @@ public final class SealState: Sendable {
         }
     }
 
-    /// Counts one entry against `peer`'s allowance, refusing past it.
+    /// Counts one entry against `peer`'s allowance, refusing past it. The table is bounded:
+    /// when it is full, the peer whose last entry is oldest is forgotten, never a new peer
+    /// refused, so that junk from many addresses cannot lock the share holders out (it only
+    /// earns each of those addresses its own allowance).
     private static func countAttempt(
         _ state: inout State, from peer: String, now: ContinuousClock.Instant
     ) throws(VaultError) {
-        let busy = VaultError(
-            .busy, "too many key shares entered in the last minute from here (\(attemptsPerMinute) at most); wait")
         let recent = (state.attempts[peer] ?? []).filter { now - $0 < .seconds(60) }
+        guard recent.count < attemptsPerMinute else {
+            throw VaultError(
+                .busy, "too many key shares entered in the last minute from here (\(attemptsPerMinute) at most); wait")
+        }
         if state.attempts[peer] == nil && state.attempts.count >= maximumPeers {
             state.attempts = state.attempts.filter { $0.value.contains { now - $0 < .seconds(60) } }
-            guard state.attempts.count < maximumPeers else { throw busy }
+            if state.attempts.count >= maximumPeers,
+                let stalest = state.attempts.min(by: { ($0.value.last ?? now) < ($1.value.last ?? now) })?.key
+            {
+                state.attempts[stalest] = nil
+            }
         }
-        guard recent.count < attemptsPerMinute else { throw busy }
         state.attempts[peer] = recent + [now]
     }
 

@@ -179,7 +179,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
         let status: HTTPResponseStatus
         let contentType: String
-        var body: [UInt8]
+        let body: [UInt8]
         switch (request.method, path) {
         case (.GET, "/metrics"), (.HEAD, "/metrics"):
             status = .ok
@@ -207,7 +207,6 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             contentType = "text/plain; charset=utf-8"
             body = Array("not found: try /metrics or /health\n".utf8)
         }
-        if request.method == .HEAD { body = [] }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: "\(body.count)")
@@ -217,7 +216,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
             promise: nil)
-        if !body.isEmpty {
+        // HEAD: the headers GET would send (its Content-Length included), without the body.
+        if request.method != .HEAD && !body.isEmpty {
             context.write(
                 wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }

@@ -233,6 +233,23 @@ struct SealedTestVault {
         #expect(state.status(now: start).entered == 0)
     }
 
+    /// Junk from more addresses than the table holds never locks a share holder out.
+    @Test func junkFromManyAddressesDoesNotLockTheHoldersOut() throws {
+        let t = try SealedTestVault()
+        let state = try SealState(manifest: t.manifest())
+        let start = ContinuousClock.now
+        for address in 0..<(SealState.maximumPeers + 50) {
+            #expect(throws: VaultError.self) { try state.submit("junk", from: "ip 10.0.\(address)", now: start) }
+        }
+        guard case .progress(let status) = try state.submit(t.shares[0], from: "uid 1000", now: start) else {
+            Issue.record("one share unsealed a 3-of-5 vault")
+            return
+        }
+        #expect(status.entered == 1)
+        _ = try state.submit(t.shares[1], from: "ip 198.51.100.7", now: start)
+        #expect(state.status(now: start).entered == 2)
+    }
+
     /// Shares racing the last one cannot start a second unseal while the vault is being opened.
     @Test func noShareIsTakenWhileTheVaultIsBeingOpened() throws {
         let t = try SealedTestVault()
