@@ -24,7 +24,8 @@ public struct MetricsEndpoint: Sendable {
     public var render: @Sendable () -> [UInt8]
 
     static let maximumConnections = 16
-    static let connectionSeconds: Int64 = 10
+    /// How long a connection may stay open, whatever it does.
+    var connectionSeconds: Int64 = 10
 
     public init(address: ListenAddress, render: @escaping @Sendable () -> [UInt8]) {
         self.address = address
@@ -79,6 +80,7 @@ public struct MetricsEndpoint: Sendable {
     /// listener closes.
     func bind(health: @escaping @Sendable () -> Health) async throws -> any Channel {
         let render = self.render
+        let connectionSeconds = self.connectionSeconds
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let open = OpenConnections()
         do {
@@ -88,7 +90,7 @@ public struct MetricsEndpoint: Sendable {
                 .childChannelInitializer { channel in
                     guard open.enter(limit: Self.maximumConnections) else { return channel.close() }
                     channel.closeFuture.whenComplete { _ in open.leave() }
-                    channel.eventLoop.scheduleTask(in: .seconds(Self.connectionSeconds)) {
+                    channel.eventLoop.scheduleTask(in: .seconds(connectionSeconds)) {
                         channel.close(promise: nil)
                     }
                     return channel.eventLoop.makeCompletedFuture {

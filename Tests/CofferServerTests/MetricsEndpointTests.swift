@@ -63,7 +63,9 @@ import Testing
     }
 
     @Test func connectionsAreCappedAndTheServerStillAnswers() async throws {
-        let endpoint = MetricsEndpoint(address: ListenAddress(host: "127.0.0.1", port: 0)) { Array("x 1\n".utf8) }
+        var endpoint = MetricsEndpoint(address: ListenAddress(host: "127.0.0.1", port: 0)) { Array("x 1\n".utf8) }
+        // Long enough that no slot frees itself during the test, however loaded the machine.
+        endpoint.connectionSeconds = 600
         let channel = try await endpoint.bind { .serving }
         defer { channel.close(promise: nil) }
         let port = channel.localAddress?.port ?? 0
@@ -79,16 +81,22 @@ import Testing
         let refused = try #require(Connection(port: port))
         refused.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(refused.readAll() == "")
-        // Once they are gone (here: closed; otherwise after connectionSeconds), it answers again.
+        // Once they are gone (here: closed by the client), it answers again.
         slow.removeAll()
-        try await Task.sleep(for: .milliseconds(300))
-        let next = try #require(Connection(port: port))
-        next.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(next.readAll().hasSuffix("serving\n"))
+        // The server sees the closes in its own time; a loaded machine may take a while.
+        var answered = ""
+        for _ in 0..<50 where !answered.hasSuffix("serving\n") {
+            try await Task.sleep(for: .milliseconds(200))
+            let next = try #require(Connection(port: port))
+            next.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answered = next.readAll()
+        }
+        #expect(answered.hasSuffix("serving\n"))
     }
 
     @Test func aSlowClientIsClosedAfterTheConnectionDeadline() async throws {
-        let endpoint = MetricsEndpoint(address: ListenAddress(host: "127.0.0.1", port: 0)) { Array("x 1\n".utf8) }
+        var endpoint = MetricsEndpoint(address: ListenAddress(host: "127.0.0.1", port: 0)) { Array("x 1\n".utf8) }
+        endpoint.connectionSeconds = 3
         let channel = try await endpoint.bind { .serving }
         defer { channel.close(promise: nil) }
         let slow = try #require(Connection(port: channel.localAddress?.port ?? 0))
@@ -96,7 +104,7 @@ import Testing
         let start = ContinuousClock.now
         #expect(slow.readAll() == "")
         let waited = ContinuousClock.now - start
-        #expect(waited >= .seconds(MetricsEndpoint.connectionSeconds - 1) && waited < .seconds(15), "\(waited)")
+        #expect(waited >= .seconds(2) && waited < .seconds(15), "\(waited)")
     }
 
     @Test func scrapesWithinASecondShareOneRendering() {
