@@ -27,6 +27,28 @@ import Testing
         try CofferBinary.run(["unseal", "--data", server.data], stdin: share + "\n")
     }
 
+    /// Client management on a running sealed vault needs an admin's secret, not the shares:
+    /// the CLI goes through the server.
+    @Test func clientsAreManagedThroughTheServerWithoutTheShares() throws {
+        let (server, shares) = try Self.sealedServer()
+        for share in shares.prefix(3) { #expect(try unseal(server, share).status == 0) }
+        var env = server.env
+        env["COFFER_UNSEAL_FILE"] = ""
+        let noSecret = try CofferBinary.run(["clients", "list"], environment: env)
+        #expect(noSecret.status != 0 && noSecret.stderr.contains("COFFER_SECRET"), "\(noSecret.stderr)")
+        env["COFFER_SECRET"] = server.adminSecret
+        let added = try CofferBinary.run(["clients", "add", "late", "--role", "support"], environment: env)
+        #expect(added.status == 0, "\(added.stderr)")
+        let secret = added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let late = try server.authenticated("late", secret: secret)
+        #expect(try late.call("WHOAMI") == .array([.bulk("late"), .bulk("support")]))
+        let listed = try CofferBinary.run(["clients", "list"], environment: env)
+        #expect(listed.stdout == "admin admin\nlate support\n", "\(listed.stdout) \(listed.stderr)")
+        #expect(try CofferBinary.run(["clients", "revoke", "late"], environment: env).status == 0)
+        #expect(try late.call("WHOAMI").errorText?.hasPrefix("NOAUTH") == true)
+        #expect(try CofferBinary.run(["clients", "revoke", "late"], environment: env).status != 0)
+    }
+
     @Test func startsSealedAndServesAfterThreeShares() throws {
         let (server, shares) = try Self.sealedServer()
         let c = try server.client()

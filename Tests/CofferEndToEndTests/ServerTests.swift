@@ -138,14 +138,16 @@ import Testing
 
     @Test func revokedClientsFailOnTheirNextCommandAndCLIChangesAreSeenAtOnce() throws {
         let server = try TestServer()
-        // A client added by the CLI while the server runs can log in at once.
-        let added = try CofferBinary.run(["clients", "add", "late", "--role", "support"], environment: server.env)
+        // A client added by the CLI while the server runs (through it) can log in at once.
+        var env = server.env
+        env["COFFER_SECRET"] = server.adminSecret
+        let added = try CofferBinary.run(["clients", "add", "late", "--role", "support"], environment: env)
         #expect(added.status == 0, "\(added.stderr)")
         let late = try server.authenticated(
             "late", secret: added.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(try late.call("EXISTS", "a") == .integer(0))
         // Revoked through the CLI: the open connection fails from its next command.
-        #expect(try CofferBinary.run(["clients", "revoke", "late"], environment: server.env).status == 0)
+        #expect(try CofferBinary.run(["clients", "revoke", "late"], environment: env).status == 0)
         #expect(try late.call("EXISTS", "a").errorText?.hasPrefix("NOAUTH") == true)
         #expect(try late.call("EXISTS", "a") == .error("NOAUTH Authentication required."))
         // Revoked over the socket, likewise.
