@@ -9,27 +9,9 @@ import Testing
 /// tools an operator uses: `prometheus-redis-exporter`, `promtool` and a Prometheus server
 /// (Debian packages that `.ci/install-deps` installs).
 @Suite struct ObservabilityTests {
-    /// Runs a program to completion; stdout and stderr together.
-    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-        let out = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     /// An HTTP GET with curl: the status code and the body.
     static func get(_ url: String) throws -> (Int, String) {
-        let (_, output) = try run("curl", ["-s", "-m", "10", "-w", "\n%{http_code}", url])
+        let (_, output) = try Shell.run("curl", ["-s", "-m", "10", "-w", "\n%{http_code}", url])
         var lines = output.split(separator: "\n", omittingEmptySubsequences: false)
         let code = Int(lines.popLast() ?? "") ?? 0
         return (code, lines.joined(separator: "\n"))
@@ -37,7 +19,7 @@ import Testing
 
     /// A port nobody listens on right now.
     static func freePort() throws -> Int {
-        let (_, out) = try run(
+        let (_, out) = try Shell.run(
             "python3", ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
         return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
@@ -190,7 +172,7 @@ import Testing
         for canary in ["cust-9", "canary-metrics", "desk", "127.0.0.1"] {
             #expect(!metrics.contains(canary), "\(canary) in /metrics")
         }
-        let (lint, lintOutput) = try Self.run("promtool", ["check", "metrics"], stdin: metrics)
+        let (lint, lintOutput) = try Shell.run("promtool", ["check", "metrics"], stdin: metrics)
         #expect(lint == 0, "\(lintOutput)")
 
         // A real Prometheus server scrapes it once.
