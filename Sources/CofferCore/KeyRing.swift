@@ -38,10 +38,20 @@ public final class KeyRing: Sendable {
     }
 
     func kek(version: UInt32) throws -> SymmetricKey {
-        guard let key = state.withLock({ $0.keks[version] }) else {
-            throw VaultError(.keys, "KEK version \(version) is not in the key directory")
+        if let key = state.withLock({ $0.keks[version] }) { return key }
+        // Another node of a shared store rotated: its new key file is in the shared directory.
+        if let loader = loader.withLock({ $0 }), let key = loader(version) {
+            state.withLock { state in if state.keks[version] == nil { state.keks[version] = key } }
+            return key
         }
-        return key
+        throw VaultError(.keys, "KEK version \(version) is not in the key directory")
+    }
+
+    private let loader = Mutex<(@Sendable (UInt32) -> SymmetricKey?)?>(nil)
+
+    /// Lets `kek(version:)` read a version it lacks from the key directory (shared stores only).
+    func loadsMissingVersions(_ body: @escaping @Sendable (UInt32) -> SymmetricKey?) {
+        loader.withLock { $0 = body }
     }
 
     /// The current version and its key, read together so a rotation cannot split them.

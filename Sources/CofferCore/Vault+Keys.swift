@@ -15,6 +15,10 @@ public struct KeyStatus: Sendable, Hashable {
     public let versions: [Version]
     /// DEKs still wrapped under a version other than the current one.
     public let pending: Int
+    /// Shredded subjects whose wrapped DEK a shared store may still hold somewhere it cannot
+    /// wipe (PostgreSQL: dead tuples, WAL, archives, replicas), under versions not yet retired:
+    /// their shred is complete once those versions are retired. Always 0 on SQLite.
+    public let shreddedAwaitingRetirement: Int
     public let rewrap: RewrapProgress.Snapshot
 }
 
@@ -68,7 +72,11 @@ extension Vault {
     /// from what step 3 committed, never from the order in which callers wake up.
     public func rotateKEK(as caller: Caller) throws -> UInt32 {
         try requireDataDirectoryLock("KEYS.ROTATE")
-        return try keyChanges.withLock { _ in
+        return try keyChanges.withLock { _ in try Self.storageCall { try store.withKeyChangeLock { try rotateHoldingLocks(as: caller) } } }
+    }
+
+    private func rotateHoldingLocks(as caller: Caller) throws -> UInt32 {
+        do {
             let (version, role) = try beginRotation(as: caller)
             let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))
             let key: SymmetricKey
@@ -106,6 +114,33 @@ extension Vault {
             return current
         }
     }
+
+    /// On a shared store, keeps this node in step with the others, once a second: adopts the
+    /// KEK versions they made current, forgets retired ones, and records which version this
+    /// node wraps new keys under, so that no version a live node still uses is retired.
+    public func keepInStep(now: Double = Date().timeIntervalSince1970) throws {
+        guard configuration.store.isShared else { return }
+        try Self.storageCall {
+            let records = try store.read { try $0.kekRecords() }
+            adopt(records)
+            try store.recordNode(nodeID, currentKEK: keys.currentKEKVersion, at: now)
+        }
+    }
+
+    /// Makes the keyring agree with the database's KEK records (shared stores).
+    func adopt(_ records: [KEKRecord]) {
+        for record in records {
+            switch record.state {
+            case .retired: keys.remove(version: record.version)
+            case .current:
+                if (try? keys.kek(version: record.version)) != nil { keys.setCurrent(record.version) }
+            case .active, .pending: break
+            }
+        }
+    }
+
+    /// How long a node's record of its current KEK counts as live.
+    static let nodeLiveSeconds = 10.0
 
     /// Step 1 of a rotation: checks the caller and the limit, and records the next version as
     /// pending. A refusal is audited as the command's outcome.
@@ -176,7 +211,9 @@ extension Vault {
                 KeyStatus.Version(version: $0.version, state: $0.state.rawValue, dataKeys: counts[$0.version] ?? 0)
             }
             let pending = counts.filter { $0.key != current }.values.reduce(0, +)
-            return KeyStatus(current: current, versions: versions, pending: pending, rewrap: rewrapProgress.snapshot)
+            return KeyStatus(
+                current: current, versions: versions, pending: pending,
+                shreddedAwaitingRetirement: try tx.shreddedAwaitingRetirement(), rewrap: rewrapProgress.snapshot)
         }
     }
 
@@ -189,6 +226,14 @@ extension Vault {
     public func retireKEK(_ version: UInt32, as caller: Caller) throws {
         try requireDataDirectoryLock("KEYS.RETIRE")
         try keyChanges.withLock { _ in
+            try Self.storageCall { try store.withKeyChangeLock { try retireHoldingLocks(version, as: caller) } }
+        }
+        logger.notice("KEK retired", metadata: ["kek.version": "\(version)"])
+    }
+
+    private func retireHoldingLocks(_ version: UInt32, as caller: Caller) throws {
+        do {
+            let now = Date().timeIntervalSince1970
             try audited("KEYS.RETIRE", caller, fields: ["kek:\(version)"]) { [self] tx, draft in
                 try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.RETIRE")
                 guard let record = try tx.kekRecords().first(where: { $0.version == version }) else {
@@ -202,6 +247,14 @@ extension Vault {
                 }
                 guard record.state != .pending else {
                     throw VaultError(.invalid, "KEK version \(version) is a rotation in progress")
+                }
+                let users = try store.nodesUsing(kek: version, seenSince: now - Self.nodeLiveSeconds)
+                    .filter { $0 != nodeID }
+                guard users.isEmpty else {
+                    throw VaultError(
+                        .invalid,
+                        "KEK version \(version) is still current on node \(users.joined(separator: ", ")); nodes pick up a rotation within a second, so try again"
+                    )
                 }
                 let wrapped = try tx.dekCounts()[version] ?? 0
                 guard wrapped == 0 else {
@@ -223,7 +276,6 @@ extension Vault {
                     "KEK version \(version) is retired but \(path) could not be destroyed; the next start destroys it")
             }
         }
-        logger.notice("KEK retired", metadata: ["kek.version": "\(version)"])
     }
 
     /// Rewraps up to `limit` DEKs that are not under the current KEK, in one transaction. Only
@@ -233,8 +285,11 @@ extension Vault {
     @discardableResult
     public func rewrapBatch(limit: Int = 1000) throws -> Int {
         try requireDataDirectoryLock("the rewrap")
+        let shared = configuration.store.isShared
         let count = try Self.storageCall {
-            try store.write { tx -> Int in
+            try store.writeUnchained { tx -> Int in
+                // Another node may have rotated: never move keys back to an older version.
+                if shared { adopt(try tx.kekRecords()) }
                 let current = keys.currentKEKVersion
                 let batch = try tx.subjectsNotWrapped(under: current, limit: limit)
                 guard !batch.isEmpty else { return 0 }

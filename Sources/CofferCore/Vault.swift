@@ -22,8 +22,14 @@ public final class Vault: Sendable {
     public let rewrapProgress = RewrapProgress()
     /// Sealed or not, for INFO and `/health`; always unsealed until a sealed start exists.
     let logger: Logger
-    /// The data directory's lock, if this vault holds it: only then may it change KEKs.
+    /// The data directory's lock, if this vault holds it (SQLite: only then may it change KEKs).
     let lock: DataDirectoryLock?
+    /// May change KEKs: the holder of the data directory's lock, or on a shared store any
+    /// vault opened by an owner (a serving node, an offline `coffer keys`), each change taken
+    /// under the store's own key-change lock.
+    let mayChangeKEKs: Bool
+    /// This process's name in a shared store's node table (host and process ID).
+    public let nodeID: String
     /// Held for the whole of a rotation or retirement, so they run one at a time.
     let keyChanges = Mutex(())
     /// DETOKENIZE and TOKEN.REVOKE calls that named an unknown token (`unknownTokenCount`).
@@ -34,12 +40,16 @@ public final class Vault: Sendable {
 
     private init(
         configuration: VaultConfiguration, store: any VaultStore, keys: KeyRing, lock: DataDirectoryLock?,
-        releasesLock: Bool = true, logger: Logger
+        mayChangeKEKs: Bool, releasesLock: Bool = true, logger: Logger
     ) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
         self.lock = lock
+        self.mayChangeKEKs = mayChangeKEKs
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        self.nodeID = "\(String(cString: host)):\(getpid())"
         self.releasesLock = releasesLock
         self.envelope = Envelope(keys: keys)
         self.audit = AuditLog(key: keys.auditKey)
@@ -69,6 +79,9 @@ public final class Vault: Sendable {
         logger: Logger = Logger(label: "coffer.vault")
     ) throws -> Vault {
         try checkOpenable(configuration)
+        if configuration.store.isShared {
+            return try open(configuration, lock: nil, mayChangeKEKs: owner != nil, logger: logger)
+        }
         let lock = try owner.map { try DataDirectoryLock.acquire(configuration.dataDirectory, for: $0) }
         return try open(configuration, lock: lock, logger: logger)
     }
@@ -85,8 +98,10 @@ public final class Vault: Sendable {
     /// The same, with the lock (or none) in hand: `initialize` holds it from before the
     /// database exists.
     static func open(
-        _ configuration: VaultConfiguration, lock: DataDirectoryLock?, releasesLock: Bool = true, logger: Logger
+        _ configuration: VaultConfiguration, lock: DataDirectoryLock?, mayChangeKEKs: Bool? = nil,
+        releasesLock: Bool = true, logger: Logger
     ) throws -> Vault {
+        let mayChangeKEKs = mayChangeKEKs ?? (lock != nil)
         try checkOpenable(configuration)
         if let lock, lock.path != DataDirectoryLock.path(in: configuration.dataDirectory) {
             throw VaultError(.setup, "the lock \(lock.path) is not the lock of \(configuration.dataDirectory)")
@@ -100,8 +115,31 @@ public final class Vault: Sendable {
                 "KEK version \(version) still wraps stored data keys but \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: version))) is missing"
             )
         }
-        try reconcileKEKs(
-            store: store, keys: keys, configuration: configuration, repairing: lock != nil, logger: logger)
+        if configuration.store.isShared {
+            // Only one node repairs, and none while another is in the middle of a KEK change.
+            var repairing = false
+            do {
+                try store.withKeyChangeLock {
+                    repairing = mayChangeKEKs
+                    try reconcileKEKs(
+                        store: store, keys: keys, configuration: configuration, repairing: repairing, logger: logger)
+                }
+            } catch where !repairing {
+                try reconcileKEKs(
+                    store: store, keys: keys, configuration: configuration, repairing: false, logger: logger)
+            }
+            // A KEK another node adds later is read from the shared key directory when first
+            // needed: the data key that names it shows the database vouches for it.
+            let directory = configuration.keyDirectory
+            let root = keys.root
+            keys.loadsMissingVersions { version in
+                try? KeyDirectory.readKey(
+                    KeyDirectory.path(directory, KeyDirectory.kekFileName(version: version)), root: root)
+            }
+        } else {
+            try reconcileKEKs(
+                store: store, keys: keys, configuration: configuration, repairing: lock != nil, logger: logger)
+        }
         let unlocked = keys.unlockedKeyCount
         if unlocked > 0 {
             logger.error(
@@ -112,8 +150,8 @@ public final class Vault: Sendable {
             "vault opened",
             metadata: ["kek.current": "\(keys.currentKEKVersion)", "kek.versions": "\(keys.kekVersions)"])
         let vault = Vault(
-            configuration: configuration, store: store, keys: keys, lock: lock, releasesLock: releasesLock,
-            logger: logger)
+            configuration: configuration, store: store, keys: keys, lock: lock, mayChangeKEKs: mayChangeKEKs,
+            releasesLock: releasesLock, logger: logger)
         if store.clientMACsNeeded { try Vault.addMissingRecordMACs(vault) }
         return vault
     }
@@ -168,7 +206,7 @@ public final class Vault: Sendable {
         deliver: (String) throws -> Void = { _ in }
     ) throws -> String {
         try checkSeparate(configuration)
-        if configuration.store.isOccupied {
+        if try storageCall({ try configuration.store.isOccupied }) {
             throw VaultError(.setup, "a vault already exists at \(configuration.store); refusing to touch it")
         }
         if KeyDirectory.holdsKeys(configuration.keyDirectory) {
@@ -177,11 +215,15 @@ public final class Vault: Sendable {
         }
         var created: [String] = []
         var storeCreated = false
+        let shared = configuration.store.isShared
         do {
-            try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
-            let lock = try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "init"))
+            var lock: DataDirectoryLock?
+            if !shared {
+                try KeyDirectory.makePrivateDirectory(configuration.dataDirectory)
+                lock = try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "init"))
+            }
             created =
-                [lock.path]
+                (lock.map { [$0.path] } ?? [])
                 + [
                     KeyDirectory.kekFileName(version: 1), KeyDirectory.indexKeyFile, KeyDirectory.authKeyFile,
                     KeyDirectory.auditKeyFile, SealManifest.fileName,
@@ -190,7 +232,7 @@ public final class Vault: Sendable {
             storeCreated = true
             let store = try storageCall { try configuration.store.create(durability: configuration.durability) }
             try storageCall { try store.close() }
-            let vault = try open(configuration, lock: lock, logger: logger)
+            let vault = try open(configuration, lock: lock, mayChangeKEKs: true, logger: logger)
             let secret = try vault.addClient(name: adminName, role: "admin", as: .localOperator)
             try vault.close()
             try deliver(secret)
@@ -266,9 +308,13 @@ public final class Vault: Sendable {
         try Self.storageCall { try store.close() }
     }
 
-    /// KEKs change only in the process that holds the data directory (see `DataDirectoryLock`).
+    /// KEKs change only in the process that holds the data directory (see `DataDirectoryLock`),
+    /// or on a shared store in a vault opened by an owner.
     func requireDataDirectoryLock(_ command: String) throws {
-        guard lock == nil else { return }
+        guard !mayChangeKEKs else { return }
+        if configuration.store.isShared {
+            throw VaultError(.setup, "\(command) runs in a serving node or an owning command, not alongside one")
+        }
         let owner = (try? DataDirectoryLock.holder(of: configuration.dataDirectory)) ?? nil
         throw VaultError(
             .setup,
@@ -289,7 +335,13 @@ public final class Vault: Sendable {
     /// so a sealed server checks it at start, before it waits for the shares.
     public static func checkOpenable(_ configuration: VaultConfiguration) throws {
         try checkSeparate(configuration)
-        guard configuration.store.isOccupied else {
+        if configuration.store.isShared {
+            guard try storageCall({ try configuration.store.isOccupied }) else {
+                throw VaultError(.setup, "no vault in \(configuration.store); run coffer init --store")
+            }
+            return
+        }
+        guard try configuration.store.isOccupied else {
             throw VaultError(
                 .setup,
                 "no vault at \(configuration.dataDirectory) (\(configuration.store) is missing); run coffer init")
@@ -306,6 +358,8 @@ public final class Vault: Sendable {
     /// Data and keys must never share a directory, nor sit one inside the other: a copy of the
     /// data directory must not carry the keys with it.
     static func checkSeparate(_ configuration: VaultConfiguration) throws {
+        // A shared store keeps no files of this machine apart from the keys.
+        guard !configuration.store.isShared else { return }
         let data = try LocalPath.canonical(configuration.dataDirectory)
         let keys = try LocalPath.canonical(configuration.keyDirectory)
         if LocalPath.isWithin(data, keys) || LocalPath.isWithin(keys, data) {

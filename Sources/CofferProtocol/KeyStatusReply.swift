@@ -21,13 +21,19 @@ public struct KeyStatusReply: Sendable, Equatable {
     public var done: Int
     /// Rewraps per second, rounded.
     public var rate: Int
+    /// Shredded subjects whose wrapped data key may still be on the database's disks, WAL,
+    /// archives or replicas, under a KEK version not yet retired (PostgreSQL; 0 on SQLite).
+    public var shreddedAwaitingRetirement: Int
 
-    public init(current: Int, versions: [Version], pending: Int, done: Int, rate: Int) {
+    public init(
+        current: Int, versions: [Version], pending: Int, done: Int, rate: Int, shreddedAwaitingRetirement: Int = 0
+    ) {
         self.current = current
         self.versions = versions
         self.pending = pending
         self.done = done
         self.rate = rate
+        self.shreddedAwaitingRetirement = shreddedAwaitingRetirement
     }
 
     public var isRewrapping: Bool { pending > 0 }
@@ -44,6 +50,7 @@ public struct KeyStatusReply: Sendable, Equatable {
             (.bulk("rewrap.done"), .integer(done)),
             (.bulk("rewrap.rate"), .bulk("\(rate)/s")),
             (.bulk("rewrap.state"), .bulk(isRewrapping ? "running" : "idle")),
+            (.bulk("shred.awaiting_retirement"), .integer(shreddedAwaitingRetirement)),
         ])
     }
 
@@ -65,5 +72,6 @@ public struct KeyStatusReply: Sendable, Equatable {
         done = try fields.integer("rewrap.done")
         let rateText = try fields["rewrap.rate"].map { try ReplyFields.text($0, "KEYS.STATUS", "a rate") } ?? "0/s"
         rate = Int(rateText.prefix { $0.isNumber }) ?? 0
+        shreddedAwaitingRetirement = try fields.integer("shred.awaiting_retirement")
     }
 }

@@ -175,6 +175,11 @@ public final class CofferServer: Service, Sendable {
             } catch {
                 logger.error("could not write the audit entries of repeated failed AUTHs; retrying")
             }
+            do {
+                try vaults.vault?.keepInStep()
+            } catch {
+                logger.error("could not read the shared store's KEK versions; retrying", metadata: ["error": "\(error)"])
+            }
         }
     }
 

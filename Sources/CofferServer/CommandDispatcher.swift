@@ -402,7 +402,8 @@ struct CommandDispatcher: Sendable {
         KeyStatusReply(
             current: Int(status.current),
             versions: status.versions.map { .init(version: Int($0.version), state: $0.state, dataKeys: $0.dataKeys) },
-            pending: status.pending, done: status.rewrap.done, rate: Int(status.rewrap.rate.rounded())
+            pending: status.pending, done: status.rewrap.done, rate: Int(status.rewrap.rate.rounded()),
+            shreddedAwaitingRetirement: status.shreddedAwaitingRetirement
         ).value
     }
 

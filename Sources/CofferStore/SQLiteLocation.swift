@@ -16,6 +16,10 @@ public struct SQLiteLocation: StoreLocation {
 
     private var files: [String] { [path, path + "-wal", path + "-shm"] }
 
+    /// One file, which several processes of one machine share under SQLite's locks; KEK changes
+    /// are decided by the data directory's lock.
+    public var isShared: Bool { false }
+
     public var isOccupied: Bool { files.contains { FileManager.default.fileExists(atPath: $0) } }
 
     public func open(durability: StoreDurability) throws -> any VaultStore {

@@ -57,6 +57,15 @@ public final class SQLiteStore: VaultStore {
         try pool.write { db in try body(SQLiteTransaction(db: db, memo: TransactionMemo())) }
     }
 
+    /// One writer at a time already: the rewrap's batches are ordinary writes.
+    public func writeUnchained<T>(_ body: (any StoreWriting) throws -> T) throws -> T { try write(body) }
+
+    public func withKeyChangeLock<T>(_ body: () throws -> T) throws -> T { try body() }
+
+    public func recordNode(_ id: String, currentKEK: UInt32, at time: Double) throws {}
+
+    public func nodesUsing(kek version: UInt32, seenSince time: Double) throws -> [String] { [] }
+
     /// Keeps the WAL bounded under sustained writes. The background checkpointer copies pages
     /// back as they come, but only the writer, between transactions, can restart the log; it
     /// does so when the log passes `limit` bytes, which is then quick because most pages are

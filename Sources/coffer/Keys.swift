@@ -90,6 +90,9 @@ struct Keys: ParsableCommand {
                 print(
                     "rewrap \(status.isRewrapping ? "running" : "idle"): \(status.pending) pending, \(status.done) done, \(status.rate)/s"
                 )
+                if status.shreddedAwaitingRetirement > 0 {
+                    print("shredded subjects awaiting a KEK retirement: \(status.shreddedAwaitingRetirement)")
+                }
                 return
             }
             let opened = try configuration.openOwning(as: "keys status")
@@ -98,6 +101,9 @@ struct Keys: ParsableCommand {
             print("current \(status.current)")
             for v in status.versions { print("version \(v.version) \(v.state) \(v.dataKeys) data keys") }
             print("rewrap \(status.pending == 0 ? "idle" : "pending (no server running)"): \(status.pending) pending")
+            if status.shreddedAwaitingRetirement > 0 {
+                print("shredded subjects awaiting a KEK retirement: \(status.shreddedAwaitingRetirement)")
+            }
         }
     }
 

@@ -189,19 +189,28 @@ struct Serve: AsyncParsableCommand {
             note("coffer: \(error)")
             throw ExitCode.failure
         }
+        let shared = configuration.store.isShared
+        if shared && socket == nil && !noSocket {
+            throw ValidationError("a node of a --store vault has no data directory for its socket: give --socket PATH or --no-socket with --listen")
+        }
         let socketPath =
             noSocket ? nil : (socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock"))
         // One server per data directory, for its whole life: the server holds the lock until
         // it stops (or the kernel drops it when this process dies), across SEAL and UNSEAL, and
-        // the lock file tells the CLI where to find it.
-        let held = try reportingErrors {
+        // the lock file tells the CLI where to find it. Nodes of a shared store have none: they
+        // meet in the database, which coordinates their KEK changes itself.
+        let lock: DataDirectoryLock? = try reportingErrors {
             try Vault.checkOpenable(configuration)
+            if shared { return nil }
             return try DataDirectoryLock.acquire(
                 configuration.dataDirectory, for: .init(command: "serve", socket: socketPath))
         }
-        let lock: DataDirectoryLock? = held
-        if try reportingErrors({ try Vault.recoverInterruptedReseal(configuration, holding: held) }) {
+        if let held = lock, try reportingErrors({ try Vault.recoverInterruptedReseal(configuration, holding: held) }) {
             note("coffer: an interrupted reseal of the key directory was finished or undone")
+        }
+        @Sendable func openVault(_ configuration: VaultConfiguration) throws -> Vault {
+            if let lock { return try Vault.open(configuration, borrowing: lock, logger: logger) }
+            return try Vault.open(configuration, owner: .init(command: "serve", socket: socketPath), logger: logger)
         }
         let manifest = try reportingErrors { try SealManifest.load(keyDirectory: configuration.keyDirectory) }
         let vaults: VaultHandle
@@ -212,7 +221,7 @@ struct Serve: AsyncParsableCommand {
             vaults = VaultHandle(sealed: SealState(manifest: manifest)) { root in
                 var unsealed = sealed
                 unsealed.root = root
-                return try Vault.open(unsealed, borrowing: held, logger: logger)
+                return try openVault(unsealed)
             }
             if let file = vault.unsealFilePath {
                 let share = try reportingErrors { try Unsealing.readShareFile(file, manifest: manifest) }
@@ -223,7 +232,7 @@ struct Serve: AsyncParsableCommand {
                 )
             }
         } else {
-            let opened = try reportingErrors { try Vault.open(configuration, borrowing: held, logger: logger) }
+            let opened = try reportingErrors { try openVault(configuration) }
             vaults = VaultHandle(vault: opened)
         }
         let endpoint = metricsAddress.flatMap { address in

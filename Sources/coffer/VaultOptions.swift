@@ -1,5 +1,6 @@
 import ArgumentParser
 import CofferCore
+import CofferStore
 import Foundation
 
 /// The options every subcommand shares.
@@ -9,6 +10,13 @@ struct VaultOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("The key directory (default: $COFFER_KEYS).", valueName: "dir"))
     var keys: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A PostgreSQL vault shared by several nodes, as a libpq URI (default: $COFFER_STORE), instead of SQLite in --data: postgresql://USER@HOST[:PORT]/DB (TLS required and verified; sslmode=, sslrootcert=) or postgresql://USER@/DB?host=/run/postgresql (a Unix socket). Put a password in PGPASSWORD, not here.",
+            valueName: "uri"))
+    var store: String?
 
     @Option(
         name: .long,
@@ -30,14 +38,25 @@ struct VaultOptions: ParsableArguments {
 
     func resolved() throws -> VaultConfiguration {
         let environment = ProcessInfo.processInfo.environment
-        guard let data = data ?? environment["COFFER_DATA"], !data.isEmpty else {
-            throw ValidationError("no data directory: pass --data DIR or set COFFER_DATA")
-        }
         guard let keys = keys ?? environment["COFFER_KEYS"], !keys.isEmpty else {
             throw ValidationError("no key directory: pass --keys DIR or set COFFER_KEYS")
         }
         let policy = try policy.map { try Policy.load(path: $0) } ?? .builtIn
-        var configuration = VaultConfiguration(dataDirectory: data, keyDirectory: keys, policy: policy)
+        var configuration: VaultConfiguration
+        if let uri = store ?? environment["COFFER_STORE"], !uri.isEmpty {
+            if data != nil { throw ValidationError("--data and --store name two vaults: give one") }
+            let location: PostgresLocation
+            do { location = try PostgresLocation(uri: uri, password: environment["PGPASSWORD"]) } catch {
+                throw ValidationError("--store: \(error)")
+            }
+            configuration = VaultConfiguration(dataDirectory: "", keyDirectory: keys, policy: policy, store: location)
+        } else {
+            guard let data = data ?? environment["COFFER_DATA"], !data.isEmpty else {
+                throw ValidationError(
+                    "no vault: pass --data DIR (or set COFFER_DATA), or --store URI (or set COFFER_STORE)")
+            }
+            configuration = VaultConfiguration(dataDirectory: data, keyDirectory: keys, policy: policy)
+        }
         configuration.unsealer = Unsealing.unsealer(file: unsealFilePath)
         return configuration
     }
@@ -60,7 +79,9 @@ extension VaultConfiguration {
 
     /// Who holds the data directory now (a running server, or another command), if anyone.
     func holder() throws -> DataDirectoryLock.Holder? {
-        try reportingErrors { try DataDirectoryLock.holder(of: dataDirectory) }
+        // A shared store has no data directory: its nodes and commands meet in the database.
+        if store.isShared { return nil }
+        return try reportingErrors { try DataDirectoryLock.holder(of: dataDirectory) }
     }
 }
 

@@ -1,0 +1,159 @@
+import Foundation
+import NIOSSL
+import PostgresNIO
+
+/// A vault in a PostgreSQL database, shared by any number of `coffer serve` nodes. Named by a
+/// libpq connection URI: `postgresql://USER[:PASSWORD]@[HOST][:PORT]/DB[?PARAMS]`, where the
+/// host may also be a query parameter (`host=/run/postgresql`, a Unix-socket directory) and
+/// `sslmode`, `sslrootcert`, `port`, `user`, `password` and `dbname` are understood as libpq
+/// does. TLS is required, and the server's certificate verified, whenever the host is not a
+/// Unix socket, unless the URI says otherwise with `sslmode`.
+public struct PostgresLocation: StoreLocation {
+    /// What the URI says, with the password kept out of `description`.
+    public let host: String
+    public let port: Int
+    public let user: String
+    let password: String?
+    public let database: String
+    public let sslMode: SSLMode
+    let rootCertificate: String?
+
+    public enum SSLMode: String, Sendable, CaseIterable {
+        case disable, allow, prefer, require
+        case verifyCA = "verify-ca"
+        case verifyFull = "verify-full"
+    }
+
+    /// The URI forms `coffer` accepts, for messages.
+    public static let form = "postgresql://USER@HOST[:PORT]/DB or postgresql://USER@/DB?host=/run/postgresql"
+
+    public static func isURI(_ text: String) -> Bool {
+        text.hasPrefix("postgresql://") || text.hasPrefix("postgres://")
+    }
+
+    /// `password` (from `PGPASSWORD`) is used when the URI carries none.
+    public init(uri: String, password fallback: String? = nil) throws {
+        guard Self.isURI(uri), let components = URLComponents(string: uri) else {
+            throw StoreError("not a PostgreSQL connection URI (\(Self.form))")
+        }
+        var parameters: [String: String] = [:]
+        for item in components.queryItems ?? [] {
+            guard let value = item.value else { throw StoreError("connection URI parameter \(item.name) has no value") }
+            parameters[item.name] = value
+        }
+        let known: Set = ["host", "port", "user", "password", "dbname", "sslmode", "sslrootcert", "application_name"]
+        if let unknown = parameters.keys.sorted().first(where: { !known.contains($0) }) {
+            throw StoreError("connection URI parameter \(unknown) is not supported (supported: \(known.sorted().joined(separator: ", ")))")
+        }
+        let host = parameters["host"] ?? components.percentEncodedHost.flatMap { $0.removingPercentEncoding } ?? ""
+        self.host = host.isEmpty ? "/run/postgresql" : host
+        if let text = parameters["port"] {
+            guard let port = Int(text), (1...65535).contains(port) else {
+                throw StoreError("connection URI port \(text) is not a port number")
+            }
+            self.port = port
+        } else {
+            self.port = components.port ?? 5432
+        }
+        guard let user = parameters["user"] ?? components.user, !user.isEmpty else {
+            throw StoreError("connection URI names no user (\(Self.form))")
+        }
+        self.user = user
+        self.password = parameters["password"] ?? components.password ?? fallback
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        guard let database = parameters["dbname"] ?? (path.isEmpty ? nil : path), !database.isEmpty else {
+            throw StoreError("connection URI names no database (\(Self.form))")
+        }
+        self.database = database
+        let isSocket = self.host.hasPrefix("/")
+        if let text = parameters["sslmode"] {
+            guard let mode = SSLMode(rawValue: text) else {
+                throw StoreError(
+                    "connection URI sslmode \(text) is not one of \(SSLMode.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
+            sslMode = mode
+        } else {
+            // A Unix socket never leaves the machine; anything else is encrypted and verified.
+            sslMode = isSocket ? .disable : .verifyFull
+        }
+        if isSocket, sslMode != .disable, sslMode != .allow, sslMode != .prefer {
+            throw StoreError("sslmode=\(sslMode.rawValue) asks for TLS, which a Unix-socket host does not use")
+        }
+        rootCertificate = parameters["sslrootcert"]
+    }
+
+    public var isUnixSocket: Bool { host.hasPrefix("/") }
+
+    public var description: String {
+        "postgresql://\(user)@\(isUnixSocket ? "" : host)\(isUnixSocket ? "" : ":\(port)")/\(database)\(isUnixSocket ? "?host=\(host)&port=\(port)" : "")"
+    }
+
+    /// postgres-nio's configuration for this URI.
+    func clientConfiguration() throws -> PostgresClient.Configuration {
+        var configuration: PostgresClient.Configuration
+        if isUnixSocket {
+            configuration = .init(
+                unixSocketPath: host + "/.s.PGSQL.\(port)", username: user, password: password, database: database)
+        } else {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            switch sslMode {
+            case .verifyFull: break
+            case .verifyCA: tls.certificateVerification = .noHostnameVerification
+            case .require, .prefer, .allow: tls.certificateVerification = .none
+            case .disable: break
+            }
+            if let rootCertificate {
+                tls.trustRoots = .file(rootCertificate)
+            }
+            let mode: PostgresClient.Configuration.TLS
+            switch sslMode {
+            case .disable: mode = .disable
+            case .allow, .prefer: mode = .prefer(tls)
+            case .require, .verifyCA, .verifyFull: mode = .require(tls)
+            }
+            configuration = .init(
+                host: host, port: port, username: user, password: password, database: database, tls: mode)
+        }
+        configuration.options.minimumConnections = 1
+        configuration.options.maximumConnections = 8
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [("application_name", "coffer")]
+        return configuration
+    }
+
+    public var isShared: Bool { true }
+
+    public var isOccupied: Bool {
+        get throws { try PostgresStore.withTemporaryStore(self) { try $0.hasTables() } }
+    }
+
+    public func open(durability: StoreDurability) throws -> any VaultStore {
+        let store = try PostgresStore(location: self, durability: durability)
+        do {
+            try store.migrate(creating: false)
+        } catch {
+            try? store.close()
+            throw error
+        }
+        return store
+    }
+
+    public func create(durability: StoreDurability) throws -> any VaultStore {
+        let store = try PostgresStore(location: self, durability: durability)
+        do {
+            guard try !store.hasTables() else {
+                throw StoreError("database \(database) is not empty; refusing to touch it")
+            }
+            try store.migrate(creating: true)
+        } catch {
+            try? store.close()
+            throw error
+        }
+        return store
+    }
+
+    public func destroyCreated() {
+        try? PostgresStore.withTemporaryStore(self) { try $0.dropSchema() }
+    }
+}

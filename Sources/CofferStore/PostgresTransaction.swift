@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The PostgreSQL store's view of one transaction on one leased connection. Each statement is
+/// one round trip, awaited on the calling thread (the committer or a pool thread, never an
+/// event loop).
+struct PostgresTransaction: StoreWriting {
+    let connection: PostgresConnection
+    let logger: Logger
+    let memo: TransactionMemo
+    /// The rewrap's transactions claim the rows they will update with `FOR UPDATE SKIP LOCKED`,
+    /// so several nodes rewrap side by side without taking the same rows.
+    var claimsRows = false
+
+    static func run(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) throws
+        -> PostgresQueryResult
+    {
+        do {
+            return try connection.query(query, logger: logger).wait()
+        } catch {
+            throw StoreError("PostgreSQL: \(describe(error))")
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE and primary message, never its DETAIL (which may quote a row's
+    /// values, a subject ID among them).
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let info = error.serverInfo {
+            return "\(info[.message] ?? "error") (SQLSTATE \(info[.sqlState] ?? "?"))"
+        }
+        if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+        return "\(error.code)"
+    }
+
+    @discardableResult
+    func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        try Self.run(connection, query, logger)
+    }
+
+    func execute(_ sql: String) throws {
+        try query(PostgresQuery(unsafeSQL: sql))
+    }
+
+    /// Rows changed by the statement.
+    func changes(_ sql: PostgresQuery) throws -> Int {
+        try query(sql).metadata.rows ?? 0
+    }
+
+    static func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
+    static func buffer(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
+
+    func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try execute("SAVEPOINT unit")
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            memo.forget()
+            try? execute("ROLLBACK TO SAVEPOINT unit")
+            try? execute("RELEASE SAVEPOINT unit")
+            throw error
+        }
+        try execute("RELEASE SAVEPOINT unit")
+        return result
+    }
+
+    // MARK: Subjects, fields and blind indexes
+
+    func subjectKey(_ subject: String) throws -> WrappedKey? {
+        guard let row = try query("SELECT kek_version, wrapped_dek FROM subject WHERE id = \(subject)").first
+        else { return nil }
+        let (version, sealed) = try row.decode((Int64, ByteBuffer).self)
+        return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: version), sealed: Self.bytes(sealed))
+    }
+
+    func sealedFields(_ subject: String, names: [String]) throws -> [String: SealedField] {
+        var result: [String: SealedField] = [:]
+        let wanted = Array(Set(names))
+        guard !wanted.isEmpty else { return result }
+        let rows = try query(
+            "SELECT name, sealed, write_seq FROM field WHERE subject_id = \(subject) AND name = ANY(\(wanted))")
+        for row in rows {
+            let (name, sealed, writeSeq) = try row.decode((String, ByteBuffer, Int64?).self)
+            result[name] = SealedField(sealed: Self.bytes(sealed), writeSeq: writeSeq)
+        }
+        return result
+    }
+
+    func allSealedFields(_ subject: String) throws -> [(name: String, field: SealedField)] {
+        try query("SELECT name, sealed, write_seq FROM field WHERE subject_id = \(subject) ORDER BY name").map {
+            let (name, sealed, writeSeq) = try $0.decode((String, ByteBuffer, Int64?).self)
+            return (name, SealedField(sealed: Self.bytes(sealed), writeSeq: writeSeq))
+        }
+    }
+
+    func fieldWrites(after: (subject: String, name: String)?, limit: Int) throws -> [(
+        subject: String, name: String, writeSeq: Int64?
+    )] {
+        let rows: PostgresQueryResult
+        if let after {
+            rows = try query(
+                """
+                SELECT subject_id, name, write_seq FROM field WHERE (subject_id, name) > (\(after.subject), \(after.name))
+                ORDER BY subject_id, name LIMIT \(limit)
+                """)
+        } else {
+            rows = try query("SELECT subject_id, name, write_seq FROM field ORDER BY subject_id, name LIMIT \(limit)")
+        }
+        return try rows.map { try $0.decode((String, String, Int64?).self) }
+    }
+
+    func subjects(indexKind: String, tag: [UInt8]) throws -> [String] {
+        try query(
+            "SELECT subject_id FROM blind_index WHERE kind = \(indexKind) AND tag = \(Self.buffer(tag)) ORDER BY subject_id"
+        ).map { try $0.decode(String.self) }
+    }
+
+    func referencedKEKVersions() throws -> [UInt32] {
+        try query("SELECT DISTINCT kek_version FROM subject ORDER BY kek_version").map {
+            UInt32(truncatingIfNeeded: try $0.decode(Int64.self))
+        }
+    }
+
+    func insertSubject(_ subject: String, key: WrappedKey) throws {
+        try query(
+            "INSERT INTO subject (id, kek_version, wrapped_dek) VALUES (\(subject), \(Int64(key.kekVersion)), \(Self.buffer(key.sealed)))"
+        )
+    }
+
+    func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws {
+        try query(
+            """
+            INSERT INTO field (subject_id, name, sealed, write_seq) VALUES (\(subject), \(name), \(Self.buffer(sealed)), \(writeSeq))
+            ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed, write_seq = excluded.write_seq
+            """)
+    }
+
+    func deleteFields(subject: String, names: [String]) throws -> Int {
+        let unique = Array(Set(names))
+        guard !unique.isEmpty else { return 0 }
+        return try changes("DELETE FROM field WHERE subject_id = \(subject) AND name = ANY(\(unique))")
+    }
+
+    func setIndexTag(subject: String, kind: String, tag: [UInt8]?) throws {
+        try query("DELETE FROM blind_index WHERE subject_id = \(subject) AND kind = \(kind)")
+        if let tag {
+            try query(
+                "INSERT INTO blind_index (kind, tag, subject_id) VALUES (\(kind), \(Self.buffer(tag)), \(subject))")
+        }
+    }
+
+    func deleteSubject(_ subject: String) throws -> Bool {
+        // The wrapped DEK lives on in dead tuples and the WAL until vacuum and checkpoints, and
+        // in archives and replicas for good: what stays readable of the subject is that key,
+        // wrapped under its KEK version. Count it against that version until it is retired.
+        let deleted = try query("DELETE FROM subject WHERE id = \(subject) RETURNING kek_version")
+        guard let row = deleted.first else { return false }
+        let version = try row.decode(Int64.self)
+        try query(
+            """
+            INSERT INTO shredded (kek_version, count) VALUES (\(version), 1)
+            ON CONFLICT (kek_version) DO UPDATE SET count = shredded.count + 1
+            """)
+        return true
+    }
+
+    func shreddedAwaitingRetirement() throws -> Int {
+        let rows = try query(
+            """
+            SELECT COALESCE(SUM(s.count), 0)::int8 FROM shredded s JOIN kek k ON k.version = s.kek_version
+            WHERE k.state <> 'retired'
+            """)
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
+    }
+}
