@@ -72,7 +72,9 @@ extension Vault {
     /// from what step 3 committed, never from the order in which callers wake up.
     public func rotateKEK(as caller: Caller) throws -> UInt32 {
         try requireDataDirectoryLock("KEYS.ROTATE")
-        return try keyChanges.withLock { _ in try Self.storageCall { try store.withKeyChangeLock { try rotateHoldingLocks(as: caller) } } }
+        return try keyChanges.withLock { _ in
+            try Self.storageCall { try store.withKeyChangeLock { try rotateHoldingLocks(as: caller) } }
+        }
     }
 
     private func rotateHoldingLocks(as caller: Caller) throws -> UInt32 {

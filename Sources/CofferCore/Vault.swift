@@ -124,7 +124,7 @@ public final class Vault: Sendable {
                     try reconcileKEKs(
                         store: store, keys: keys, configuration: configuration, repairing: repairing, logger: logger)
                 }
-            } catch where !repairing {
+            } catch  where !repairing {
                 try reconcileKEKs(
                     store: store, keys: keys, configuration: configuration, repairing: false, logger: logger)
             }

@@ -178,7 +178,8 @@ public final class CofferServer: Service, Sendable {
             do {
                 try vaults.vault?.keepInStep()
             } catch {
-                logger.error("could not read the shared store's KEK versions; retrying", metadata: ["error": "\(error)"])
+                logger.error(
+                    "could not read the shared store's KEK versions; retrying", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -43,7 +43,9 @@ public struct PostgresLocation: StoreLocation {
         }
         let known: Set = ["host", "port", "user", "password", "dbname", "sslmode", "sslrootcert", "application_name"]
         if let unknown = parameters.keys.sorted().first(where: { !known.contains($0) }) {
-            throw StoreError("connection URI parameter \(unknown) is not supported (supported: \(known.sorted().joined(separator: ", ")))")
+            throw StoreError(
+                "connection URI parameter \(unknown) is not supported (supported: \(known.sorted().joined(separator: ", ")))"
+            )
         }
         let host = parameters["host"] ?? components.percentEncodedHost.flatMap { $0.removingPercentEncoding } ?? ""
         self.host = host.isEmpty ? "/run/postgresql" : host

@@ -127,13 +127,15 @@ enum PostgresSchema {
             guard creating else {
                 throw StoreError("the database holds no Coffer vault (no coffer_migration table); run coffer init")
             }
-            _ = try run("CREATE TABLE coffer_migration (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            _ = try run(
+                "CREATE TABLE coffer_migration (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         }
         let applied = Set(try run("SELECT id FROM coffer_migration").map { try $0.decode(String.self) })
         let known = Set(migrations.map(\.id))
         if let unknown = applied.subtracting(known).sorted().first {
             throw StoreError(
-                "the database has migration \(unknown), which this coffer does not know: it was made by a newer version")
+                "the database has migration \(unknown), which this coffer does not know: it was made by a newer version"
+            )
         }
         for migration in migrations where !applied.contains(migration.id) {
             _ = try run("BEGIN")

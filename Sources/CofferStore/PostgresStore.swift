@@ -79,7 +79,11 @@ public final class PostgresStore: VaultStore {
         let release = loop.makePromise(of: Void.self)
         let settled = Mutex(false)
         @Sendable func settle(_ result: Result<PostgresConnection, any Error>) {
-            guard settled.withLock({ done in defer { done = true }; return !done }) else { return }
+            guard
+                settled.withLock({ done in
+                    defer { done = true }; return !done
+                })
+            else { return }
             leased.completeWith(result)
         }
         let client = self.client
@@ -214,7 +218,9 @@ public final class PostgresStore: VaultStore {
     }
 
     public func close() throws {
-        let wasClosed = closed.withLock { closed in defer { closed = true }; return closed }
+        let wasClosed = closed.withLock { closed in
+            defer { closed = true }; return closed
+        }
         guard !wasClosed else { return }
         running.cancel()
         let done = DispatchSemaphore(value: 0)

@@ -158,7 +158,8 @@ extension PostgresTransaction {
     /// and is counted, or waits and then finds the version retired.
     func retireKEK(_ version: UInt32, at time: Double) throws {
         try query("SELECT 1 FROM kek WHERE version = \(Int64(version)) FOR UPDATE")
-        let wrapped = try query("SELECT count(*) FROM subject WHERE kek_version = \(Int64(version))").first?
+        let wrapped =
+            try query("SELECT count(*) FROM subject WHERE kek_version = \(Int64(version))").first?
             .decode(Int64.self) ?? 0
         guard wrapped == 0 else {
             throw StoreError("KEK version \(version) still wraps \(wrapped) data keys; wait for the rewrap to finish")

@@ -191,7 +191,9 @@ struct Serve: AsyncParsableCommand {
         }
         let shared = configuration.store.isShared
         if shared && socket == nil && !noSocket {
-            throw ValidationError("a node of a --store vault has no data directory for its socket: give --socket PATH or --no-socket with --listen")
+            throw ValidationError(
+                "a node of a --store vault has no data directory for its socket: give --socket PATH or --no-socket with --listen"
+            )
         }
         let socketPath =
             noSocket ? nil : (socket ?? (configuration.dataDirectory as NSString).appendingPathComponent("coffer.sock"))

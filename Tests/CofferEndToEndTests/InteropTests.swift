@@ -20,8 +20,8 @@ import Testing
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test func redisCLIScenario() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func redisCLIScenario(backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let (status, output) = try run(
             "bash",
             [Self.scripts.appendingPathComponent("redis_cli_scenario.sh").path, server.socketPath, server.adminSecret])
@@ -29,8 +29,8 @@ import Testing
         #expect(output.contains("redis-cli: 19 passed, 0 failed"), "\(output)")
     }
 
-    @Test func redisPyScenario() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func redisPyScenario(backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let (status, output) = try run(
             "python3",
             [

@@ -30,9 +30,9 @@ import Testing
         ("card.holder", "card", "JANE DOE"), ("consent.marketing", "consent", "yes"),
     ]
 
-    @Test(arguments: ["billing", "support", "admin", "auditor"])
-    func matrix(role: String) throws {
-        let server = try TestServer()
+    @Test(arguments: ["billing", "support", "admin", "auditor"], TestBackend.allCases)
+    func matrix(role: String, backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let support = try server.authenticated("support", secret: try server.addClient("support", role: "support"))
         let billing = try server.authenticated("billing", secret: try server.addClient("billing", role: "billing"))
         for field in Self.fields {

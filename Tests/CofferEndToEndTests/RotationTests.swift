@@ -117,8 +117,10 @@ import Testing
         return (memory, database, newest)
     }
 
-    @Test func concurrentRotationsFromManyClientsAgreeWithTheDatabase() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func concurrentRotationsFromManyClientsAgreeWithTheDatabase(
+        backend: TestBackend
+    ) throws {
+        let server = try TestServer(backend: backend)
         let clients = 8
         let (socket, adminSecret) = (server.socketPath, server.adminSecret)
         var expected = 1

@@ -6,8 +6,8 @@ import Testing
 #endif
 
 @Suite struct ServerTests {
-    @Test func rolesDriveWhatEachClientSeesOverTheSocket() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func rolesDriveWhatEachClientSeesOverTheSocket(backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let supportSecret = try server.addClient("support1", role: "support")
         let billingSecret = try server.addClient("billing1", role: "billing")
         let support = try server.authenticated("support1", secret: supportSecret)
@@ -322,8 +322,10 @@ import Testing
     /// A pipeline's data commands are queued together in the committer (one commit for the
     /// lot), yet each sees the effect of those before it and the replies keep request order,
     /// across non-data commands, errors and a revocation in the middle.
-    @Test func pipelinedCommandsKeepTheirOrderAndSeeEarlierWrites() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func pipelinedCommandsKeepTheirOrderAndSeeEarlierWrites(backend: TestBackend)
+        throws
+    {
+        let server = try TestServer(backend: backend)
         let secret = try server.addClient("p", role: "support")
         let c = try server.authenticated("p", secret: secret)
         var pipeline: [[String]] = []

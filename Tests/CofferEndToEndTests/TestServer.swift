@@ -20,15 +20,25 @@ final class TestServer {
     private let directory: TemporaryDirectory?
 
     let socketPath: String
-    var env: [String: String] { ["COFFER_DATA": data, "COFFER_KEYS": keys] }
+    /// The PostgreSQL vault's URI, for a server on that backend; nil for SQLite in `data`.
+    let store: String?
+    var backend: TestBackend { store == nil ? .sqlite : .postgres }
+    /// How the CLI names this vault: `--data DIR` or `--store URI`.
+    var vaultArguments: [String] { store.map { ["--store", $0] } ?? ["--data", data] }
+    var env: [String: String] {
+        store.map { ["COFFER_STORE": $0, "COFFER_KEYS": keys] } ?? ["COFFER_DATA": data, "COFFER_KEYS": keys]
+    }
 
     /// With `root`, restarts on an existing vault (pass its admin secret along). With `socket`,
     /// serves on that path (`--socket`) instead of DATA/coffer.sock. With `launcher`, `coffer init`
     /// and `coffer serve` run through it (e.g. `setpriv --reuid …` to serve as another user).
+    /// With `backend: .postgres`, the vault lives in a fresh database of the test cluster, or in
+    /// `store` (another node of a vault made before: pass its `root` and admin secret too).
     init(
         extraArguments: [String] = [], root: String? = nil, adminSecret knownSecret: String = "",
         dataOverride: String? = nil, keysOverride: String? = nil, listen: String = "127.0.0.1:0",
-        socket: String? = nil, launcher: [String] = [], environment: [String: String] = [:]
+        socket: String? = nil, launcher: [String] = [], environment: [String: String] = [:],
+        backend: TestBackend = .sqlite, store knownStore: String? = nil
     ) throws {
         if let root {
             directory = TemporaryDirectory.owner(of: root)
@@ -40,10 +50,21 @@ final class TestServer {
         }
         data = dataOverride ?? self.root + "/data"
         keys = keysOverride ?? self.root + "/keys"
-        socketPath = socket ?? data + "/coffer.sock"
         self.launcher = launcher
-        if !FileManager.default.fileExists(atPath: data + "/coffer.db") {
-            let initialized = try CofferBinary.run(["init", "--data", data, "--keys", keys], wrappedIn: launcher)
+        let existing: Bool
+        if backend == .postgres || knownStore != nil {
+            existing = knownStore != nil
+            store = try knownStore ?? PostgresTestCluster.freshDatabase().url
+            // A node has no data directory: its socket goes where the test says, or in its root.
+            socketPath = socket ?? self.root + "/node-\(UUID().uuidString.prefix(8)).sock"
+        } else {
+            store = nil
+            existing = FileManager.default.fileExists(atPath: data + "/coffer.db")
+            socketPath = socket ?? data + "/coffer.sock"
+        }
+        let vault = store.map { ["--store", $0] } ?? ["--data", data]
+        if !existing {
+            let initialized = try CofferBinary.run(["init"] + vault + ["--keys", keys], wrappedIn: launcher)
             guard initialized.status == 0 else { throw TestFailure("init failed: \(initialized.stderr)") }
             adminSecret = initialized.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
@@ -53,7 +74,10 @@ final class TestServer {
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
-        try start(extraArguments: ["--listen", listen] + (socket.map { ["--socket", $0] } ?? []) + extraArguments)
+        let socketArguments = store != nil && !extraArguments.contains("--no-socket") ? ["--socket", socketPath] : []
+        try start(
+            extraArguments: ["--listen", listen] + (socket.map { ["--socket", $0] } ?? socketArguments) + extraArguments
+        )
     }
 
     /// Starts `coffer serve` and waits for its "ready" line.
@@ -61,7 +85,7 @@ final class TestServer {
         process.executableURL = URL(fileURLWithPath: launcher.first ?? CofferBinary.path)
         process.arguments =
             (launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [CofferBinary.path])
-            + ["serve", "--data", data, "--keys", keys] + CofferBinary.rootFlag + extraArguments
+            + ["serve"] + vaultArguments + ["--keys", keys] + CofferBinary.rootFlag + extraArguments
         if !extraArguments.contains("--unseal-file") {
             // On top of whatever environment the test gave the server.
             var environment = process.environment ?? ProcessInfo.processInfo.environment

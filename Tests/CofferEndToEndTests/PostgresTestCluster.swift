@@ -1,0 +1,102 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// The vault backends the end-to-end tests run against.
+enum TestBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+}
+
+/// The PostgreSQL cluster the tests use: the one `.ci/test` started (`COFFER_TEST_POSTGRES`), or
+/// else one this test process starts with `.ci/postgres start` and stops when it exits. Each
+/// vault gets a database of its own.
+enum PostgresTestCluster {
+    struct Cluster: Sendable {
+        let directory: String
+        let port: Int
+        let url: String
+    }
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    private static let started = Mutex<Result<Cluster, TestFailure>?>(nil)
+
+    static func cluster() throws -> Cluster {
+        try started.withLock { started in
+            if let started { return try started.get() }
+            let result = Result { try find() }.mapError { $0 as? TestFailure ?? TestFailure("\($0)") }
+            started = result
+            return try result.get()
+        }
+    }
+
+    private static func find() throws -> Cluster {
+        let environment = ProcessInfo.processInfo.environment
+        if let url = environment["COFFER_TEST_POSTGRES"], let directory = environment["COFFER_TEST_PG_DIR"],
+            let port = environment["COFFER_TEST_PG_PORT"].flatMap(Int.init)
+        {
+            return Cluster(directory: directory, port: port, url: url)
+        }
+        let (status, output) = try Shell.run("\(repository)/.ci/postgres", ["start"])
+        guard status == 0 else { throw TestFailure(".ci/postgres start failed: \(output)") }
+        var values: [String: String] = [:]
+        for line in output.split(separator: "\n") where line.hasPrefix("export ") {
+            let pair = line.dropFirst("export ".count)
+            guard let equals = pair.firstIndex(of: "=") else { continue }
+            values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+                .trimmingCharacters(in: CharacterSet(charactersIn: "'"))
+        }
+        guard let directory = values["COFFER_TEST_PG_DIR"], let port = values["COFFER_TEST_PG_PORT"].flatMap(Int.init)
+        else { throw TestFailure(".ci/postgres start printed no cluster: \(output)") }
+        stopAtExit(directory)
+        return Cluster(
+            directory: directory, port: port, url: "postgresql://postgres@/postgres?host=\(directory)&port=\(port)")
+    }
+
+    private static let toStop = Mutex<String?>(nil)
+
+    private static func stopAtExit(_ directory: String) {
+        toStop.withLock { $0 = directory }
+        atexit {
+            guard let directory = PostgresTestCluster.toStop.withLock({ $0 }) else { return }
+            _ = try? Shell.run("\(PostgresTestCluster.repository)/.ci/postgres", ["stop", directory])
+        }
+    }
+
+    /// Runs SQL as the cluster's superuser in database `database`; throws with psql's message.
+    @discardableResult
+    static func psql(_ sql: String, database: String = "postgres") throws -> String {
+        let cluster = try cluster()
+        let (status, output) = try Shell.run(
+            "psql",
+            [
+                "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", cluster.directory, "-p", "\(cluster.port)",
+                "-U", "postgres", "-d", database, "-c", sql,
+            ])
+        guard status == 0 else { throw TestFailure("psql failed: \(output)") }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A new, empty database and the URI that names it.
+    static func freshDatabase() throws -> (name: String, url: String) {
+        let cluster = try cluster()
+        let name = "coffer_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        try psql("CREATE DATABASE \(name)")
+        return (name, url(database: name, cluster))
+    }
+
+    static func url(database: String, _ cluster: Cluster) -> String {
+        "postgresql://postgres@/\(database)?host=\(cluster.directory)&port=\(cluster.port)"
+    }
+
+    /// `pg_ctl restart` of the shared cluster (fault tests).
+    static func restart() throws {
+        let cluster = try cluster()
+        let (status, output) = try Shell.run("\(repository)/.ci/postgres", ["restart", cluster.directory])
+        guard status == 0 else { throw TestFailure(".ci/postgres restart failed: \(output)") }
+    }
+}
