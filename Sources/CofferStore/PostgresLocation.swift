@@ -91,28 +91,32 @@ public struct PostgresLocation: StoreLocation {
         "postgresql://\(user)@\(isUnixSocket ? "" : host)\(isUnixSocket ? "" : ":\(port)")/\(database)\(isUnixSocket ? "?host=\(host)&port=\(port)" : "")"
     }
 
-    /// postgres-nio's configuration for this URI.
+    /// The TLS settings the URI asks for, nil for none (`disable`); `required` false means
+    /// `prefer`/`allow` (a server without TLS is accepted).
+    private func tlsSettings() -> (configuration: TLSConfiguration, required: Bool)? {
+        guard !isUnixSocket, sslMode != .disable else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        switch sslMode {
+        case .verifyFull, .disable: break
+        case .verifyCA: tls.certificateVerification = .noHostnameVerification
+        case .require, .prefer, .allow: tls.certificateVerification = .none
+        }
+        if let rootCertificate { tls.trustRoots = .file(rootCertificate) }
+        return (tls, sslMode == .require || sslMode == .verifyCA || sslMode == .verifyFull)
+    }
+
+    /// postgres-nio's pool configuration for this URI.
     func clientConfiguration() throws -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         if isUnixSocket {
             configuration = .init(
-                unixSocketPath: host + "/.s.PGSQL.\(port)", username: user, password: password, database: database)
+                unixSocketPath: socketPath, username: user, password: password, database: database)
         } else {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            switch sslMode {
-            case .verifyFull: break
-            case .verifyCA: tls.certificateVerification = .noHostnameVerification
-            case .require, .prefer, .allow: tls.certificateVerification = .none
-            case .disable: break
-            }
-            if let rootCertificate {
-                tls.trustRoots = .file(rootCertificate)
-            }
             let mode: PostgresClient.Configuration.TLS
-            switch sslMode {
-            case .disable: mode = .disable
-            case .allow, .prefer: mode = .prefer(tls)
-            case .require, .verifyCA, .verifyFull: mode = .require(tls)
+            if let (tls, required) = tlsSettings() {
+                mode = required ? .require(tls) : .prefer(tls)
+            } else {
+                mode = .disable
             }
             configuration = .init(
                 host: host, port: port, username: user, password: password, database: database, tls: mode)
@@ -123,6 +127,27 @@ public struct PostgresLocation: StoreLocation {
         configuration.options.additionalStartupParameters = [("application_name", "coffer")]
         return configuration
     }
+
+    /// The same for one connection: `PostgresStore` opens one first, so that a database that
+    /// cannot be reached (or refuses TLS) is reported with its reason, not as a pool timeout.
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        if isUnixSocket {
+            return .init(unixSocketPath: socketPath, username: user, password: password, database: database)
+        }
+        let mode: PostgresConnection.Configuration.TLS
+        if let (tls, required) = tlsSettings() {
+            let context = try NIOSSLContext(configuration: tls)
+            mode = required ? .require(context) : .prefer(context)
+        } else {
+            mode = .disable
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: user, password: password, database: database, tls: mode)
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
+    var socketPath: String { host + "/.s.PGSQL.\(port)" }
 
     public var isShared: Bool { true }
 

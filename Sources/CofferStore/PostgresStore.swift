@@ -38,14 +38,27 @@ public final class PostgresStore: VaultStore {
         logger.logLevel = .critical
         self.logger = logger
         let configuration: PostgresClient.Configuration
+        let probe: PostgresConnection.Configuration
         do {
             configuration = try location.clientConfiguration()
+            probe = try location.connectionConfiguration()
         } catch let error as StoreError {
             throw error
         } catch {
             throw StoreError("the PostgreSQL TLS settings cannot be used: \(error)")
         }
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // One connection first: a database that cannot be reached, or that refuses TLS, or a
+        // certificate that does not verify, is reported with its reason.
+        do {
+            let connection = try PostgresConnection.connect(
+                on: group.next(), configuration: probe, id: 0, logger: logger
+            ).wait()
+            try? connection.close().wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw StoreError("cannot connect to PostgreSQL at \(location): \(PostgresTransaction.describe(error))")
+        }
         client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
         let client = self.client
         running = Task { await client.run() }

@@ -18,6 +18,8 @@ enum PostgresTestCluster {
         let directory: String
         let port: Int
         let url: String
+        /// The same cluster over TCP on 127.0.0.1, with a password and no TLS.
+        let tcpURL: String?
     }
 
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -39,9 +41,9 @@ enum PostgresTestCluster {
         if let url = environment["COFFER_TEST_POSTGRES"], let directory = environment["COFFER_TEST_PG_DIR"],
             let port = environment["COFFER_TEST_PG_PORT"].flatMap(Int.init)
         {
-            return Cluster(directory: directory, port: port, url: url)
+            return Cluster(directory: directory, port: port, url: url, tcpURL: environment["COFFER_TEST_POSTGRES_TCP"])
         }
-        let (status, output) = try Shell.run("\(repository)/.ci/postgres", ["start"])
+        let (status, output) = try Shell.run("\(repository)/.ci/postgres", ["start", "--tcp"])
         guard status == 0 else { throw TestFailure(".ci/postgres start failed: \(output)") }
         var values: [String: String] = [:]
         for line in output.split(separator: "\n") where line.hasPrefix("export ") {
@@ -54,7 +56,8 @@ enum PostgresTestCluster {
         else { throw TestFailure(".ci/postgres start printed no cluster: \(output)") }
         stopAtExit(directory)
         return Cluster(
-            directory: directory, port: port, url: "postgresql://postgres@/postgres?host=\(directory)&port=\(port)")
+            directory: directory, port: port, url: "postgresql://postgres@/postgres?host=\(directory)&port=\(port)",
+            tcpURL: values["COFFER_TEST_POSTGRES_TCP"])
     }
 
     private static let toStop = Mutex<String?>(nil)
