@@ -30,6 +30,7 @@ struct SealCommands: ParsableCommand {
         func run() throws {
             let (shares, threshold) = (counts.shares, counts.threshold)
             let configuration = try vault.resolved()
+            try refuseSharedStore(configuration, "seal migrate")
             let lock = try reportingErrors {
                 try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "seal migrate"))
             }
@@ -102,6 +103,7 @@ struct OperatorCommands: ParsableCommand {
         func run() throws {
             let (shares, threshold) = (counts.shares, counts.threshold)
             let configuration = try vault.resolved()
+            try refuseSharedStore(configuration, "operator rekey")
             let lock = try reportingErrors {
                 try DataDirectoryLock.acquire(configuration.dataDirectory, for: .init(command: "operator rekey"))
             }
@@ -128,4 +130,16 @@ struct OperatorCommands: ParsableCommand {
             }
         }
     }
+}
+
+/// Re-sealing rewrites the key directory, and the data directory's lock is what keeps a server
+/// from using it meanwhile. A PostgreSQL vault has no such lock and one copy of the key
+/// directory per node, so these commands refuse it rather than re-seal one copy under nodes
+/// that may be running.
+func refuseSharedStore(_ configuration: VaultConfiguration, _ command: String) throws {
+    guard configuration.store.isShared else { return }
+    note(
+        "coffer: \(command) is for SQLite vaults only: the nodes of a PostgreSQL vault each hold a copy of the key directory, and re-sealing one copy under running nodes is not supported yet"
+    )
+    throw ExitCode.failure
 }
