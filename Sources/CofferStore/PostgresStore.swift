@@ -137,7 +137,7 @@ public final class PostgresStore: VaultStore {
                 try tx.execute("COMMIT")
                 return result
             } catch {
-                try? tx.execute("ROLLBACK")
+                Self.rollBack(tx)
                 throw error
             }
         }
@@ -166,10 +166,16 @@ public final class PostgresStore: VaultStore {
                 try tx.execute("COMMIT")
                 return result
             } catch {
-                try? tx.execute("ROLLBACK")
+                Self.rollBack(tx)
                 throw error
             }
         }
+    }
+
+    /// Ends a failed transaction. A connection that cannot even roll back (it lost the server
+    /// mid-statement, say) is closed, so the pool never lends it out in an aborted state.
+    private static func rollBack(_ tx: PostgresTransaction) {
+        do { try tx.execute("ROLLBACK") } catch { try? tx.connection.close().wait() }
     }
 
     /// Runs `body` while this process holds the database-wide KEK-change lock (a session-level
