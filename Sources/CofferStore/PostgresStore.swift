@@ -155,11 +155,13 @@ public final class PostgresStore: VaultStore {
         try withConnection { connection in
             let tx = PostgresTransaction(
                 connection: connection, logger: logger, memo: TransactionMemo(), claimsRows: !chained)
-            try tx.execute("BEGIN")
+            // Sent without waiting: the connection runs them in order before the body's first
+            // statement, whose answer settles them.
+            tx.send("BEGIN")
             do {
-                if durability == .normal { try tx.execute("SET LOCAL synchronous_commit = off") }
+                if durability == .normal { tx.send("SET LOCAL synchronous_commit = off") }
                 // Every node's batches queue here, one at a time: see the type's comment.
-                if chained { try tx.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE") }
+                if chained { tx.send("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE") }
                 let result = try body(tx)
                 // A reply is sent only after this returns: the commit is durable (or, with
                 // `normal`, at least accepted by the server).
@@ -175,6 +177,8 @@ public final class PostgresStore: VaultStore {
     /// Ends a failed transaction. A connection that cannot even roll back (it lost the server
     /// mid-statement, say) is closed, so the pool never lends it out in an aborted state.
     private static func rollBack(_ tx: PostgresTransaction) {
+        // What was sent without waiting may have failed (that is often why we are here).
+        try? tx.settle()
         do { try tx.execute("ROLLBACK") } catch { try? tx.connection.close().wait() }
     }
 

@@ -90,8 +90,9 @@ extension PostgresTransaction {
             .map(Self.auditRecord).reversed()
     }
 
+    /// Sent without waiting: the unit's RELEASE, awaited next, settles it (see `savepoint`).
     func appendAudit(_ record: AuditRecord) throws {
-        try query(
+        send(
             """
             INSERT INTO audit (\(unescaped: Self.auditColumns)) VALUES (
                 \(record.seq), \(record.at), \(record.client), \(record.role), \(record.origin), \(record.command),
@@ -133,6 +134,7 @@ extension PostgresTransaction {
     }
 
     func updateSubjectKey(_ subject: String, key: WrappedKey) throws {
+        state.subjects[subject] = nil
         try query(
             "UPDATE subject SET kek_version = \(Int64(key.kekVersion)), wrapped_dek = \(Self.buffer(key.sealed)) WHERE id = \(subject)"
         )

@@ -3,9 +3,22 @@ import Logging
 import NIOCore
 import PostgresNIO
 
-/// The PostgreSQL store's view of one transaction on one leased connection. Each statement is
-/// one round trip, awaited on the calling thread (the committer or a pool thread, never an
-/// event loop).
+/// What one transaction has sent without waiting for, and what it has read of its subjects.
+/// Used by one thread at a time, like the transaction it belongs to.
+final class PostgresTransactionState {
+    /// Statements whose answer nobody needs at once (SAVEPOINT, the audit INSERT): the
+    /// connection runs them in order, so each is answered before the next awaited statement,
+    /// which then also settles them.
+    var unsettled: [EventLoopFuture<PostgresQueryResult>] = []
+    /// Each subject's wrapped key and fields, read in one query by `subjectKey` (nil: no such
+    /// subject). Writes to a subject drop its entry; a rolled-back savepoint drops them all.
+    var subjects: [String: (key: WrappedKey, fields: [String: SealedField])?] = [:]
+}
+
+/// The PostgreSQL store's view of one transaction on one leased connection. Statements are
+/// awaited on the calling thread (the committer or a pool thread, never an event loop); those
+/// whose answer is not needed at once are sent without waiting (`send`), so a GET costs two
+/// round trips, not five.
 struct PostgresTransaction: StoreWriting {
     let connection: PostgresConnection
     let logger: Logger
@@ -13,6 +26,7 @@ struct PostgresTransaction: StoreWriting {
     /// The rewrap's transactions claim the rows they will update with `FOR UPDATE SKIP LOCKED`,
     /// so several nodes rewrap side by side without taking the same rows.
     var claimsRows = false
+    let state = PostgresTransactionState()
 
     static func run(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) throws
         -> PostgresQueryResult
@@ -35,9 +49,28 @@ struct PostgresTransaction: StoreWriting {
         return "\(error.code)"
     }
 
+    /// Sends `query` and waits for its answer; throws the first failure of the statements sent
+    /// before it (which explains a failure of this one: the transaction was already aborted).
     @discardableResult
     func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
-        try Self.run(connection, query, logger)
+        let answer = connection.query(query, logger: logger)
+        let result = Result { try answer.wait() }
+        try settle()
+        do { return try result.get() } catch { throw StoreError("PostgreSQL: \(Self.describe(error))") }
+    }
+
+    /// Sends `query` without waiting: its failure is thrown by the next `query` or `settle`.
+    func send(_ query: PostgresQuery) {
+        state.unsettled.append(connection.query(query, logger: logger))
+    }
+
+    /// Waits for every statement sent and not yet settled; throws the first failure.
+    func settle() throws {
+        let sent = state.unsettled
+        state.unsettled.removeAll()
+        for future in sent {
+            do { _ = try future.wait() } catch { throw StoreError("PostgreSQL: \(Self.describe(error))") }
+        }
     }
 
     func execute(_ sql: String) throws {
@@ -52,31 +85,70 @@ struct PostgresTransaction: StoreWriting {
     static func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
     static func buffer(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
 
+    /// One per command on the hot path. SAVEPOINT is sent without waiting; RELEASE is awaited,
+    /// so a failed audit INSERT (sent without waiting) fails its own command, not a later one.
     func savepoint<T>(_ body: () throws -> T) throws -> T {
-        try execute("SAVEPOINT unit")
+        send("SAVEPOINT unit")
         let result: T
         do {
             result = try body()
         } catch {
             memo.forget()
+            state.subjects.removeAll()
+            try? settle()
             try? execute("ROLLBACK TO SAVEPOINT unit")
             try? execute("RELEASE SAVEPOINT unit")
             throw error
         }
-        try execute("RELEASE SAVEPOINT unit")
+        do {
+            try execute("RELEASE SAVEPOINT unit")
+        } catch {
+            memo.forget()
+            state.subjects.removeAll()
+            try? execute("ROLLBACK TO SAVEPOINT unit")
+            try? execute("RELEASE SAVEPOINT unit")
+            throw error
+        }
         return result
     }
 
     // MARK: Subjects, fields and blind indexes
 
+    /// Reads the subject's key and every field of it in one round trip: a GET asks for both.
     func subjectKey(_ subject: String) throws -> WrappedKey? {
-        guard let row = try query("SELECT kek_version, wrapped_dek FROM subject WHERE id = \(subject)").first
-        else { return nil }
-        let (version, sealed) = try row.decode((Int64, ByteBuffer).self)
-        return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: version), sealed: Self.bytes(sealed))
+        try subjectRows(subject)?.key
     }
 
+    private func subjectRows(_ subject: String) throws -> (key: WrappedKey, fields: [String: SealedField])? {
+        if let known = state.subjects[subject] { return known }
+        let rows = try query(
+            """
+            SELECT s.kek_version, s.wrapped_dek, f.name, f.sealed, f.write_seq
+            FROM subject s LEFT JOIN field f ON f.subject_id = s.id WHERE s.id = \(subject)
+            """)
+        var found: (key: WrappedKey, fields: [String: SealedField])?
+        for row in rows {
+            let (version, wrapped, name, sealed, writeSeq) = try row.decode(
+                (Int64, ByteBuffer, String?, ByteBuffer?, Int64?).self)
+            if found == nil {
+                found = (WrappedKey(kekVersion: UInt32(truncatingIfNeeded: version), sealed: Self.bytes(wrapped)), [:])
+            }
+            if let name, let sealed {
+                found?.fields[name] = SealedField(sealed: Self.bytes(sealed), writeSeq: writeSeq)
+            }
+        }
+        state.subjects[subject] = .some(found)
+        return found
+    }
+
+    /// Writes to a subject make what was read of it stale.
+    private func forget(_ subject: String) { state.subjects[subject] = nil }
+
     func sealedFields(_ subject: String, names: [String]) throws -> [String: SealedField] {
+        if let known = state.subjects[subject] {
+            guard let known else { return [:] }
+            return known.fields.filter { names.contains($0.key) }
+        }
         var result: [String: SealedField] = [:]
         let wanted = Array(Set(names))
         guard !wanted.isEmpty else { return result }
@@ -125,12 +197,14 @@ struct PostgresTransaction: StoreWriting {
     }
 
     func insertSubject(_ subject: String, key: WrappedKey) throws {
+        forget(subject)
         try query(
             "INSERT INTO subject (id, kek_version, wrapped_dek) VALUES (\(subject), \(Int64(key.kekVersion)), \(Self.buffer(key.sealed)))"
         )
     }
 
     func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws {
+        forget(subject)
         try query(
             """
             INSERT INTO field (subject_id, name, sealed, write_seq) VALUES (\(subject), \(name), \(Self.buffer(sealed)), \(writeSeq))
@@ -139,6 +213,7 @@ struct PostgresTransaction: StoreWriting {
     }
 
     func deleteFields(subject: String, names: [String]) throws -> Int {
+        forget(subject)
         let unique = Array(Set(names))
         guard !unique.isEmpty else { return 0 }
         return try changes("DELETE FROM field WHERE subject_id = \(subject) AND name = ANY(\(unique))")
@@ -153,6 +228,7 @@ struct PostgresTransaction: StoreWriting {
     }
 
     func deleteSubject(_ subject: String) throws -> Bool {
+        forget(subject)
         // The wrapped DEK lives on in dead tuples and the WAL until vacuum and checkpoints, and
         // in archives and replicas for good: what stays readable of the subject is that key,
         // wrapped under its KEK version. Count it against that version until it is retired.
