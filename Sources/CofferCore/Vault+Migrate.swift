@@ -187,15 +187,17 @@ extension Vault {
                 try scratch.withScratch { scratch in
                     var subjects: [(subject: String, key: WrappedKey)] = []
                     var next = 0
+                    var passed: String?
                     // Unwraps the next subject's data key into slot 1; nil when none is left.
                     func unwrapNext() throws -> String? {
                         if next == subjects.count {
-                            subjects = try tx.subjectKeys(after: subjects.last?.subject, limit: page)
+                            subjects = try tx.subjectKeys(after: passed, limit: page)
                             next = 0
                             guard !subjects.isEmpty else { return nil }
                         }
                         let (subject, key) = subjects[next]
                         next += 1
+                        passed = subject
                         try envelope.unwrapDEK(key, subject: subject, in: scratch)
                         return subject
                     }
