@@ -207,7 +207,7 @@ extension Vault {
     /// sequence number) must be the latest write of that subject and field in the verified
     /// chain. A field copied back from an older copy of the database opens (it is a genuine
     /// old write), but is caught here. Fields sealed before write numbers existed are skipped.
-    private func firstRolledBackField() throws -> AuditVerification? {
+    func firstRolledBackField() throws -> AuditVerification? {
         var written: [String: [String: Int64]] = [:]
         var rekeyed: [String: Int64] = [:]
         var after: Int64 = 0

@@ -124,3 +124,60 @@ public struct TokenRecord: Sendable, Hashable {
         self.createdSeq = createdSeq
     }
 }
+
+/// One stored field and the subject it belongs to, as a copy of the whole table reads it.
+public struct StoredField: Sendable, Hashable {
+    public var subject: String
+    public var name: String
+    public var field: SealedField
+
+    public init(subject: String, name: String, field: SealedField) {
+        self.subject = subject
+        self.name = name
+        self.field = field
+    }
+}
+
+/// One blind-index entry: a keyed tag of a subject's normalised email or phone.
+public struct IndexTagRecord: Sendable, Hashable {
+    public var kind: String
+    public var tag: [UInt8]
+    public var subject: String
+
+    public init(kind: String, tag: [UInt8], subject: String) {
+        self.kind = kind
+        self.tag = tag
+        self.subject = subject
+    }
+}
+
+/// How many rows each table of a vault holds (what a copy must match).
+public struct StoreCounts: Sendable, Hashable {
+    public var kekVersions: Int
+    public var subjects: Int
+    public var fields: Int
+    public var indexTags: Int
+    public var clients: Int
+    public var auditEntries: Int
+    public var tokens: Int
+
+    public init(
+        kekVersions: Int, subjects: Int, fields: Int, indexTags: Int, clients: Int, auditEntries: Int, tokens: Int
+    ) {
+        self.kekVersions = kekVersions
+        self.subjects = subjects
+        self.fields = fields
+        self.indexTags = indexTags
+        self.clients = clients
+        self.auditEntries = auditEntries
+        self.tokens = tokens
+    }
+
+    /// Each table's name and count, in a fixed order, for messages.
+    public var tables: [(table: String, count: Int)] {
+        [
+            ("kek", kekVersions), ("subject", subjects), ("field", fields), ("blind_index", indexTags),
+            ("client", clients), ("audit", auditEntries), ("token", tokens),
+        ]
+    }
+}

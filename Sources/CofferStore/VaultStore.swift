@@ -103,6 +103,21 @@ public protocol StoreReading {
     /// wipe (PostgreSQL: dead tuples, the WAL, archives, replicas), under KEK versions not yet
     /// retired. Always 0 for SQLite, whose SHRED wipes the vault's own files.
     func shreddedAwaitingRetirement() throws -> Int
+
+    // Whole tables in pages, for a copy of the vault into another store (`coffer migrate`).
+    // Each pages in the store's own order of its key, after the last row of the page before;
+    // `subjectKeys` and `storedFields` order subjects alike, so the two can be walked side by side.
+
+    /// Subjects and their wrapped data keys, by id.
+    func subjectKeys(after: String?, limit: Int) throws -> [(subject: String, key: WrappedKey)]
+    /// Stored fields with their sealed bytes, by (subject, name).
+    func storedFields(after: (subject: String, name: String)?, limit: Int) throws -> [StoredField]
+    /// Blind-index entries, by (kind, tag, subject).
+    func indexTags(after: IndexTagRecord?, limit: Int) throws -> [IndexTagRecord]
+    /// Tokens, by hash.
+    func tokens(after hash: [UInt8]?, limit: Int) throws -> [TokenRecord]
+    /// How many rows each table holds.
+    func recordCounts() throws -> StoreCounts
 }
 
 public protocol StoreWriting: StoreReading {
@@ -136,4 +151,19 @@ public protocol StoreWriting: StoreReading {
     func deleteToken(hash: [UInt8]) throws -> Bool
     /// Deletes every token of the subject; returns how many there were.
     func deleteTokens(subject: String) throws -> Int
+
+    // A copy of a vault into a new store (`coffer migrate`): rows go in exactly as they were
+    // read, wrapped keys, sealed bytes, MACs and sequence numbers untouched. The imports have
+    // row-by-row defaults (`StoreWriting+Import.swift`); a store across a network does each page
+    // in one statement.
+
+    /// Replaces every KEK record (a new store records version 1 current) with `records`, so
+    /// the copy keeps each version's state and times. Before any data key is imported.
+    func replaceKEKRecords(_ records: [KEKRecord]) throws
+    func importSubjects(_ rows: [(subject: String, key: WrappedKey)]) throws
+    func importFields(_ rows: [StoredField]) throws
+    func importIndexTags(_ rows: [IndexTagRecord]) throws
+    /// Audit entries, in `seq` order, after the chain's head.
+    func importAudit(_ records: [AuditRecord]) throws
+    func importTokens(_ tokens: [TokenRecord]) throws
 }

@@ -14,7 +14,7 @@ struct Coffer: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Serve.self, Unseal.self, SealCommands.self, OperatorCommands.self, Clients.self, Keys.self,
-            Audit.self, Backup.self, Restore.self,
+            Audit.self, Backup.self, Restore.self, Migrate.self,
         ]
     )
 
