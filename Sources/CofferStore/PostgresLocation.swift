@@ -31,15 +31,70 @@ public struct PostgresLocation: StoreLocation {
         text.hasPrefix("postgresql://") || text.hasPrefix("postgres://")
     }
 
-    /// `password` (from `PGPASSWORD`) is used when the URI carries none.
-    public init(uri: String, password fallback: String? = nil) throws {
-        guard Self.isURI(uri), let components = URLComponents(string: uri) else {
-            throw StoreError("not a PostgreSQL connection URI (\(Self.form))")
-        }
+    /// libpq's other form: `host=/run/postgresql dbname=coffer user=coffer`, values quoted
+    /// with `'…'` where they hold spaces (`\'` and `\\` inside).
+    static func keywordValues(_ text: String) throws -> [String: String] {
         var parameters: [String: String] = [:]
-        for item in components.queryItems ?? [] {
-            guard let value = item.value else { throw StoreError("connection URI parameter \(item.name) has no value") }
-            parameters[item.name] = value
+        var rest = Substring(text)
+        func skipSpaces() { rest = rest.drop { $0 == " " || $0 == "\t" || $0 == "\n" } }
+        skipSpaces()
+        while !rest.isEmpty {
+            let key = rest.prefix { $0 != "=" && $0 != " " }
+            rest = rest.dropFirst(key.count)
+            skipSpaces()
+            guard !key.isEmpty, rest.first == "=" else {
+                throw StoreError("connection string: expected key=value at '\(key)'")
+            }
+            rest = rest.dropFirst()
+            skipSpaces()
+            var value = ""
+            if rest.first == "'" {
+                rest = rest.dropFirst()
+                var closed = false
+                while let c = rest.first {
+                    rest = rest.dropFirst()
+                    if c == "\\", let next = rest.first {
+                        value.append(next)
+                        rest = rest.dropFirst()
+                    } else if c == "'" {
+                        closed = true
+                        break
+                    } else {
+                        value.append(c)
+                    }
+                }
+                guard closed else { throw StoreError("connection string: unterminated quoted value of \(key)") }
+            } else {
+                value = String(rest.prefix { $0 != " " && $0 != "\t" && $0 != "\n" })
+                rest = rest.dropFirst(value.count)
+            }
+            parameters[String(key)] = value
+            skipSpaces()
+        }
+        return parameters
+    }
+
+    /// `password` (from `PGPASSWORD`) is used when the URI carries none. Takes both of libpq's
+    /// forms: a URI, or `key=value` pairs.
+    public init(uri: String, password fallback: String? = nil) throws {
+        var parameters: [String: String] = [:]
+        let components: URLComponents
+        if Self.isURI(uri) {
+            guard let parsed = URLComponents(string: uri) else {
+                throw StoreError("not a valid PostgreSQL connection URI (\(Self.form))")
+            }
+            components = parsed
+            for item in components.queryItems ?? [] {
+                guard let value = item.value else {
+                    throw StoreError("connection URI parameter \(item.name) has no value")
+                }
+                parameters[item.name] = value
+            }
+        } else if uri.contains("=") {
+            parameters = try Self.keywordValues(uri)
+            components = URLComponents()
+        } else {
+            throw StoreError("not a PostgreSQL connection URI (\(Self.form)) nor key=value pairs")
         }
         let known: Set = ["host", "port", "user", "password", "dbname", "sslmode", "sslrootcert", "application_name"]
         if let unknown = parameters.keys.sorted().first(where: { !known.contains($0) }) {

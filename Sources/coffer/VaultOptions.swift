@@ -14,7 +14,7 @@ struct VaultOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "A PostgreSQL vault shared by several nodes, as a libpq URI (default: $COFFER_STORE), instead of SQLite in --data: postgresql://USER@HOST[:PORT]/DB (TLS required and verified; sslmode=, sslrootcert=) or postgresql://USER@/DB?host=/run/postgresql (a Unix socket). Put a password in PGPASSWORD, not here.",
+            "A PostgreSQL vault shared by several nodes (default: $COFFER_STORE), instead of SQLite in --data, as a libpq URI or key=value string: postgresql://USER@HOST[:PORT]/DB (TLS required and verified; sslmode=, sslrootcert=), postgresql://USER@/DB?host=/run/postgresql (a Unix socket), or 'host=/run/postgresql dbname=DB user=USER'. Put a password in PGPASSWORD, not here.",
             valueName: "uri"))
     var store: String?
 

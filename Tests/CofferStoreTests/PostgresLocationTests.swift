@@ -41,6 +41,18 @@ import Testing
         #expect(try PostgresLocation(uri: "postgresql://coffer:mine@db/vault", password: "fallback").password == "mine")
     }
 
+    @Test func keywordValuePairsAreTheOtherLibpqForm() throws {
+        let location = try PostgresLocation(
+            uri: "host=/var/run/postgresql port=5433 dbname=coffer user=coffer application_name='a b'")
+        #expect(location.host == "/var/run/postgresql" && location.port == 5433)
+        #expect(location.database == "coffer" && location.user == "coffer")
+        let tcp = try PostgresLocation(uri: #"host=db.internal dbname=coffer user=coffer password='it\'s a secret'"#)
+        #expect(tcp.sslMode == .verifyFull)
+        #expect(tcp.password == "it's a secret")
+        #expect(throws: (any Error).self) { try PostgresLocation(uri: "host=db dbname='unterminated user=x") }
+        #expect(throws: (any Error).self) { try PostgresLocation(uri: "host=db dbname=x user=x sslcert=/k") }
+    }
+
     @Test(arguments: [
         ("mysql://coffer@db/vault", "not a PostgreSQL connection URI"),
         ("postgresql://@db/vault", "names no user"),
