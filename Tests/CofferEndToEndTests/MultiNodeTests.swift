@@ -161,6 +161,29 @@ import Testing
         #expect(try stale.call("WHOAMI") == .array([.bulk("q"), .bulk("billing")]))
     }
 
+    @Test func anotherNodesKeyStatusFollowsARotationAtOnce() throws {
+        let count = 200
+        let a = try TestServer(backend: .postgres)
+        let b = try a.anotherNode()
+        try Self.populate(try a.authenticated("s", secret: try a.addClient("s", role: "support")), count: count)
+        let adminB = try b.authenticated()
+        #expect(try adminB.keyStatus("rewrap.pending") == 0)
+        #expect(try a.authenticated().call("KEYS.ROTATE") == .integer(2))
+        // At once on B, before its once-a-second catch-up: the rewrap is counted against the
+        // version the database calls current, in the same reply's counts.
+        let status = try adminB.keyStatus()
+        guard case .integer(let current)? = status["current"], case .integer(let pending)? = status["rewrap.pending"],
+            case .array(let versions)? = status["versions"]
+        else { throw TestFailure("bad KEYS.STATUS: \(status)") }
+        #expect(current == 2)
+        let underTwo = versions.compactMap { version -> Int? in
+            guard case .array(let v) = version, v.count == 3, v[0] == .integer(2), case .integer(let keys) = v[2]
+            else { return nil }
+            return keys
+        }
+        #expect(underTwo.count == 1 && pending == count - (underTwo.first ?? 0), "\(status)")
+    }
+
     /// Fills the vault over one pipelined connection.
     static func populate(_ client: RESPClient, count: Int) throws {
         let replies = try client.pipeline(
