@@ -17,12 +17,28 @@ struct PostgresTransaction: StoreWriting {
     static func run(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) throws
         -> PostgresQueryResult
     {
+        // postgres-nio (1.33) drops a query written to a connection whose channel has already
+        // closed (the server ended it: a restart, a crash, an administrator), and its future
+        // never completes: the calling thread, the committer among them, would wait for ever.
+        // So the wait also ends, with an error, once the connection is seen closed.
+        let loop = connection.eventLoop
+        let result = loop.makePromise(of: PostgresQueryResult.self)
+        connection.query(query, logger: logger).cascade(to: result)
+        let watch = loop.scheduleRepeatedTask(initialDelay: closedCheck, delay: closedCheck) { _ in
+            if connection.isClosed { result.fail(StoreError("the connection to PostgreSQL was closed")) }
+        }
+        result.futureResult.whenComplete { _ in watch.cancel() }
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try result.futureResult.wait()
+        } catch let error as StoreError {
+            throw StoreError("PostgreSQL: \(error.description)")
         } catch {
             throw StoreError("PostgreSQL: \(describe(error))")
         }
     }
+
+    /// How often a waiting query checks that its connection is still open.
+    static let closedCheck = TimeAmount.milliseconds(200)
 
     /// PostgreSQL's SQLSTATE and primary message, never its DETAIL (which may quote a row's
     /// values, a subject ID among them).
