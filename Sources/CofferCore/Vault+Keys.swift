@@ -208,8 +208,12 @@ extension Vault {
         try audited("KEYS.STATUS", caller) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.keys), "KEYS.STATUS")
             let counts = try tx.dekCounts()
+            let records = try tx.kekRecords()
+            // Another node may have rotated since this one last caught up (`keepInStep`, once a
+            // second): count what is pending against the version the database calls current.
+            if configuration.store.isShared { adopt(records) }
             let current = keys.currentKEKVersion
-            let versions = try tx.kekRecords().map {
+            let versions = records.map {
                 KeyStatus.Version(version: $0.version, state: $0.state.rawValue, dataKeys: counts[$0.version] ?? 0)
             }
             let pending = counts.filter { $0.key != current }.values.reduce(0, +)

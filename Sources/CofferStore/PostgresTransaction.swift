@@ -32,11 +32,32 @@ struct PostgresTransaction: StoreWriting {
         -> PostgresQueryResult
     {
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try watched(connection, connection.query(query, logger: logger)).wait()
         } catch {
             throw StoreError("PostgreSQL: \(describe(error))")
         }
     }
+
+    /// postgres-nio (1.33) drops a query written to a connection whose channel has already
+    /// closed (the server ended it: a restart, a crash, an administrator), and its future
+    /// never completes: the calling thread, the committer among them, would wait for ever.
+    /// So every answer also ends, with an error, once the connection is seen closed.
+    static func watched(_ connection: PostgresConnection, _ answer: EventLoopFuture<PostgresQueryResult>)
+        -> EventLoopFuture<PostgresQueryResult>
+    {
+        let loop = connection.eventLoop
+        let result = loop.makePromise(of: PostgresQueryResult.self)
+        answer.cascade(to: result)
+        let watch = loop.scheduleRepeatedTask(initialDelay: closedCheck, delay: closedCheck) { _ in
+            // A second completion of the promise (the answer after all) is ignored by NIO.
+            if connection.isClosed { result.fail(StoreError("the connection to PostgreSQL was closed")) }
+        }
+        result.futureResult.whenComplete { _ in watch.cancel() }
+        return result.futureResult
+    }
+
+    /// How often a waiting query checks that its connection is still open.
+    static let closedCheck = TimeAmount.milliseconds(200)
 
     /// PostgreSQL's SQLSTATE and primary message, never its DETAIL (which may quote a row's
     /// values, a subject ID among them).
@@ -53,7 +74,7 @@ struct PostgresTransaction: StoreWriting {
     /// before it (which explains a failure of this one: the transaction was already aborted).
     @discardableResult
     func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
-        let answer = connection.query(query, logger: logger)
+        let answer = Self.watched(connection, connection.query(query, logger: logger))
         let result = Result { try answer.wait() }
         try settle()
         do { return try result.get() } catch { throw StoreError("PostgreSQL: \(Self.describe(error))") }
@@ -61,7 +82,7 @@ struct PostgresTransaction: StoreWriting {
 
     /// Sends `query` without waiting: its failure is thrown by the next `query` or `settle`.
     func send(_ query: PostgresQuery) {
-        state.unsettled.append(connection.query(query, logger: logger))
+        state.unsettled.append(Self.watched(connection, connection.query(query, logger: logger)))
     }
 
     /// Waits for every statement sent and not yet settled; throws the first failure.

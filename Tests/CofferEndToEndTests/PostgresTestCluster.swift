@@ -43,6 +43,12 @@ enum PostgresTestCluster {
         {
             return Cluster(directory: directory, port: port, url: url, tcpURL: environment["COFFER_TEST_POSTGRES_TCP"])
         }
+        return try startCluster()
+    }
+
+    /// Starts a new cluster with `.ci/postgres start`; it is stopped when the test process exits
+    /// unless `stop(_:)` stops it first.
+    static func startCluster() throws -> Cluster {
         let (status, output) = try Shell.run("\(repository)/.ci/postgres", ["start", "--tcp"])
         guard status == 0 else { throw TestFailure(".ci/postgres start failed: \(output)") }
         var values: [String: String] = [:]
@@ -60,20 +66,38 @@ enum PostgresTestCluster {
             tcpURL: values["COFFER_TEST_POSTGRES_TCP"])
     }
 
-    private static let toStop = Mutex<String?>(nil)
+    /// The clusters this process started and has not stopped yet.
+    private static let toStop = Mutex<Set<String>>([])
 
     private static func stopAtExit(_ directory: String) {
-        toStop.withLock { $0 = directory }
-        atexit {
-            guard let directory = PostgresTestCluster.toStop.withLock({ $0 }) else { return }
-            _ = try? Shell.run("\(PostgresTestCluster.repository)/.ci/postgres", ["stop", directory])
+        let first = toStop.withLock { toStop in
+            defer { toStop.insert(directory) }
+            return toStop.isEmpty
         }
+        guard first else { return }
+        atexit {
+            for directory in PostgresTestCluster.toStop.withLock({ $0 }) {
+                _ = try? Shell.run("\(PostgresTestCluster.repository)/.ci/postgres", ["stop", directory])
+            }
+        }
+    }
+
+    /// Stops and removes a cluster `startCluster()` made.
+    static func stop(_ cluster: Cluster) throws {
+        let (status, output) = try Shell.run("\(repository)/.ci/postgres", ["stop", cluster.directory])
+        guard status == 0 else { throw TestFailure(".ci/postgres stop failed: \(output)") }
+        _ = toStop.withLock { $0.remove(cluster.directory) }
     }
 
     /// Runs SQL as the cluster's superuser in database `database`; throws with psql's message.
     @discardableResult
     static func psql(_ sql: String, database: String = "postgres") throws -> String {
-        let cluster = try cluster()
+        try psql(sql, database: database, on: try cluster())
+    }
+
+    /// Runs SQL as the superuser of `cluster` in database `database`; throws with psql's message.
+    @discardableResult
+    static func psql(_ sql: String, database: String, on cluster: Cluster) throws -> String {
         let (status, output) = try Shell.run(
             "psql",
             [
@@ -86,9 +110,12 @@ enum PostgresTestCluster {
 
     /// A new, empty database and the URI that names it.
     static func freshDatabase() throws -> (name: String, url: String) {
-        let cluster = try cluster()
+        try freshDatabase(on: try cluster())
+    }
+
+    static func freshDatabase(on cluster: Cluster) throws -> (name: String, url: String) {
         let name = "coffer_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        try psql("CREATE DATABASE \(name)")
+        try psql("CREATE DATABASE \(name)", database: "postgres", on: cluster)
         return (name, url(database: name, cluster))
     }
 
@@ -101,5 +128,44 @@ enum PostgresTestCluster {
         let cluster = try cluster()
         let (status, output) = try Shell.run("\(repository)/.ci/postgres", ["restart", cluster.directory])
         guard status == 0 else { throw TestFailure(".ci/postgres restart failed: \(output)") }
+    }
+}
+
+/// A PostgreSQL cluster of one test's own, for tests that stop or restart PostgreSQL: the shared
+/// cluster is never stopped or restarted, because other suites run on it at the same time.
+/// Stopped and removed when the last reference goes (or when the test process exits).
+final class PrivatePostgresCluster: Sendable {
+    let cluster: PostgresTestCluster.Cluster
+
+    init() throws { cluster = try PostgresTestCluster.startCluster() }
+
+    deinit { try? PostgresTestCluster.stop(cluster) }
+
+    @discardableResult
+    func psql(_ sql: String, database: String = "postgres") throws -> String {
+        try PostgresTestCluster.psql(sql, database: database, on: cluster)
+    }
+
+    func freshDatabase() throws -> (name: String, url: String) {
+        try PostgresTestCluster.freshDatabase(on: cluster)
+    }
+
+    /// `pg_ctl restart -m fast`: open transactions rolled back, a checkpoint, a new server.
+    func restart() throws { try ciPostgres(["restart", cluster.directory]) }
+
+    /// Stops the server, fast (open transactions rolled back, a checkpoint) or immediately (a
+    /// crash: the next start recovers from the WAL); the cluster's files stay.
+    func down(immediate: Bool = false) throws {
+        try ciPostgres(["down", cluster.directory] + (immediate ? ["--immediate"] : []))
+    }
+
+    /// Starts the server that `down` stopped, on the same socket and port.
+    func up() throws { try ciPostgres(["up", cluster.directory]) }
+
+    private func ciPostgres(_ arguments: [String]) throws {
+        let (status, output) = try Shell.run("\(PostgresTestCluster.repository)/.ci/postgres", arguments)
+        guard status == 0 else {
+            throw TestFailure(".ci/postgres \(arguments.joined(separator: " ")) failed: \(output)")
+        }
     }
 }
