@@ -30,7 +30,7 @@ public final class PostgresStore: VaultStore {
     let logger: Logger
     /// How long a call waits for a connection before failing (the database is down or every
     /// connection is busy): clients get an error instead of a hang.
-    let leaseSeconds: Int64 = 5
+    let leaseSeconds: Int64 = 2
 
     init(location: PostgresLocation, durability: StoreDurability) throws {
         self.location = location

@@ -30,9 +30,9 @@ import Testing
         }
     }
 
-    @Test(arguments: transcripts)
-    func transcriptMatchesTheServer(_ transcript: DocTranscript) throws {
-        let server = try TestServer()
+    @Test(arguments: transcripts, TestBackend.allCases)
+    func transcriptMatchesTheServer(_ transcript: DocTranscript, backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         var secrets = ["admin": server.adminSecret]
         for (name, role) in transcript.clients { secrets[name] = try server.addClient(name, role: role) }
         let session = try RedisCLISession(socketPath: server.socketPath)

@@ -43,7 +43,7 @@ import Testing
 
     /// Purposes through redis-py pipelines, under a policy that conditions support's contact
     /// reads on the purpose and makes an analyst role state one.
-    @Test func redisPyPurposes() throws {
+    @Test(arguments: TestBackend.allCases) func redisPyPurposes(backend: TestBackend) throws {
         let policy = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-purposes-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: policy) }
         try Data(
@@ -57,7 +57,7 @@ import Testing
             }}
             """#.utf8
         ).write(to: policy)
-        let server = try TestServer(extraArguments: ["--policy", policy.path])
+        let server = try TestServer(extraArguments: ["--policy", policy.path], backend: backend)
         let (status, output) = try run(
             "python3",
             [Self.scripts.appendingPathComponent("redis_py_purposes.py").path, server.socketPath, server.adminSecret])

@@ -70,8 +70,8 @@ import Testing
         #expect(server.stop() == 0)
     }
 
-    @Test func anonymousConnectionsMayOnlyAuthPingQuit() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func anonymousConnectionsMayOnlyAuthPingQuit(backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let anonymous = try server.client()
         #expect(try anonymous.call("PING") == .simple("PONG"))
         #expect(try anonymous.call("PING", "hi") == .bulk("hi"))
@@ -92,8 +92,8 @@ import Testing
         #expect(try server.client().call("QUIT") == .simple("OK"))
     }
 
-    @Test func helloSwitchesToRESP3AndAuthenticates() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func helloSwitchesToRESP3AndAuthenticates(backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let secret = try server.addClient("s", role: "support")
         let c = try server.client()
         guard case .map(let hello) = try c.call("HELLO", "3", "AUTH", "s", secret, "SETNAME", "tool") else {
@@ -111,8 +111,8 @@ import Testing
         #expect(try c.call("CLIENT", "SETINFO", "LIB-NAME", "x") == .simple("OK"))
     }
 
-    @Test func protocolErrorsCloseTheConnectionOnly() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func protocolErrorsCloseTheConnectionOnly(backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let bystander = try server.authenticated()
         for bad in [
             "*3000000000\r\n", "*1\r\nfoo\r\n", "*2\r\n$3\r\nGET\r\n$blabla\r\n", "*1\r\n$-10\r\n",
@@ -136,8 +136,10 @@ import Testing
         #expect(try bystander.call("PING") == .simple("PONG"))
     }
 
-    @Test func revokedClientsFailOnTheirNextCommandAndCLIChangesAreSeenAtOnce() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func revokedClientsFailOnTheirNextCommandAndCLIChangesAreSeenAtOnce(
+        backend: TestBackend
+    ) throws {
+        let server = try TestServer(backend: backend)
         // A client added by the CLI while the server runs (through it) can log in at once.
         var env = server.env
         env["COFFER_SECRET"] = server.adminSecret
@@ -159,8 +161,8 @@ import Testing
         #expect(listing == .array([.bulk("admin admin")]))
     }
 
-    @Test func repeatedFailuresLockAClientUntilUnlocked() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func repeatedFailuresLockAClientUntilUnlocked(backend: TestBackend) throws {
+        let server = try TestServer(backend: backend)
         let secret = try server.addClient("victim", role: "support")
         let c = try server.client()
         // The same wrong secret again and again (a client library retrying) counts once.
@@ -293,8 +295,10 @@ import Testing
         }
     }
 
-    @Test func commandsPipelinedBehindAuthAreParsedUnderItsOutcome() throws {
-        let server = try TestServer()
+    @Test(arguments: TestBackend.allCases) func commandsPipelinedBehindAuthAreParsedUnderItsOutcome(
+        backend: TestBackend
+    ) throws {
+        let server = try TestServer(backend: backend)
         let secret = try server.addClient("s", role: "support")
         // AUTH and a 13-argument PUT (over the anonymous limit of 8) in one write, as
         // `redis-cli --pipe` and client-library pipelines send them.
