@@ -38,12 +38,18 @@ struct VaultOptions: ParsableArguments {
 
     func resolved() throws -> VaultConfiguration {
         let environment = ProcessInfo.processInfo.environment
+        let uri = (store ?? environment["COFFER_STORE"]).flatMap { $0.isEmpty ? nil : $0 }
+        let dataDirectory = data ?? environment["COFFER_DATA"]
+        if uri == nil && dataDirectory?.isEmpty != false {
+            throw ValidationError(
+                "no vault: pass --data DIR (or set COFFER_DATA), or --store URI (or set COFFER_STORE)")
+        }
         guard let keys = keys ?? environment["COFFER_KEYS"], !keys.isEmpty else {
             throw ValidationError("no key directory: pass --keys DIR or set COFFER_KEYS")
         }
         let policy = try policy.map { try Policy.load(path: $0) } ?? .builtIn
         var configuration: VaultConfiguration
-        if let uri = store ?? environment["COFFER_STORE"], !uri.isEmpty {
+        if let uri {
             if data != nil { throw ValidationError("--data and --store name two vaults: give one") }
             let location: PostgresLocation
             do { location = try PostgresLocation(uri: uri, password: environment["PGPASSWORD"]) } catch {
@@ -51,7 +57,7 @@ struct VaultOptions: ParsableArguments {
             }
             configuration = VaultConfiguration(dataDirectory: "", keyDirectory: keys, policy: policy, store: location)
         } else {
-            guard let data = data ?? environment["COFFER_DATA"], !data.isEmpty else {
+            guard let data = dataDirectory, !data.isEmpty else {
                 throw ValidationError(
                     "no vault: pass --data DIR (or set COFFER_DATA), or --store URI (or set COFFER_STORE)")
             }
