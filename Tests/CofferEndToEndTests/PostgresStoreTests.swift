@@ -58,3 +58,56 @@ import Testing
         #expect(!allowed.stderr.contains(password) && !refused.stderr.contains(password))
     }
 }
+
+/// `coffer clients`, `coffer keys` and `coffer audit` on a PostgreSQL vault work on the database
+/// directly, beside running nodes, and the nodes see what they did at their next command.
+@Suite struct PostgresCLITests {
+    @Test func clientsKeysAndAuditWorkBesideARunningNode() throws {
+        let node = try TestServer(backend: .postgres)
+        let env = node.env.merging(["COFFER_UNSEAL_FILE": CofferBinary.devShareFile(keys: node.keys)]) { $1 }
+        let added = try CofferBinary.run(["clients", "add", "cli-support", "--role", "support"], environment: env)
+        #expect(added.status == 0, "\(added.stderr)")
+        let secret = added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let support = try node.authenticated("cli-support", secret: secret)
+        #expect(try support.call("PUT", "p1", "name", "Ann Lee") == .integer(1))
+        let listed = try CofferBinary.run(["clients", "list"], environment: env)
+        #expect(
+            listed.status == 0 && listed.stdout.contains("cli-support support"), "\(listed.stdout) \(listed.stderr)")
+
+        // Rotation from the CLI: the node adopts the new version and the rewrap moves p1 to it.
+        let rotated = try CofferBinary.run(["keys", "rotate", "--wait"], environment: env)
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(rotated.stdout == "2\n")
+        let deadline = Date().addingTimeInterval(60)
+        var status = ""
+        while Date() < deadline {
+            status = try CofferBinary.run(["keys", "status"], environment: env).stdout
+            if status.contains("version 1 active 0 data keys") { break }
+            usleep(200_000)
+        }
+        #expect(status.contains("current 2\n") && status.contains("version 1 active 0 data keys"), "\(status)")
+        // The node records the version it uses once a second; until then RETIRE names it.
+        var retired = try CofferBinary.run(["keys", "retire", "1"], environment: env)
+        while retired.status != 0 && retired.stderr.contains("still current on node") && Date() < deadline {
+            usleep(200_000)
+            retired = try CofferBinary.run(["keys", "retire", "1"], environment: env)
+        }
+        #expect(retired.status == 0, "\(retired.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: node.keys + "/kek-1.key"))
+        #expect(try support.call("GET", "p1", "name") == .array([.bulk("Ann Lee")]))
+
+        // Revoked from the CLI: the node's open session ends at its next command.
+        #expect(try CofferBinary.run(["clients", "revoke", "cli-support"], environment: env).status == 0)
+        #expect(try support.call("EXISTS", "p1").errorText?.hasPrefix("NOAUTH") == true)
+
+        let verified = try CofferBinary.run(["audit", "verify"], environment: env)
+        #expect(verified.status == 0 && verified.stdout.hasPrefix("OK "), "\(verified.stdout) \(verified.stderr)")
+        let exported = try CofferBinary.run(["audit", "export", "--since", "1"], environment: env)
+        #expect(exported.status == 0)
+        #expect(exported.stdout.contains("\"command\":\"KEYS.ROTATE\""), "\(exported.stdout.suffix(400))")
+        #expect(!exported.stdout.contains(secret) && !exported.stdout.contains("Ann Lee"))
+        // A PostgreSQL vault is backed up with pg_dump, and coffer says so.
+        let backup = try CofferBinary.run(["backup", "--to", node.root + "/b.db"], environment: env)
+        #expect(backup.status != 0 && backup.stderr.contains("pg_dump"), "\(backup.stderr)")
+    }
+}
