@@ -126,6 +126,35 @@ extension Vault {
             let records = try store.read { try $0.kekRecords() }
             adopt(records)
             try store.recordNode(nodeID, currentKEK: keys.currentKEKVersion, at: now)
+            if mayChangeKEKs { destroyRetiredKeyFiles(records) }
+            if let current = records.first(where: { $0.state == .current })?.version,
+                current != keys.currentKEKVersion, missingKEKReported.exchange(current, ordering: .relaxed) != current
+            {
+                logger.error(
+                    "the database says KEK version \(current) is current but this node cannot read \(KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: current))): it keeps wrapping new keys under \(keys.currentKEKVersion), cannot read keys wrapped under \(current), and holds up the retirement of \(keys.currentKEKVersion); copy the key file to this node"
+                )
+            }
+        }
+    }
+
+    /// Each node keeps its own copy of the key directory: a version retired on another node
+    /// still has its file here. Destroy it as soon as the retirement is seen, so that a
+    /// database edited to revive the version finds no key to revive.
+    private func destroyRetiredKeyFiles(_ records: [KEKRecord]) {
+        for record in records where record.state == .retired {
+            let path = KeyDirectory.path(configuration.keyDirectory, KeyDirectory.kekFileName(version: record.version))
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            do {
+                try KeyDirectory.destroyKey(at: path)
+                try KeyDirectory.syncDirectory(configuration.keyDirectory)
+                logger.notice(
+                    "destroyed the key file of a KEK version retired on another node",
+                    metadata: ["kek.version": "\(record.version)"])
+            } catch {
+                logger.error(
+                    "the key file of a retired KEK version could not be destroyed",
+                    metadata: ["kek.version": "\(record.version)"])
+            }
         }
     }
 

@@ -30,6 +30,8 @@ public final class Vault: Sendable {
     let mayChangeKEKs: Bool
     /// This process's name in a shared store's node table (host and process ID).
     public let nodeID: String
+    /// The current KEK version whose missing key file was last logged (once per version).
+    let missingKEKReported = Atomic<UInt32>(0)
     /// Held for the whole of a rotation or retirement, so they run one at a time.
     let keyChanges = Mutex(())
     /// DETOKENIZE and TOKEN.REVOKE calls that named an unknown token (`unknownTokenCount`).

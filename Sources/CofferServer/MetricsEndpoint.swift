@@ -184,9 +184,24 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         let body: [UInt8]
         switch (request.method, path) {
         case (.GET, "/metrics"), (.HEAD, "/metrics"):
-            status = .ok
-            contentType = "text/plain; version=0.0.4; charset=utf-8"
-            body = render()
+            // Rendering reads the vault's figures from its store, which may block (a PostgreSQL
+            // store waits on its connection's futures, and must never do so on an event loop):
+            // it runs on a thread of the pool, and the reply is written back on this loop.
+            let render = self.render
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+            NIOThreadPool.singleton.runIfActive(eventLoop: loop) { render() }.whenComplete { result in
+                let (handler, context) = bound.value
+                switch result {
+                case .success(let body):
+                    handler.write(.ok, "text/plain; version=0.0.4; charset=utf-8", body, for: request, context: context)
+                case .failure:
+                    handler.write(
+                        .internalServerError, "text/plain; charset=utf-8", Array("metrics unavailable\n".utf8),
+                        for: request, context: context)
+                }
+            }
+            return
         case (.GET, "/health"), (.HEAD, "/health"):
             contentType = "text/plain; charset=utf-8"
             switch health() {
@@ -209,6 +224,13 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             contentType = "text/plain; charset=utf-8"
             body = Array("not found: try /metrics or /health\n".utf8)
         }
+        write(status, contentType, body, for: request, context: context)
+    }
+
+    private func write(
+        _ status: HTTPResponseStatus, _ contentType: String, _ body: [UInt8], for request: HTTPRequestHead,
+        context: ChannelHandlerContext
+    ) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: "\(body.count)")

@@ -117,6 +117,7 @@ public struct PostgresLocation: StoreLocation {
         }
         self.user = user
         self.password = parameters["password"] ?? components.password ?? fallback
+        passwordInURI = parameters["password"] != nil || components.password != nil
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         guard let database = parameters["dbname"] ?? (path.isEmpty ? nil : path), !database.isEmpty else {
             throw StoreError("connection URI names no database (\(Self.form))")
@@ -142,19 +143,35 @@ public struct PostgresLocation: StoreLocation {
 
     public var isUnixSocket: Bool { host.hasPrefix("/") }
 
+    /// The password came in the URI itself, where `ps` shows it to every local user.
+    public private(set) var passwordInURI = false
+
     public var description: String {
         "postgresql://\(user)@\(isUnixSocket ? "" : host)\(isUnixSocket ? "" : ":\(port)")/\(database)\(isUnixSocket ? "?host=\(host)&port=\(port)" : "")"
     }
+
+    /// What the server's certificate is checked for, as libpq does: `verify-full` checks the
+    /// chain and the host name, `verify-ca` the chain, and so does `require` when a root
+    /// certificate file is given; `require` without one, `prefer` and `allow` check nothing.
+    var verifiesChain: Bool {
+        switch sslMode {
+        case .verifyFull, .verifyCA: true
+        case .require: rootCertificate != nil
+        case .prefer, .allow, .disable: false
+        }
+    }
+
+    var verifiesHostname: Bool { sslMode == .verifyFull }
 
     /// The TLS settings the URI asks for, nil for none (`disable`); `required` false means
     /// `prefer`/`allow` (a server without TLS is accepted).
     private func tlsSettings() -> (configuration: TLSConfiguration, required: Bool)? {
         guard !isUnixSocket, sslMode != .disable else { return nil }
         var tls = TLSConfiguration.makeClientConfiguration()
-        switch sslMode {
-        case .verifyFull, .disable: break
-        case .verifyCA: tls.certificateVerification = .noHostnameVerification
-        case .require, .prefer, .allow: tls.certificateVerification = .none
+        switch (verifiesChain, verifiesHostname) {
+        case (true, true): tls.certificateVerification = .fullVerification
+        case (true, false): tls.certificateVerification = .noHostnameVerification
+        case (false, _): tls.certificateVerification = .none
         }
         if let rootCertificate { tls.trustRoots = .file(rootCertificate) }
         return (tls, sslMode == .require || sslMode == .verifyCA || sslMode == .verifyFull)

@@ -52,12 +52,24 @@ struct PostgresTransaction: StoreWriting {
             // A second completion of the promise (the answer after all) is ignored by NIO.
             if connection.isClosed { result.fail(StoreError("the connection to PostgreSQL was closed")) }
         }
-        result.futureResult.whenComplete { _ in watch.cancel() }
+        // And whatever else goes wrong, no statement is waited for longer than this: the
+        // connection is closed (the pool replaces it) and the command fails.
+        let deadline = loop.scheduleTask(in: statementDeadline) {
+            result.fail(
+                StoreError("PostgreSQL did not answer within \(statementDeadline.nanoseconds / 1_000_000_000) s"))
+            connection.close().whenComplete { _ in }
+        }
+        result.futureResult.whenComplete { _ in
+            watch.cancel()
+            deadline.cancel()
+        }
         return result.futureResult
     }
 
     /// How often a waiting query checks that its connection is still open.
     static let closedCheck = TimeAmount.milliseconds(200)
+    /// The longest any statement is waited for (Coffer's statements take milliseconds).
+    static let statementDeadline = TimeAmount.seconds(60)
 
     /// PostgreSQL's SQLSTATE and primary message, never its DETAIL (which may quote a row's
     /// values, a subject ID among them).
@@ -264,11 +276,15 @@ struct PostgresTransaction: StoreWriting {
         return true
     }
 
+    /// A shredded subject's key was wrapped, over its life, under the version current at the
+    /// shred and possibly every older one (each rotation rewrapped it), and a dump or a replica
+    /// may hold any of those: its shred is complete only once every version up to that one is
+    /// retired.
     func shreddedAwaitingRetirement() throws -> Int {
         let rows = try query(
             """
-            SELECT COALESCE(SUM(s.count), 0)::int8 FROM shredded s JOIN kek k ON k.version = s.kek_version
-            WHERE k.state <> 'retired'
+            SELECT COALESCE(SUM(s.count), 0)::int8 FROM shredded s
+            WHERE EXISTS (SELECT 1 FROM kek k WHERE k.version <= s.kek_version AND k.state <> 'retired')
             """)
         return Int(try rows.first?.decode(Int64.self) ?? 0)
     }

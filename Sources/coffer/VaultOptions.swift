@@ -55,6 +55,11 @@ struct VaultOptions: ParsableArguments {
             do { location = try PostgresLocation(uri: uri, password: environment["PGPASSWORD"]) } catch {
                 throw ValidationError("--store: \(error)")
             }
+            if store != nil && location.passwordInURI {
+                note(
+                    "coffer: WARNING: the --store URI carries a password, which every local user can read in the process list; put it in PGPASSWORD (or COFFER_STORE) instead"
+                )
+            }
             configuration = VaultConfiguration(dataDirectory: "", keyDirectory: keys, policy: policy, store: location)
         } else {
             guard let data = dataDirectory, !data.isEmpty else {

@@ -144,8 +144,12 @@ import Testing
         #expect(!output.contains(secret))
     }
 
-    @Test func metricsEndpointPassesPromtoolAndAPrometheusServerScrapesIt() throws {
-        let server = try TestServer(extraArguments: ["--metrics", "127.0.0.1:0"])
+    /// On PostgreSQL too: rendering reads the store, which must not block the endpoint's event
+    /// loop (a scrape once killed a PostgreSQL node: NIO's "wait() must not be called when on an
+    /// EventLoop").
+    @Test(arguments: TestBackend.allCases)
+    func metricsEndpointPassesPromtoolAndAPrometheusServerScrapesIt(backend: TestBackend) throws {
+        let server = try TestServer(extraArguments: ["--metrics", "127.0.0.1:0"], backend: backend)
         guard let port = Self.metricsPort(server) else { throw TestFailure("no metrics listener: \(server.stderr)") }
         let secret = try server.addClient("desk", role: "support")
         let desk = try server.authenticated("desk", secret: secret)

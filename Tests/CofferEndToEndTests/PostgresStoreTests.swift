@@ -111,3 +111,73 @@ import Testing
         #expect(backup.status != 0 && backup.stderr.contains("pg_dump"), "\(backup.stderr)")
     }
 }
+
+/// Found by the attack on the PostgreSQL backend.
+@Suite struct PostgresRetirementTests {
+    /// A shredded subject's key may have been wrapped under every version up to the one current
+    /// at the shred (each rotation rewrapped it), and an old dump holds those wrappings: the
+    /// shred is complete only when all of them are retired, not just the last.
+    @Test func aShredWaitsForEveryOlderVersionAndOtherNodesDestroyRetiredKeyFiles() throws {
+        let a = try TestServer(backend: .postgres)
+        // Node B keeps its own copy of the key directory, as OPERATIONS.md describes.
+        let copy = a.root + "/keys-b"
+        let copied = try Shell.run("cp", ["-a", a.keys, copy])
+        #expect(copied.0 == 0, "\(copied.1)")
+        _ = try Shell.run("cp", [CofferBinary.devShareFile(keys: a.keys), CofferBinary.devShareFile(keys: copy)])
+        let b = try TestServer(root: a.root, adminSecret: a.adminSecret, keysOverride: copy, store: a.store)
+        let admin = try a.authenticated()
+        let support = try a.authenticated("s", secret: try a.addClient("s", role: "support"))
+        #expect(try support.call("PUT", "victim", "name", "Victim Name") == .integer(1))
+
+        func status() throws -> (awaiting: Int, pending: Int) {
+            guard case .array(let flat) = try admin.call("KEYS.STATUS") else { throw TestFailure("KEYS.STATUS") }
+            var values: [String: Int] = [:]
+            for index in stride(from: 0, to: flat.count - 1, by: 2) {
+                if case .bulk(let key) = flat[index], case .integer(let value) = flat[index + 1] { values[key] = value }
+            }
+            return (values["shred.awaiting_retirement"] ?? -1, values["rewrap.pending"] ?? -1)
+        }
+        func rotateAndWait(to version: Int) throws {
+            #expect(try admin.call("KEYS.ROTATE") == .integer(version))
+            // The operator copies the new key file to node B's directory.
+            _ = try Shell.run("cp", ["-a", a.keys + "/kek-\(version).key", copy + "/"])
+            let deadline = Date().addingTimeInterval(60)
+            while try status().pending > 0 && Date() < deadline { usleep(100_000) }
+            #expect(try status().pending == 0)
+        }
+        func retire(_ version: Int) throws {
+            // Nodes record the version they use once a second; until then RETIRE names them.
+            let deadline = Date().addingTimeInterval(30)
+            var reply = try admin.call("KEYS.RETIRE", "\(version)")
+            while reply != .simple("OK"), reply.errorText?.contains("still current on node") == true, Date() < deadline
+            {
+                usleep(200_000)
+                reply = try admin.call("KEYS.RETIRE", "\(version)")
+            }
+            #expect(reply == .simple("OK"), "\(reply)")
+        }
+
+        try rotateAndWait(to: 2)  // victim's key: wrapped under 1, then under 2
+        #expect(try admin.call("SHRED", "victim") == .integer(1))
+        #expect(try status().awaiting == 1)
+        try rotateAndWait(to: 3)
+        try retire(2)
+        // Version 1 still wraps the victim's key in any dump taken before the first rotation.
+        #expect(try status().awaiting == 1)
+        try retire(1)
+        #expect(try status().awaiting == 0)
+
+        // Node B's copy of the retired key files goes within seconds of the retirement.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline
+            && (FileManager.default.fileExists(atPath: copy + "/kek-1.key")
+                || FileManager.default.fileExists(atPath: copy + "/kek-2.key"))
+        {
+            usleep(200_000)
+        }
+        #expect(!FileManager.default.fileExists(atPath: copy + "/kek-1.key"))
+        #expect(!FileManager.default.fileExists(atPath: copy + "/kek-2.key"))
+        #expect(FileManager.default.fileExists(atPath: copy + "/kek-3.key"))
+        #expect(b.stderr.contains("destroyed the key file of a KEK version retired on another node"), "\(b.stderr)")
+    }
+}

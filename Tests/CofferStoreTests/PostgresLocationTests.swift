@@ -27,6 +27,15 @@ import Testing
         #expect(location.sslMode == .verifyFull)
         let configuration = try location.clientConfiguration()
         #expect(configuration.host == "db.internal" && configuration.port == 6432)
+        #expect(location.verifiesChain && location.verifiesHostname)
+        // As libpq: require checks nothing, unless a root certificate file makes it verify-ca.
+        let require = try PostgresLocation(uri: "postgresql://coffer@db/vault?sslmode=require")
+        #expect(!require.verifiesChain)
+        let requireWithRoot = try PostgresLocation(
+            uri: "postgresql://coffer@db/vault?sslmode=require&sslrootcert=/ca.pem")
+        #expect(requireWithRoot.verifiesChain && !requireWithRoot.verifiesHostname)
+        let verifyCA = try PostgresLocation(uri: "postgresql://coffer@db/vault?sslmode=verify-ca")
+        #expect(verifyCA.verifiesChain && !verifyCA.verifiesHostname)
         // Only an explicit sslmode lowers it.
         #expect(try PostgresLocation(uri: "postgresql://coffer@db/vault?sslmode=require").sslMode == .require)
         #expect(try PostgresLocation(uri: "postgresql://coffer@db/vault?sslmode=disable").sslMode == .disable)
