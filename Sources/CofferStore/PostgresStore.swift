@@ -129,42 +129,35 @@ public final class PostgresStore: VaultStore {
     }
 
     public func read<T>(_ body: (any StoreReading) throws -> T) throws -> T {
-        try withConnection { connection in
-            let tx = PostgresTransaction(connection: connection, logger: logger, memo: TransactionMemo())
-            try tx.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            do {
-                let result = try body(tx)
-                try tx.execute("COMMIT")
-                return result
-            } catch {
-                Self.rollBack(tx)
-                throw error
-            }
-        }
+        try transaction(opening: ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"], body)
     }
 
     public func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
-        try transaction(chained: true, body)
+        // Every node's batches queue at the head row, one at a time: see the type's comment.
+        try transaction(opening: writeOpening + ["SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE"], body)
     }
 
     public func writeUnchained<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
-        try transaction(chained: false, body)
+        try transaction(opening: writeOpening, claimsRows: true, body)
     }
 
-    private func transaction<T>(chained: Bool, _ body: (any StoreWriting) throws -> T) throws -> T {
+    private var writeOpening: [String] {
+        durability == .normal ? ["BEGIN", "SET LOCAL synchronous_commit = off"] : ["BEGIN"]
+    }
+
+    /// One transaction on a leased connection: `opening` is sent without waiting (the
+    /// connection runs it in order before the body's first statement, whose answer settles it);
+    /// a reply is sent only after COMMIT returned, so the commit is durable (or, with `normal`,
+    /// at least accepted by the server).
+    private func transaction<T>(
+        opening: [String], claimsRows: Bool = false, _ body: (PostgresTransaction) throws -> T
+    ) throws -> T {
         try withConnection { connection in
             let tx = PostgresTransaction(
-                connection: connection, logger: logger, memo: TransactionMemo(), claimsRows: !chained)
-            // Sent without waiting: the connection runs them in order before the body's first
-            // statement, whose answer settles them.
-            tx.send("BEGIN")
+                connection: connection, logger: logger, memo: TransactionMemo(), claimsRows: claimsRows)
+            for statement in opening { tx.send(PostgresQuery(unsafeSQL: statement)) }
             do {
-                if durability == .normal { tx.send("SET LOCAL synchronous_commit = off") }
-                // Every node's batches queue here, one at a time: see the type's comment.
-                if chained { tx.send("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE") }
                 let result = try body(tx)
-                // A reply is sent only after this returns: the commit is durable (or, with
-                // `normal`, at least accepted by the server).
                 try tx.execute("COMMIT")
                 return result
             } catch {
