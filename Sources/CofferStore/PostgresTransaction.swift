@@ -48,21 +48,21 @@ struct PostgresTransaction: StoreWriting {
         let loop = connection.eventLoop
         let result = loop.makePromise(of: PostgresQueryResult.self)
         answer.cascade(to: result)
+        // One timer per statement does both watches: the connection closed, or (whatever else
+        // goes wrong) no answer within `statementDeadline`, after which the connection is closed
+        // (the pool replaces it) and the command fails.
+        let started = NIODeadline.now()
         let watch = loop.scheduleRepeatedTask(initialDelay: closedCheck, delay: closedCheck) { _ in
             // A second completion of the promise (the answer after all) is ignored by NIO.
-            if connection.isClosed { result.fail(StoreError("the connection to PostgreSQL was closed")) }
+            if connection.isClosed {
+                result.fail(StoreError("the connection to PostgreSQL was closed"))
+            } else if NIODeadline.now() - started > statementDeadline {
+                result.fail(
+                    StoreError("PostgreSQL did not answer within \(statementDeadline.nanoseconds / 1_000_000_000) s"))
+                connection.close().whenComplete { _ in }
+            }
         }
-        // And whatever else goes wrong, no statement is waited for longer than this: the
-        // connection is closed (the pool replaces it) and the command fails.
-        let deadline = loop.scheduleTask(in: statementDeadline) {
-            result.fail(
-                StoreError("PostgreSQL did not answer within \(statementDeadline.nanoseconds / 1_000_000_000) s"))
-            connection.close().whenComplete { _ in }
-        }
-        result.futureResult.whenComplete { _ in
-            watch.cancel()
-            deadline.cancel()
-        }
+        result.futureResult.whenComplete { _ in watch.cancel() }
         return result.futureResult
     }
 

@@ -43,12 +43,7 @@ struct Migrate: ParsableCommand {
         ))
     var keys: String?
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "Dev vaults of one share only: unseal from this share file (mode 0600; default: $COFFER_UNSEAL_FILE). Not dual control.",
-            valueName: "file"))
-    var unsealFile: String?
+    @OptionGroup var unseal: UnsealFileOption
 
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -60,8 +55,7 @@ struct Migrate: ParsableCommand {
             throw ValidationError("--to: \(error)")
         }
         var source = VaultConfiguration(dataDirectory: from, keyDirectory: keys)
-        let shareFile = unsealFile ?? environment["COFFER_UNSEAL_FILE"]
-        source.unsealer = Unsealing.unsealer(file: shareFile?.isEmpty == false ? shareFile : nil)
+        source.unsealer = Unsealing.unsealer(file: unseal.path)
         let summary = try reportingErrors { try Vault.migrate(from: source, to: destination) }
         note(
             "coffer: migrated \(from) to \(destination): \(summary); every field and token opened and the audit trail verified; MIGRATE appended. Start the nodes with coffer serve --store and the same key directory"

@@ -23,18 +23,10 @@ struct VaultOptions: ParsableArguments {
         help: ArgumentHelp("A JSON policy file of role grants (default: the built-in roles).", valueName: "file"))
     var policy: String?
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "Dev vaults of one share only: unseal from this share file (mode 0600; default: $COFFER_UNSEAL_FILE). Not dual control.",
-            valueName: "file"))
-    var unsealFile: String?
+    @OptionGroup var unseal: UnsealFileOption
 
     /// The share file, if one is given, for the vault's root key.
-    var unsealFilePath: String? {
-        let path = unsealFile ?? ProcessInfo.processInfo.environment["COFFER_UNSEAL_FILE"]
-        return path?.isEmpty == false ? path : nil
-    }
+    var unsealFilePath: String? { unseal.path }
 
     func resolved() throws -> VaultConfiguration {
         let environment = ProcessInfo.processInfo.environment
@@ -70,6 +62,22 @@ struct VaultOptions: ParsableArguments {
         }
         configuration.unsealer = Unsealing.unsealer(file: unsealFilePath)
         return configuration
+    }
+}
+
+/// `--unseal-file`, shared by every command that opens a vault.
+struct UnsealFileOption: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Dev vaults of one share only: unseal from this share file (mode 0600; default: $COFFER_UNSEAL_FILE). Not dual control.",
+            valueName: "file"))
+    var unsealFile: String?
+
+    /// The share file, if one is given.
+    var path: String? {
+        let path = unsealFile ?? ProcessInfo.processInfo.environment["COFFER_UNSEAL_FILE"]
+        return path?.isEmpty == false ? path : nil
     }
 }
 
