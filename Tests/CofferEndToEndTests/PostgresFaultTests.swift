@@ -59,7 +59,9 @@ import Testing
         #expect(load.stop(), "a writer's call hangs")
 
         let failures = load.failures
-        #expect(!failures.isEmpty, "no client noticed the outage")
+        // A fast restart can fall between two batches: the pool replaces its connections and no
+        // command fails, which is as it should be. A stop held down must be noticed (checked
+        // above, while it is down).
         // No write that began after PostgreSQL was gone was acknowledged before it came back.
         let impossible = outage == .restart ? [] : load.acknowledgedCalls.filter { $0.started > down && $0.ended < up }
         #expect(impossible.isEmpty, "\(impossible.count) writes acknowledged while PostgreSQL was down")
