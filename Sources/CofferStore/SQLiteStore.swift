@@ -39,6 +39,11 @@ public final class SQLiteStore: VaultStore {
         let oldMask = umask(0o077)
         defer { umask(oldMask) }
         pool = try DatabasePool(path: path, configuration: config)
+        // GRDB's pool turns on WAL after `prepareDatabase` has run, and sets the writer to
+        // `synchronous = NORMAL` as it does so: without this, `full` never fsynced a commit.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
         let migrator = SQLiteSchema.migrator
         let before = try pool.read { try migrator.appliedIdentifiers($0) }
         try migrator.migrate(pool)
@@ -47,6 +52,11 @@ public final class SQLiteStore: VaultStore {
     }
 
     private let checkpointer: Checkpointer
+
+    /// The writer connection's `PRAGMA synchronous` (0 off, 1 normal, 2 full), for tests.
+    public func writerSynchronous() throws -> Int {
+        try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+    }
     public let clientMACsNeeded: Bool
 
     public func read<T>(_ body: (any StoreReading) throws -> T) throws -> T {

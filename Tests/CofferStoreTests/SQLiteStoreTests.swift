@@ -26,6 +26,21 @@ import Testing
         }.count
     }
 
+    /// `full` must fsync every commit: GRDB's pool set its writer back to NORMAL after our
+    /// setup had run, so `--durability full` was silently `normal` (no fsync per commit).
+    @Test(arguments: [(StoreDurability.full, 2), (StoreDurability.normal, 1)])
+    func theWriterCommitsWithTheDurabilityAskedFor(durability: StoreDurability, pragma: Int) throws {
+        let path = directory + "/\(durability.rawValue).db"
+        let store = try SQLiteStore(path: path, durability: durability)
+        defer { try? store.close() }
+        #expect(try store.writerSynchronous() == pragma)
+        // And again when an existing file is opened.
+        try store.close()
+        let reopened = try SQLiteStore(path: path, durability: durability, create: false)
+        defer { try? reopened.close() }
+        #expect(try reopened.writerSynchronous() == pragma)
+    }
+
     /// A store dropped without `close()` (an error path, a test) closes its files: its checkpoint
     /// thread used to hold the checkpointer, and its connection, for the life of the process.
     @Test func aStoreReleasedWithoutCloseClosesItsFiles() throws {
