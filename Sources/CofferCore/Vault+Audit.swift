@@ -22,27 +22,33 @@ public struct Call<T: Sendable>: Sendable {
     let caller: Caller
     let subject: String?
     let fields: [String]
+    /// The body writes nothing (GET, EXISTS, FIND, EXPORT): if it fails there is nothing to roll
+    /// back, so it runs without a savepoint of its own and only its audit entry is written.
+    let readOnly: Bool
     let body: @Sendable (any StoreWriting, inout AuditDraft) throws -> T
 
     init(
-        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
+        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [], readOnly: Bool = false,
         _ body: @escaping @Sendable (any StoreWriting, inout AuditDraft) throws -> T
     ) {
         self.command = command
         self.caller = caller
         self.subject = subject
         self.fields = fields
+        self.readOnly = readOnly
         self.body = body
     }
 }
 
 extension Vault {
     func run<T: Sendable>(_ call: Call<T>) throws -> T {
-        try audited(call.command, call.caller, subject: call.subject, fields: call.fields, call.body)
+        try audited(
+            call.command, call.caller, subject: call.subject, fields: call.fields, readOnly: call.readOnly, call.body)
     }
 
     func run<T: Sendable>(_ call: Call<T>) async throws -> T {
-        try await audited(call.command, call.caller, subject: call.subject, fields: call.fields, call.body)
+        try await audited(
+            call.command, call.caller, subject: call.subject, fields: call.fields, readOnly: call.readOnly, call.body)
     }
 
     /// Runs `call` in the next group-commit batch and calls `completion` on `executor` once
@@ -53,7 +59,12 @@ extension Vault {
         completion: @escaping @Sendable (Result<T, VaultError>) -> Void
     ) {
         let draft = auditDraft(call.command, call.caller, subject: call.subject, fields: call.fields)
-        committer.submit(ownSavepoint: true, on: executor, { tx in self.auditedUnit(tx, draft, call.body) }) {
+        committer.submit(
+            ownSavepoint: true, on: executor,
+            { tx in
+                self.auditedUnit(tx, draft, readOnly: call.readOnly, call.body)
+            }
+        ) {
             switch $0 {
             case .success(.success(let value)): completion(.success(value))
             case .success(.failure(let error)), .failure(let error): completion(.failure(Self.mapped(error)))
@@ -69,23 +80,25 @@ extension Vault {
     /// Subject ids and field names go into the entry only once validated, so a mistyped email
     /// in place of an id never reaches the trail.
     func audited<T: Sendable>(
-        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
+        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [], readOnly: Bool = false,
         _ body: @escaping @Sendable (any StoreWriting, inout AuditDraft) throws -> T
     ) throws -> T {
         let draft = auditDraft(command, caller, subject: subject, fields: fields)
         return try Self.storageCall {
-            try committer.perform(ownSavepoint: true) { tx in self.auditedUnit(tx, draft, body) }
+            try committer.perform(ownSavepoint: true) { tx in self.auditedUnit(tx, draft, readOnly: readOnly, body) }
         }.get()
     }
 
     /// The same, for async callers (the server): the calling task is suspended, not a thread.
     func audited<T: Sendable>(
-        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [],
+        _ command: String, _ caller: Caller, subject: String? = nil, fields: [String] = [], readOnly: Bool = false,
         _ body: @escaping @Sendable (any StoreWriting, inout AuditDraft) throws -> T
     ) async throws -> T {
         let draft = auditDraft(command, caller, subject: subject, fields: fields)
         do {
-            return try await committer.perform(ownSavepoint: true) { tx in self.auditedUnit(tx, draft, body) }.get()
+            return try await committer.perform(ownSavepoint: true) { tx in
+                self.auditedUnit(tx, draft, readOnly: readOnly, body)
+            }.get()
         } catch let error as VaultError {
             throw error
         } catch {
@@ -117,24 +130,25 @@ extension Vault {
     /// One command inside a group-commit batch. The command and its entry share a savepoint;
     /// if the command fails, its savepoint is rolled back and the failure's entry is appended
     /// instead. The outcome is returned, not thrown, so the failure's entry commits with the
-    /// batch.
+    /// batch. A read-only body has nothing to roll back, and where a failed statement undoes only
+    /// itself (SQLite) the store runs it without a savepoint (`readingSavepoint`).
     private func auditedUnit<T>(
-        _ tx: any StoreWriting, _ initial: AuditDraft,
+        _ tx: any StoreWriting, _ initial: AuditDraft, readOnly: Bool,
         _ body: (any StoreWriting, inout AuditDraft) throws -> T
     ) -> Result<T, any Error> {
         var draft = initial
         var bodyFailed = false
+        func unit() throws -> T {
+            let result: T
+            do { result = try body(tx, &draft) } catch {
+                bodyFailed = true
+                throw error
+            }
+            try audit.append(draft, in: tx)
+            return result
+        }
         do {
-            return .success(
-                try tx.savepoint {
-                    let result: T
-                    do { result = try body(tx, &draft) } catch {
-                        bodyFailed = true
-                        throw error
-                    }
-                    try audit.append(draft, in: tx)
-                    return result
-                })
+            return .success(try readOnly ? tx.readingSavepoint(unit) : tx.savepoint(unit))
         } catch {
             guard bodyFailed else {
                 logger.error(
@@ -144,7 +158,8 @@ extension Vault {
             }
             draft.outcome = AuditOutcome(error)
             do {
-                _ = try tx.savepoint { try audit.append(draft, in: tx) }
+                let append = { [audit, draft] in try audit.append(draft, in: tx) }
+                _ = try readOnly ? tx.readingSavepoint(append) : tx.savepoint(append)
             } catch {
                 logger.error(
                     "audit entry of a failed command could not be written", metadata: ["command": "\(draft.command)"])

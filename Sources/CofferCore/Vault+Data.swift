@@ -66,7 +66,7 @@ extension Vault {
     }
 
     public func getCall(subject: String, fields names: [String], as caller: Caller) -> Call<[[UInt8]?]> {
-        Call("GET", caller, subject: subject, fields: names) { [self] tx, draft in
+        Call("GET", caller, subject: subject, fields: names, readOnly: true) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             try Self.refuseDuplicates(names, "GET")
@@ -87,7 +87,7 @@ extension Vault {
     }
 
     public func exportCall(subject: String, as caller: Caller) -> Call<[(field: String, value: [UInt8])]> {
-        Call("EXPORT", caller, subject: subject) { [self] tx, draft in
+        Call("EXPORT", caller, subject: subject, readOnly: true) { [self] tx, draft in
             let role = try resolve(caller, in: tx, recordingIn: &draft)
             try SubjectID.validate(subject)
             var needsPurpose = false
@@ -199,7 +199,7 @@ extension Vault {
     }
 
     public func findCall(_ kind: IndexKind, value: [UInt8], as caller: Caller) -> Call<[String]> {
-        Call("FIND", caller, fields: [kind.rawValue]) { [self] tx, draft in
+        Call("FIND", caller, fields: [kind.rawValue], readOnly: true) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.find), "FIND")
             let field = try FieldCatalogue.field(named: kind.rawValue)
             let normalized = try FieldValidator.normalize(value, for: field)
@@ -216,7 +216,7 @@ extension Vault {
     }
 
     public func existsCall(subject: String, as caller: Caller) -> Call<Bool> {
-        Call("EXISTS", caller, subject: subject) { [self] tx, draft in
+        Call("EXISTS", caller, subject: subject, readOnly: true) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.exists), "EXISTS")
             try SubjectID.validate(subject)
             return try tx.subjectKey(subject) != nil

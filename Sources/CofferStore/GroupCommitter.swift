@@ -32,13 +32,26 @@ public final class GroupCommitter: Sendable {
     /// Commands per transaction: how well group commit is sharing fsyncs.
     private let batchSizes = Recorder(label: "coffer_commit_batch_size")
 
-    /// Starts the committer's thread.
+    /// Batches committed but not yet synced, oldest first, with the error of any that failed.
+    private let syncQueue = Mutex(SyncState())
+    private let syncWake = DispatchSemaphore(value: 0)
+    private let syncFinished = DispatchSemaphore(value: 0)
+
+    private struct SyncState {
+        var batches: [(jobs: [Job], error: (any Error)?)] = []
+        var stopped = false
+    }
+
+    /// Starts the committer's thread, and the thread that fsyncs what it committed.
     public init(store: any VaultStore, maximumBatch: Int = 512) {
         self.store = store
         self.maximumBatch = maximumBatch
         let thread = Thread { [self] in self.loop() }
         thread.name = "coffer-commit"
         thread.start()
+        let syncer = Thread { [self] in self.syncLoop() }
+        syncer.name = "coffer-sync"
+        syncer.start()
     }
 
     /// Runs `body` in the next batch and waits, blocking this thread, until the batch is durable.
@@ -129,16 +142,53 @@ public final class GroupCommitter: Sendable {
                 batchSizes.record(jobs.count)
                 // Waking the waiters (50 task resumptions for 50 clients) is handed to another
                 // thread, so this one can start the next batch at once.
+                // The batch's fsync runs on the sync thread while this one starts the next
+                // batch: a batch's CPU work and the last batch's fsync overlap.
                 do {
-                    try store.write { tx in for job in jobs { job.run(tx) } }
-                    complete(jobs, nil)
+                    try store.writeDeferringSync { tx in for job in jobs { job.run(tx) } }
+                    handToSync(jobs, nil)
                     store.boundLog()
                 } catch {
-                    complete(jobs, error)
+                    handToSync(jobs, error)
                 }
             }
             if stop {
+                syncQueue.withLock { $0.stopped = true }
+                syncWake.signal()
+                syncFinished.wait()
                 finished.signal()
+                return
+            }
+        }
+    }
+
+    private func handToSync(_ jobs: [Job], _ error: (any Error)?) {
+        syncQueue.withLock { $0.batches.append((jobs, error)) }
+        syncWake.signal()
+    }
+
+    /// One fsync covers every batch committed before it began, however many queued up while
+    /// the last one ran. Batches complete in commit order; a batch whose commit failed needs
+    /// no sync but still waits its turn. If the fsync fails, no batch it covers is
+    /// acknowledged: each of their commands fails.
+    private func syncLoop() {
+        while true {
+            syncWake.wait()
+            let (batches, stop) = syncQueue.withLock { state in
+                defer { state.batches.removeAll() }
+                return (state.batches, state.stopped)
+            }
+            if !batches.isEmpty {
+                // Each signal stands for one batch; consume the extra ones taken here.
+                for _ in 1..<batches.count { syncWake.wait() }
+                var syncError: (any Error)?
+                if batches.contains(where: { $0.error == nil }) {
+                    do { try store.syncCommitted() } catch { syncError = error }
+                }
+                for batch in batches { complete(batch.jobs, batch.error ?? syncError) }
+            }
+            if stop && syncQueue.withLock({ $0.batches.isEmpty }) {
+                syncFinished.signal()
                 return
             }
         }

@@ -120,6 +120,9 @@ struct PostgresTransaction: StoreWriting {
 
     /// One per command on the hot path. SAVEPOINT is sent without waiting; RELEASE is awaited,
     /// so a failed audit INSERT (sent without waiting) fails its own command, not a later one.
+    /// Any failed statement aborts a PostgreSQL transaction, so even a read takes a savepoint.
+    func readingSavepoint<T>(_ body: () throws -> T) throws -> T { try savepoint(body) }
+
     func savepoint<T>(_ body: () throws -> T) throws -> T {
         send("SAVEPOINT unit")
         let result: T

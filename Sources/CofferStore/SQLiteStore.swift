@@ -49,7 +49,23 @@ public final class SQLiteStore: VaultStore {
         try migrator.migrate(pool)
         clientMACsNeeded = !before.isEmpty && !before.contains(SQLiteSchema.clientMACMigration)
         checkpointer = try Checkpointer(path: path)
+        self.durability = durability
+        // The pool has made the log (GRDB keeps a non-empty one), and the file lives as long
+        // as the pool: SQLite removes it only when the last connection closes.
+        walDescriptor = Foundation.open(path + "-wal", O_RDONLY | O_CLOEXEC)
+        guard walDescriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            try? pool.close()
+            throw StoreError("cannot open the write-ahead log \(path)-wal: \(reason)")
+        }
     }
+
+    deinit { Foundation.close(walDescriptor) }
+
+    private let durability: StoreDurability
+    /// The write-ahead log, opened once: `fdatasync` on it makes durable every frame written
+    /// to the file by any descriptor (Linux syncs the file, not the descriptor).
+    private let walDescriptor: Int32
 
     private let checkpointer: Checkpointer
 
@@ -65,6 +81,40 @@ public final class SQLiteStore: VaultStore {
 
     public func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
         try pool.write { db in try body(SQLiteTransaction(db: db, memo: TransactionMemo())) }
+    }
+
+    /// The commit writes its frames to the log without fsync (`synchronous = NORMAL` for this
+    /// transaction only); `syncCommitted` then fsyncs them, off the writer's thread. After
+    /// the sync, the log holds every frame of the transaction and of all before it, so
+    /// recovery after a power loss replays them: the same guarantee as `synchronous = FULL`.
+    /// Checkpoints still sync the log before they copy it and the database file after.
+    public func writeDeferringSync<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
+        guard durability == .full else { return try write(body) }
+        return try pool.writeWithoutTransaction { db in
+            try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+            let outcome = Result {
+                var result: T?
+                try db.inTransaction {
+                    result = try body(SQLiteTransaction(db: db, memo: TransactionMemo()))
+                    return .commit
+                }
+                // `inTransaction` returns only after the body ran and the commit succeeded.
+                guard let result else { throw StoreError("the transaction produced no result") }
+                return result
+            }
+            // Every other write on this connection must fsync its own commit again.
+            try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+            return try outcome.get()
+        }
+    }
+
+    public func syncCommitted() throws {
+        guard durability == .full else { return }
+        while fdatasync(walDescriptor) != 0 {
+            guard errno == EINTR else {
+                throw StoreError("fsync of the write-ahead log failed: \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     /// One writer at a time already: the rewrap's batches are ordinary writes.

@@ -37,12 +37,23 @@ extension SQLiteTransaction {
     }
 
     func appendAudit(_ record: AuditRecord) throws {
-        let statement = try db.cachedStatement(
-            sql: "INSERT INTO audit (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        try statement.execute(arguments: [
-            record.seq, record.at, record.client, record.role, record.origin, record.command, record.subject,
-            record.fields, record.outcome, Data(record.mac), record.purpose, record.ticket,
-        ])
+        try RawStatement.run(
+            db, "INSERT INTO audit (\(Self.auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ) { statement in
+            try statement.bind(1, record.seq)
+            try statement.bind(2, record.at)
+            try statement.bind(3, record.client)
+            try statement.bind(4, record.role)
+            try statement.bind(5, record.origin)
+            try statement.bind(6, record.command)
+            try statement.bind(7, record.subject)
+            try statement.bind(8, record.fields)
+            try statement.bind(9, record.outcome)
+            try statement.bind(10, record.mac)
+            try statement.bind(11, record.purpose)
+            try statement.bind(12, record.ticket)
+            _ = try statement.step()
+        }
         // Only the entry just inserted can be the head: the chain appends in `seq` order.
         memo.lastAudit = .some((record.seq, record.mac))
     }

@@ -28,39 +28,55 @@ struct SQLiteTransaction: StoreWriting {
     /// Savepoints through cached statements: one per command on the hot path, where GRDB's
     /// `inSavepoint` would compile its SQL each time.
     func savepoint<T>(_ body: () throws -> T) throws -> T {
-        try db.cachedStatement(sql: "SAVEPOINT unit").execute()
+        try execute("SAVEPOINT unit")
         let result: T
         do {
             result = try body()
         } catch {
             memo.forget()
-            try? db.cachedStatement(sql: "ROLLBACK TO unit").execute()
-            try? db.cachedStatement(sql: "RELEASE unit").execute()
+            try? execute("ROLLBACK TO unit")
+            try? execute("RELEASE unit")
             throw error
         }
-        try db.cachedStatement(sql: "RELEASE unit").execute()
+        try execute("RELEASE unit")
         return result
+    }
+
+    func readingSavepoint<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch {
+            // Whatever it read may be stale now that its statement failed.
+            memo.forget()
+            throw error
+        }
+    }
+
+    private func execute(_ sql: String) throws {
+        _ = try RawStatement.run(db, sql) { try $0.step() }
     }
 
     func subjectKey(_ subject: String) throws -> WrappedKey? {
-        let statement = try db.cachedStatement(sql: "SELECT kek_version, wrapped_dek FROM subject WHERE id = ?")
-        guard let row = try Row.fetchOne(statement, arguments: [subject]) else { return nil }
-        let version: Int64 = row[0]
-        let sealed: Data = row[1]
-        return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: version), sealed: [UInt8](sealed))
+        try RawStatement.run(db, "SELECT kek_version, wrapped_dek FROM subject WHERE id = ?") { statement in
+            try statement.bind(1, subject)
+            guard try statement.step() else { return nil }
+            return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: statement.int64(0)), sealed: statement.bytes(1))
+        }
     }
 
     func sealedFields(_ subject: String, names: [String]) throws -> [String: SealedField] {
-        let statement = try db.cachedStatement(
-            sql: "SELECT sealed, write_seq FROM field WHERE subject_id = ? AND name = ?")
-        var result: [String: SealedField] = [:]
-        for name in names where result[name] == nil {
-            if let row = try Row.fetchOne(statement, arguments: [subject, name]) {
-                let sealed: Data = row[0]
-                result[name] = SealedField(sealed: [UInt8](sealed), writeSeq: row[1])
+        try RawStatement.run(db, "SELECT sealed, write_seq FROM field WHERE subject_id = ? AND name = ?") {
+            statement in
+            var result: [String: SealedField] = [:]
+            try statement.bind(1, subject)
+            for name in names where result[name] == nil {
+                try statement.bind(2, name)
+                if try statement.step() {
+                    result[name] = SealedField(
+                        sealed: statement.bytes(0), writeSeq: statement.isNull(1) ? nil : statement.int64(1))
+                }
+                statement.reset()
             }
+            return result
         }
-        return result
     }
 
     func allSealedFields(_ subject: String) throws -> [(name: String, field: SealedField)] {

@@ -9,6 +9,12 @@ public protocol VaultStore: AnyObject, Sendable {
     func read<T>(_ body: (any StoreReading) throws -> T) throws -> T
     /// Runs `body` in a write transaction: everything it writes commits together, or nothing does.
     func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T
+    /// Like `write`, but the commit need not be on disk yet when it returns: the caller calls
+    /// `syncCommitted()` (from any thread) before it acknowledges anything the transaction did.
+    /// The group committer uses it to run the next batch while the last one's fsync runs.
+    func writeDeferringSync<T>(_ body: (any StoreWriting) throws -> T) throws -> T
+    /// Makes every transaction committed so far through `writeDeferringSync` durable.
+    func syncCommitted() throws
     /// The same, for a transaction that appends nothing to the audit chain (the rewrap): on a
     /// shared store it does not queue behind the chain's head, and the rows it reads to update
     /// (`subjectsNotWrapped`) are claimed so that nodes never take the same ones.
@@ -45,6 +51,12 @@ public protocol VaultStore: AnyObject, Sendable {
     func backup(into path: String) throws -> [UInt32]
     /// Finishes background work and closes every connection. Idempotent.
     func close() throws
+}
+
+extension VaultStore {
+    /// A store whose commits are durable when they return (PostgreSQL waits for its COMMIT).
+    public func writeDeferringSync<T>(_ body: (any StoreWriting) throws -> T) throws -> T { try write(body) }
+    public func syncCommitted() throws {}
 }
 
 /// How hard a commit is pushed to disk. `full` (the default) makes every acknowledged write
@@ -123,6 +135,11 @@ public protocol StoreReading {
 public protocol StoreWriting: StoreReading {
     /// Runs `body` in a savepoint: if it throws, only its own changes are rolled back.
     func savepoint<T>(_ body: () throws -> T) throws -> T
+    /// The same for a body that writes one row at most (a read and its audit entry): SQLite
+    /// undoes a failed statement by itself, so it runs the body without a savepoint (two
+    /// statements fewer per GET); PostgreSQL aborts the whole transaction on any failed
+    /// statement, so it takes one.
+    func readingSavepoint<T>(_ body: () throws -> T) throws -> T
     func insertSubject(_ subject: String, key: WrappedKey) throws
     func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws
     func deleteFields(subject: String, names: [String]) throws -> Int
