@@ -313,6 +313,10 @@ extension Vault {
         }
     }
 
+    /// Command batches committed so far. The rewrap loop compares it across a batch of its own:
+    /// if it moved, commands were kept waiting for the writer meanwhile.
+    public var commandBatchesCommitted: Int { committer.batchesCommitted }
+
     /// Rewraps up to `limit` DEKs that are not under the current KEK, in one transaction. Only
     /// the 32-byte DEKs are unwrapped and re-sealed; no field value is decrypted. Returns how
     /// many were rewrapped (0 when none remain). Safe to stop at any moment: each batch commits

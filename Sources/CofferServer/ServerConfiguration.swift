@@ -36,7 +36,7 @@ public struct ServerConfiguration: Sendable {
         maximumAnonymousClients: Int? = nil,
         connection: ConnectionLimits = ConnectionLimits(),
         idleTimeoutSeconds: Int64 = 300,
-        rewrapBatchSize: Int = 1000,
+        rewrapBatchSize: Int = 250,
         workerThreads: Int = 4,
         metrics: MetricsEndpoint? = nil,
         onReady: @escaping @Sendable ([String]) -> Void = { _ in }

@@ -29,6 +29,10 @@ public final class GroupCommitter: Sendable {
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let completions = DispatchQueue(label: "coffer.commit.completions")
+    private let committed = Atomic<Int>(0)
+    /// How many batches have been committed so far: background work (the rewrap) that sees it
+    /// move knows that commands were waiting for the writer, and yields to them.
+    public var batchesCommitted: Int { committed.load(ordering: .relaxed) }
     /// Commands per transaction: how well group commit is sharing fsyncs.
     private let batchSizes = Recorder(label: "coffer_commit_batch_size")
 
@@ -146,6 +150,7 @@ public final class GroupCommitter: Sendable {
                 // batch: a batch's CPU work and the last batch's fsync overlap.
                 do {
                     try store.writeDeferringSync { tx in for job in jobs { job.run(tx) } }
+                    committed.add(1, ordering: .relaxed)
                     handToSync(jobs, nil)
                     store.boundLog()
                 } catch {

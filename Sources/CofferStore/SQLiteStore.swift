@@ -117,8 +117,13 @@ public final class SQLiteStore: VaultStore {
         }
     }
 
-    /// One writer at a time already: the rewrap's batches are ordinary writes.
-    public func writeUnchained<T>(_ body: (any StoreWriting) throws -> T) throws -> T { try write(body) }
+    /// One writer at a time already: the rewrap's batches are ordinary writes, except that
+    /// their fsync runs after the writer is free again, so serving batches do not wait for it.
+    public func writeUnchained<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
+        let result = try writeDeferringSync(body)
+        try syncCommitted()
+        return result
+    }
 
     public func withKeyChangeLock<T>(_ body: () throws -> T) throws -> T { try body() }
 

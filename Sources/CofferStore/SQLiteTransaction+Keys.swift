@@ -40,8 +40,12 @@ extension SQLiteTransaction {
     }
 
     func updateSubjectKey(_ subject: String, key: WrappedKey) throws {
-        let statement = try db.cachedStatement(sql: "UPDATE subject SET kek_version = ?, wrapped_dek = ? WHERE id = ?")
-        try statement.execute(arguments: [Int64(key.kekVersion), Data(key.sealed), subject])
+        try RawStatement.run(db, "UPDATE subject SET kek_version = ?, wrapped_dek = ? WHERE id = ?") { statement in
+            try statement.bind(1, Int64(key.kekVersion))
+            try statement.bind(2, key.sealed)
+            try statement.bind(3, subject)
+            _ = try statement.step()
+        }
     }
 
     /// `secure_delete` and the WAL wipe leave nothing of a shredded subject in the vault's files.

@@ -93,7 +93,7 @@ struct Serve: AsyncParsableCommand {
     var durability = "full"
 
     @Option(name: .long, help: "Data keys rewrapped per transaction after a KEK rotation.")
-    var rewrapBatch = 1000
+    var rewrapBatch = 250
 
     @Option(
         name: .long,
