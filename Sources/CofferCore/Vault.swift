@@ -19,6 +19,10 @@ public final class Vault: Sendable {
     let pendingWipes = Mutex<[String]>([])
     /// Clients running a long command (AUDIT.VERIFY) right now.
     let longCommands = Mutex<Set<String>>([])
+    /// Client rows whose MAC has been checked, by every column the MAC covers plus the MAC:
+    /// a row that differs in any of them is not in here and is checked again. Saves a keyed hash
+    /// per command (every command resolves its caller). Bounded: emptied when it grows past 1,024.
+    let verifiedClientRows = Mutex<Set<VerifiedClientRow>>([])
     public let rewrapProgress = RewrapProgress()
     /// Sealed or not, for INFO and `/health`; always unsealed until a sealed start exists.
     let logger: Logger
