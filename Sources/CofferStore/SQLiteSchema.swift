@@ -140,6 +140,25 @@ enum SQLiteSchema {
                     ALTER TABLE audit ADD COLUMN ticket TEXT CHECK (ticket IS NULL OR length(ticket) BETWEEN 1 AND 64);
                     """)
         }
+        migrator.registerMigration("v8-field-without-rowid") { db in
+            // Every GET and PUT finds fields by (subject_id, name). As a rowid table that was two
+            // B-tree searches (the primary-key index, then the row); clustered on its key, one.
+            // The old table's pages are zeroed as it is dropped (`secure_delete`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE field_v8 (
+                        subject_id TEXT NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+                        sealed BLOB NOT NULL CHECK (length(sealed) > 40),
+                        write_seq INTEGER CHECK (write_seq IS NULL OR write_seq > 0),
+                        PRIMARY KEY (subject_id, name)
+                    ) WITHOUT ROWID;
+                    INSERT INTO field_v8 (subject_id, name, sealed, write_seq)
+                        SELECT subject_id, name, sealed, write_seq FROM field ORDER BY subject_id, name;
+                    DROP TABLE field;
+                    ALTER TABLE field_v8 RENAME TO field;
+                    """)
+        }
         return migrator
     }
 
