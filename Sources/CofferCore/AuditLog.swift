@@ -90,18 +90,30 @@ struct AuditLog: Sendable {
     }
 
     func mac(previous: [UInt8], _ record: AuditRecord) throws -> [UInt8] {
-        var parts: [[UInt8]] = [
-            previous, Array(String(record.seq).utf8), Array(record.at.utf8), Array(record.client.utf8),
-            Array(record.role.utf8), Array(record.origin.utf8), Array(record.command.utf8),
-            record.subject.map { [1] + Array($0.utf8) } ?? [0], Array(record.fields.utf8), Array(record.outcome.utf8),
-        ]
-        var label = Self.label
-        if record.purpose != nil || record.ticket != nil {
-            label = Self.labelWithPurpose
-            parts.append(record.purpose.map { [1] + Array($0.utf8) } ?? [0])
-            parts.append(record.ticket.map { [1] + Array($0.utf8) } ?? [0])
+        let withPurpose = record.purpose != nil || record.ticket != nil
+        return try key.withUnsafeBytes { key in
+            try KeyedHash.hash(key: key, label: withPurpose ? Self.labelWithPurpose : Self.label) { message in
+                message.part(previous)
+                message.part(String(record.seq).utf8)
+                message.part(record.at.utf8)
+                message.part(record.client.utf8)
+                message.part(record.role.utf8)
+                message.part(record.origin.utf8)
+                message.part(record.command.utf8)
+                Self.optional(record.subject, into: &message)
+                message.part(record.fields.utf8)
+                message.part(record.outcome.utf8)
+                if withPurpose {
+                    Self.optional(record.purpose, into: &message)
+                    Self.optional(record.ticket, into: &message)
+                }
+            }
         }
-        return try key.withUnsafeBytes { try KeyedHash.hash(key: $0, label: label, parts: parts) }
+    }
+
+    /// An optional column: 1 and its bytes, or a lone 0 (so "" and nil differ).
+    private static func optional(_ text: String?, into message: inout KeyedHash.Message) {
+        if let text { message.part(tag: 1, text.utf8) } else { message.part(tag: 0, EmptyCollection<UInt8>()) }
     }
 
     /// Appends `draft` as the next entry, inside the caller's transaction.

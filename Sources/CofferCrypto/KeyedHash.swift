@@ -37,6 +37,51 @@ public enum KeyedHash {
         guard rc == 0 else { throw CryptoError(.hashFailed) }
     }
 
+    /// The framed message of a hash, written part by part: the same bytes `parts` would give,
+    /// without an array per part (the audit MAC hashes a dozen parts for every command).
+    public struct Message {
+        fileprivate var bytes: [UInt8] = []
+
+        /// One part: its length, then its bytes.
+        public mutating func part<C: Collection<UInt8>>(_ part: C) {
+            withUnsafeBytes(of: UInt64(part.count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: part)
+        }
+
+        /// One part made of `tag` followed by `rest`, as `part([tag] + rest)` would write it.
+        public mutating func part<C: Collection<UInt8>>(tag: UInt8, _ rest: C) {
+            withUnsafeBytes(of: UInt64(rest.count + 1).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(tag)
+            bytes.append(contentsOf: rest)
+        }
+    }
+
+    /// The 32-byte hash of `label` and the parts `write` adds, as an array (values that are not
+    /// secret keys: audit MACs).
+    public static func hash(
+        key: UnsafeRawBufferPointer, label: String, capacity: Int = 256, writing write: (inout Message) -> Void
+    ) throws -> [UInt8] {
+        try Sodium.ensureInitialized()
+        guard key.count >= Int(crypto_generichash_KEYBYTES_MIN), key.count <= Int(crypto_generichash_KEYBYTES_MAX)
+        else { throw CryptoError(.wrongKeyLength) }
+        var message = Message()
+        message.bytes.reserveCapacity(capacity)
+        message.part(label.utf8)
+        write(&message)
+        defer { Random.wipe(&message.bytes) }
+        var out = [UInt8](repeating: 0, count: outputLength)
+        let rc = out.withUnsafeMutableBytes { output in
+            message.bytes.withUnsafeBytes { input in
+                crypto_generichash(
+                    output.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
+                    input.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
+                    key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
+            }
+        }
+        guard rc == 0 else { throw CryptoError(.hashFailed) }
+        return out
+    }
+
     /// The 32-byte hash as an array, for values that are not secret keys (index tags, secret hashes).
     public static func hash(key: UnsafeRawBufferPointer, label: String, parts: [[UInt8]]) throws
         -> [UInt8]

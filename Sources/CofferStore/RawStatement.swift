@@ -54,6 +54,11 @@ struct RawStatement {
 
     func bind(_ index: Int32, _ value: Int64) throws { try check(sqlite3_bind_int64(handle, index, value)) }
 
+    func bind(_ index: Int32, _ value: Int64?) throws {
+        guard let value else { return try check(sqlite3_bind_null(handle, index)) }
+        try bind(index, value)
+    }
+
     /// Steps once: true if a row is ready, false when the statement is done.
     func step() throws -> Bool {
         switch sqlite3_step(handle) {

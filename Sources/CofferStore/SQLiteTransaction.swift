@@ -120,18 +120,28 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func insertSubject(_ subject: String, key: WrappedKey) throws {
-        let statement = try db.cachedStatement(
-            sql: "INSERT INTO subject (id, kek_version, wrapped_dek) VALUES (?, ?, ?)")
-        try statement.execute(arguments: [subject, Int64(key.kekVersion), Data(key.sealed)])
+        try RawStatement.run(db, "INSERT INTO subject (id, kek_version, wrapped_dek) VALUES (?, ?, ?)") { statement in
+            try statement.bind(1, subject)
+            try statement.bind(2, Int64(key.kekVersion))
+            try statement.bind(3, key.sealed)
+            _ = try statement.step()
+        }
     }
 
     func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws {
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO field (subject_id, name, sealed, write_seq) VALUES (?, ?, ?, ?)
-                ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed, write_seq = excluded.write_seq
-                """)
-        try statement.execute(arguments: [subject, name, Data(sealed), writeSeq])
+        try RawStatement.run(
+            db,
+            """
+            INSERT INTO field (subject_id, name, sealed, write_seq) VALUES (?, ?, ?, ?)
+            ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed, write_seq = excluded.write_seq
+            """
+        ) { statement in
+            try statement.bind(1, subject)
+            try statement.bind(2, name)
+            try statement.bind(3, sealed)
+            try statement.bind(4, writeSeq)
+            _ = try statement.step()
+        }
     }
 
     func deleteFields(subject: String, names: [String]) throws -> Int {
@@ -145,12 +155,18 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func setIndexTag(subject: String, kind: String, tag: [UInt8]?) throws {
-        let delete = try db.cachedStatement(sql: "DELETE FROM blind_index WHERE subject_id = ? AND kind = ?")
-        try delete.execute(arguments: [subject, kind])
+        try RawStatement.run(db, "DELETE FROM blind_index WHERE subject_id = ? AND kind = ?") { statement in
+            try statement.bind(1, subject)
+            try statement.bind(2, kind)
+            _ = try statement.step()
+        }
         if let tag {
-            let insert = try db.cachedStatement(
-                sql: "INSERT INTO blind_index (kind, tag, subject_id) VALUES (?, ?, ?)")
-            try insert.execute(arguments: [kind, Data(tag), subject])
+            try RawStatement.run(db, "INSERT INTO blind_index (kind, tag, subject_id) VALUES (?, ?, ?)") { statement in
+                try statement.bind(1, kind)
+                try statement.bind(2, tag)
+                try statement.bind(3, subject)
+                _ = try statement.step()
+            }
         }
     }
 

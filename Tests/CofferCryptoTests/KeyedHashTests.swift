@@ -22,6 +22,27 @@ import Testing
         #expect(try hash("l", ["abc"]) != hash("l", ["ab", "c"]))
     }
 
+    /// The part-by-part form (the audit MAC's) hashes exactly what the array form does, so
+    /// entries written before it still verify.
+    @Test(arguments: [0, 1, 7, 300]) func messagesWrittenPartByPartHashAsTheirParts(size: Int) throws {
+        let text = String(repeating: "é", count: size)
+        let parts: [[UInt8]] = [
+            [UInt8](repeating: 9, count: 32), Array("12345".utf8), [1] + Array(text.utf8), [0], [], Array(text.utf8),
+        ]
+        let viaArrays = try key.withUnsafeBytes { try KeyedHash.hash(key: $0, label: "coffer.audit.v1", parts: parts) }
+        let viaMessage = try key.withUnsafeBytes {
+            try KeyedHash.hash(key: $0, label: "coffer.audit.v1", capacity: 4) { message in
+                message.part([UInt8](repeating: 9, count: 32))
+                message.part("12345".utf8)
+                message.part(tag: 1, text.utf8)
+                message.part(tag: 0, EmptyCollection<UInt8>())
+                message.part(EmptyCollection<UInt8>())
+                message.part(text.utf8)
+            }
+        }
+        #expect(viaMessage == viaArrays)
+    }
+
     @Test func constantTimeEquality() throws {
         #expect(ConstantTime.equals([1, 2, 3], [1, 2, 3]))
         #expect(!ConstantTime.equals([1, 2, 3], [1, 2, 4]))
