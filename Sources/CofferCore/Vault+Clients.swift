@@ -65,7 +65,8 @@ extension Vault {
     func checkRecord(_ record: ClientRecord) throws {
         let row = record.mac.map {
             VerifiedClientRow(
-                name: record.name, role: record.role, secretHash: record.secretHash, createdAt: record.createdAt,
+                name: record.name, role: record.role, secretHash: record.secretHash,
+                createdAt: record.createdAt.bitPattern,
                 mac: $0)
         }
         if let row, verifiedClientRows.withLock({ $0.contains(row) }) { return }
@@ -253,6 +254,7 @@ struct VerifiedClientRow: Hashable, Sendable {
     let name: String
     let role: String
     let secretHash: [UInt8]
-    let createdAt: Double
+    /// The bits the MAC covers (0.0 and -0.0 are equal as doubles, not as bits).
+    let createdAt: UInt64
     let mac: [UInt8]
 }

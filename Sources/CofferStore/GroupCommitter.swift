@@ -177,6 +177,8 @@ public final class GroupCommitter: Sendable {
     /// no sync but still waits its turn. If the fsync fails, no batch it covers is
     /// acknowledged: each of their commands fails.
     private func syncLoop() {
+        // The last reference to the vault can be dropped here too (with a batch's jobs).
+        Thread.current.threadDictionary[Self.threadMarker] = true
         while true {
             syncWake.wait()
             let (batches, stop) = syncQueue.withLock { state in
@@ -242,8 +244,9 @@ public final class GroupCommitter: Sendable {
         }
         guard !alreadyStopped else { return }
         wakeUp.signal()
-        // Called on the committer's own thread (the vault's last reference released with a
-        // finished job), waiting would wait for itself: the loop sees `stopped` and ends alone.
+        // Called on the committer's or the sync thread (the vault's last reference released
+        // with a finished batch), waiting would wait for itself: the loops see `stopped` and
+        // end alone. The vault then holds no batch, so nothing is left to commit.
         if Thread.current.threadDictionary[Self.threadMarker] != nil { return }
         finished.wait()
     }

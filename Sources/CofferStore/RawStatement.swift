@@ -10,11 +10,14 @@ import GRDBSQLite
 /// a cached statement before each use anyway) always finds it idle.
 struct RawStatement {
     private let db: Database
+    /// Held, so that the handle lives as long as this value whatever GRDB's cache does.
+    private let statement: Statement
     private let handle: SQLiteStatement
     private let sql: String
 
     private init(_ db: Database, _ statement: Statement, _ sql: String) {
         self.db = db
+        self.statement = statement
         handle = statement.sqliteStatement
         // Not `statement.sql`: GRDB trims it through Foundation on every call.
         self.sql = sql
@@ -22,6 +25,13 @@ struct RawStatement {
 
     /// Runs `body` with the statement for `sql` (prepared once per connection).
     static func run<T>(_ db: Database, _ sql: String, _ body: (RawStatement) throws -> T) throws -> T {
+        // Every raw statement belongs inside a transaction. After an I/O error SQLite may have
+        // rolled the whole transaction back; a statement run now would start and commit one of
+        // its own (GRDB's own statements check this; raw ones must too).
+        guard sqlite3_get_autocommit(db.sqliteConnection) == 0 else {
+            throw DatabaseError(
+                resultCode: .SQLITE_ABORT, message: "the transaction was rolled back by SQLite", sql: sql)
+        }
         let raw = RawStatement(db, try db.cachedStatement(sql: sql), sql)
         defer {
             sqlite3_reset(raw.handle)
@@ -35,8 +45,19 @@ struct RawStatement {
 
     func bind(_ index: Int32, _ text: String) throws {
         var text = text
-        try check(text.withUTF8 { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), Self.transient) })
+        try check(
+            text.withUTF8 { utf8 in
+                // A nil pointer would bind NULL, not "".
+                guard let base = utf8.baseAddress else {
+                    return sqlite3_bind_text(
+                        handle, index, UnsafeRawPointer(Self.empty.utf8Start).assumingMemoryBound(to: CChar.self), 0,
+                        Self.transient)
+                }
+                return sqlite3_bind_text(handle, index, base, Int32(utf8.count), Self.transient)
+            })
     }
+
+    private static let empty: StaticString = ""
 
     func bind(_ index: Int32, _ text: String?) throws {
         guard let text else { return try check(sqlite3_bind_null(handle, index)) }
@@ -45,11 +66,9 @@ struct RawStatement {
 
     func bind(_ index: Int32, _ bytes: [UInt8]) throws {
         // A zero-length blob, not NULL, even for an empty array.
+        guard !bytes.isEmpty else { return try check(sqlite3_bind_zeroblob(handle, index, 0)) }
         try check(
-            bytes.withUnsafeBytes {
-                sqlite3_bind_blob(
-                    handle, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), Self.transient)
-            })
+            bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) })
     }
 
     func bind(_ index: Int32, _ value: Int64) throws { try check(sqlite3_bind_int64(handle, index, value)) }
@@ -76,8 +95,10 @@ struct RawStatement {
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
 
     func bytes(_ column: Int32) -> [UInt8] {
+        // The pointer first, then the size, as SQLite asks.
+        let base = sqlite3_column_blob(handle, column)
         let count = Int(sqlite3_column_bytes(handle, column))
-        guard count > 0, let base = sqlite3_column_blob(handle, column) else { return [] }
+        guard count > 0, let base else { return [] }
         return [UInt8](UnsafeRawBufferPointer(start: base, count: count))
     }
 

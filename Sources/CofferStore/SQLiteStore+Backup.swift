@@ -8,6 +8,9 @@ extension SQLiteStore {
     /// (one self-contained file) and checked with `PRAGMA integrity_check`. Returns the KEK
     /// versions the copy's data keys are wrapped under.
     public func backup(into partial: String) throws -> [UInt32] {
+        // A copy never holds a commit that a power loss could still take from the vault (its
+        // audit chain would then fork from the vault's).
+        try syncCommitted()
         // SQLite's transient journal beside the copy holds page images: owner-only as well.
         let oldMask = umask(0o077)
         defer { umask(oldMask) }

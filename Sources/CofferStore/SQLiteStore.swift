@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The SQLite implementation of `VaultStore`: one WAL-mode `DatabasePool` per file, so reads
 /// run concurrently with the single writer.
@@ -63,6 +64,24 @@ public final class SQLiteStore: VaultStore {
     deinit { Foundation.close(walDescriptor) }
 
     private let durability: StoreDurability
+    /// Set for good when an fsync of the log failed (or a commit's durability could not be
+    /// restored): Linux reports a writeback error once and then marks the lost pages clean, so
+    /// a later fsync would succeed without them, and recovery after a power loss would stop at
+    /// the hole and drop every later commit with it. From then on every write and sync fails,
+    /// until the process is restarted and SQLite recovers the log from what is really on disk.
+    private let syncFailure = Mutex<String?>(nil)
+
+    /// Stops every later write and sync (see `syncFailure`); the first reason is kept.
+    func latchSyncFailure(_ reason: String) {
+        syncFailure.withLock { $0 = $0 ?? reason }
+    }
+
+    private func refuseAfterSyncFailure() throws {
+        if let reason = syncFailure.withLock({ $0 }) {
+            throw StoreError(
+                "the vault stopped writing after an fsync of its write-ahead log failed (\(reason)); restart it")
+        }
+    }
     /// The write-ahead log, opened once: `fdatasync` on it makes durable every frame written
     /// to the file by any descriptor (Linux syncs the file, not the descriptor).
     private let walDescriptor: Int32
@@ -80,7 +99,8 @@ public final class SQLiteStore: VaultStore {
     }
 
     public func write<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
-        try pool.write { db in try body(SQLiteTransaction(db: db, memo: TransactionMemo())) }
+        try refuseAfterSyncFailure()
+        return try pool.write { db in try body(SQLiteTransaction(db: db, memo: TransactionMemo())) }
     }
 
     /// The commit writes its frames to the log without fsync (`synchronous = NORMAL` for this
@@ -89,6 +109,7 @@ public final class SQLiteStore: VaultStore {
     /// recovery after a power loss replays them: the same guarantee as `synchronous = FULL`.
     /// Checkpoints still sync the log before they copy it and the database file after.
     public func writeDeferringSync<T>(_ body: (any StoreWriting) throws -> T) throws -> T {
+        try refuseAfterSyncFailure()
         guard durability == .full else { return try write(body) }
         return try pool.writeWithoutTransaction { db in
             try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
@@ -102,17 +123,25 @@ public final class SQLiteStore: VaultStore {
                 guard let result else { throw StoreError("the transaction produced no result") }
                 return result
             }
-            // Every other write on this connection must fsync its own commit again.
-            try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+            // Every other write on this connection must fsync its own commit again; if that
+            // cannot be ensured, nothing more is written.
+            do {
+                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+            } catch {
+                latchSyncFailure("synchronous = FULL could not be restored: \(error)")
+            }
             return try outcome.get()
         }
     }
 
     public func syncCommitted() throws {
+        try refuseAfterSyncFailure()
         guard durability == .full else { return }
         while fdatasync(walDescriptor) != 0 {
             guard errno == EINTR else {
-                throw StoreError("fsync of the write-ahead log failed: \(String(cString: strerror(errno)))")
+                let reason = String(cString: strerror(errno))
+                latchSyncFailure(reason)
+                throw StoreError("fsync of the write-ahead log failed: \(reason)")
             }
         }
     }
