@@ -114,7 +114,7 @@ public final class CofferServer: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.rewrapLoop(threadPool: threadPool, stopping: stopping) }
-                group.addTask { await self.auditFlushLoop(stopping: stopping) }
+                group.addTask { await self.auditFlushLoop(threadPool: threadPool, stopping: stopping) }
                 group.addTask {
                     // instantaneous_ops_per_sec: the commands of the last whole second.
                     while !stopping.isSet {
@@ -176,21 +176,28 @@ public final class CofferServer: Service, Sendable {
         }
     }
 
-    /// Writes the failed AUTHs counted but not audited one by one, once their window closes.
-    private func auditFlushLoop(stopping: StopFlag) async {
+    /// Writes the failed AUTHs counted but not audited one by one, once their window closes, and
+    /// keeps a node of a shared store in step with the others. Both wait on the database (up to
+    /// the store's lease wait when PostgreSQL is down), so they run on the worker pool, as the
+    /// rewrap does, and never block one of Swift's cooperative threads.
+    private func auditFlushLoop(threadPool: NIOThreadPool, stopping: StopFlag) async {
         let vaults = self.vaults
+        let logger = self.logger
         while !stopping.isSet {
             try? await Task.sleep(for: .seconds(1))
-            do {
-                try vaults.vault?.flushAuthFailures()
-            } catch {
-                logger.error("could not write the audit entries of repeated failed AUTHs; retrying")
-            }
-            do {
-                try vaults.vault?.keepInStep()
-            } catch {
-                logger.error(
-                    "could not read the shared store's KEK versions; retrying", metadata: ["error": "\(error)"])
+            guard let vault = vaults.vault else { continue }
+            _ = try? await threadPool.runIfActive {
+                do {
+                    try vault.flushAuthFailures()
+                } catch {
+                    logger.error("could not write the audit entries of repeated failed AUTHs; retrying")
+                }
+                do {
+                    try vault.keepInStep()
+                } catch {
+                    logger.error(
+                        "could not read the shared store's KEK versions; retrying", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
