@@ -52,14 +52,13 @@ import Testing
         func close() throws { try inner.close() }
     }
 
-    let directory: String
+    let directory: TemporaryDirectory
     let store: GatedStore
     let committer: GroupCommitter
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-sync-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = GatedStore(try SQLiteStore(path: directory + "/coffer.db"))
+        directory = try TemporaryDirectory("coffer-sync")
+        store = GatedStore(try SQLiteStore(path: directory.path + "/coffer.db"))
         committer = GroupCommitter(store: store)
     }
 
@@ -68,7 +67,6 @@ import Testing
         store.gate.signal()
         committer.stop()
         try? store.close()
-        try? FileManager.default.removeItem(atPath: directory)
     }
 
     private static func key(_ byte: UInt8) -> WrappedKey {

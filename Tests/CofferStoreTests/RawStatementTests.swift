@@ -6,19 +6,15 @@ import Testing
 
 /// The hot statements driven through SQLite's C API keep GRDB's guarantees.
 @Suite final class RawStatementTests {
-    let directory: String
+    let directory: TemporaryDirectory
     let store: SQLiteStore
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-raw-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = try SQLiteStore(path: directory + "/coffer.db")
+        directory = try TemporaryDirectory("coffer-raw")
+        store = try SQLiteStore(path: directory.path + "/coffer.db")
     }
 
-    deinit {
-        try? store.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+    deinit { try? store.close() }
 
     static func key(_ byte: UInt8) -> WrappedKey {
         WrappedKey(kekVersion: 1, sealed: [UInt8](repeating: byte, count: 72))

@@ -7,17 +7,12 @@ import Testing
 /// A vault written before migration v8 (fields in a rowid table) opens with its fields intact,
 /// clustered on their key, and still cascading from their subject.
 @Suite final class SQLiteSchemaTests {
-    let directory: String
+    let directory: TemporaryDirectory
 
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-schema-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
+    init() throws { directory = try TemporaryDirectory("coffer-schema") }
 
     @Test func fieldsWrittenBeforeV8SurviveTheMoveToAClusteredTable() throws {
-        let path = directory + "/coffer.db"
+        let path = directory.path + "/coffer.db"
         do {
             let queue = try DatabaseQueue(path: path)
             try SQLiteSchema.migrator.migrate(queue, upTo: "v7-audit-purpose")
