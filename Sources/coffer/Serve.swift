@@ -88,11 +88,15 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "full: every acknowledged write survives power loss (SQLite synchronous=FULL). normal: survives a crash of the process, not of the machine.",
+            "full: every acknowledged write survives power loss (the write-ahead log is fsynced before any reply of a commit). normal: survives a crash of the process, not of the machine.",
             valueName: "full|normal"))
     var durability = "full"
 
-    @Option(name: .long, help: "Data keys rewrapped per transaction after a KEK rotation.")
+    @Option(
+        name: .long,
+        help:
+            "Data keys rewrapped per transaction after a KEK rotation. Under load the rewrap rests as long as each batch took, so it takes about half of the writer's time."
+    )
     var rewrapBatch = 250
 
     @Option(
