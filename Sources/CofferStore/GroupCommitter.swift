@@ -144,10 +144,8 @@ public final class GroupCommitter: Sendable {
                 // Each semaphore signal stands for one job; consume the extra ones this batch took.
                 for _ in 1..<jobs.count { wakeUp.wait() }
                 batchSizes.record(jobs.count)
-                // Waking the waiters (50 task resumptions for 50 clients) is handed to another
-                // thread, so this one can start the next batch at once.
-                // The batch's fsync runs on the sync thread while this one starts the next
-                // batch: a batch's CPU work and the last batch's fsync overlap.
+                // The batch's fsync, and then waking its waiters, run on the sync thread while
+                // this one starts the next batch: one batch's work overlaps the last one's fsync.
                 do {
                     try store.writeDeferringSync { tx in for job in jobs { job.run(tx) } }
                     committed.add(1, ordering: .relaxed)

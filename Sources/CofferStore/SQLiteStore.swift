@@ -61,15 +61,20 @@ public final class SQLiteStore: VaultStore {
         }
     }
 
-    deinit { Foundation.close(walDescriptor) }
-
+    private let checkpointer: Checkpointer
+    public let clientMACsNeeded: Bool
     private let durability: StoreDurability
+    /// The write-ahead log, opened once: `fdatasync` on it makes durable every frame written
+    /// to the file by any descriptor (Linux syncs the file, not the descriptor).
+    private let walDescriptor: Int32
     /// Set for good when an fsync of the log failed (or a commit's durability could not be
     /// restored): Linux reports a writeback error once and then marks the lost pages clean, so
     /// a later fsync would succeed without them, and recovery after a power loss would stop at
     /// the hole and drop every later commit with it. From then on every write and sync fails,
     /// until the process is restarted and SQLite recovers the log from what is really on disk.
     private let syncFailure = Mutex<String?>(nil)
+
+    deinit { Foundation.close(walDescriptor) }
 
     /// Stops every later write and sync (see `syncFailure`); the first reason is kept.
     func latchSyncFailure(_ reason: String) {
@@ -82,17 +87,11 @@ public final class SQLiteStore: VaultStore {
                 "the vault stopped writing after an fsync of its write-ahead log failed (\(reason)); restart it")
         }
     }
-    /// The write-ahead log, opened once: `fdatasync` on it makes durable every frame written
-    /// to the file by any descriptor (Linux syncs the file, not the descriptor).
-    private let walDescriptor: Int32
-
-    private let checkpointer: Checkpointer
 
     /// The writer connection's `PRAGMA synchronous` (0 off, 1 normal, 2 full), for tests.
-    public func writerSynchronous() throws -> Int {
+    func writerSynchronous() throws -> Int {
         try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
     }
-    public let clientMACsNeeded: Bool
 
     public func read<T>(_ body: (any StoreReading) throws -> T) throws -> T {
         try pool.read { db in try body(SQLiteTransaction(db: db, memo: TransactionMemo())) }

@@ -1,6 +1,7 @@
-import CofferStore
 import Foundation
 import Testing
+
+@testable import CofferStore
 
 /// A class, so that `deinit` closes each test's store and removes its directory.
 @Suite final class SQLiteStoreTests {
