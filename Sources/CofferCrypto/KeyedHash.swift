@@ -14,31 +14,14 @@ public enum KeyedHash {
         parts: [[UInt8]],
         into output: UnsafeMutableRawBufferPointer
     ) throws {
-        try Sodium.ensureInitialized()
-        guard key.count >= Int(crypto_generichash_KEYBYTES_MIN), key.count <= Int(crypto_generichash_KEYBYTES_MAX)
-        else { throw CryptoError(.wrongKeyLength) }
-        precondition(output.count == outputLength)
-        // One-shot over a framed message: the state struct is over-aligned and does not import.
-        var message: [UInt8] = []
-        message.reserveCapacity(label.utf8.count + parts.reduce(8) { $0 + $1.count + 8 })
-        func absorb<C: Collection<UInt8>>(_ bytes: C) {
-            withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { message.append(contentsOf: $0) }
-            message.append(contentsOf: bytes)
+        let capacity = label.utf8.count + parts.reduce(8) { $0 + $1.count + 8 }
+        try hash(key: key, label: label, capacity: capacity, into: output) { message in
+            for part in parts { message.part(part) }
         }
-        absorb(label.utf8)
-        for part in parts { absorb(part) }
-        defer { Random.wipe(&message) }
-        let rc = message.withUnsafeBytes { input in
-            crypto_generichash(
-                output.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
-                input.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
-                key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
-        }
-        guard rc == 0 else { throw CryptoError(.hashFailed) }
     }
 
-    /// The framed message of a hash, written part by part: the same bytes `parts` would give,
-    /// without an array per part (the audit MAC hashes a dozen parts for every command).
+    /// The framed message of a hash, written part by part: each part is its length, then its
+    /// bytes. The audit MAC writes a dozen parts for every command without an array for each.
     public struct Message {
         fileprivate var bytes: [UInt8] = []
 
@@ -56,29 +39,38 @@ public enum KeyedHash {
         }
     }
 
-    /// The 32-byte hash of `label` and the parts `write` adds, as an array (values that are not
-    /// secret keys: audit MACs).
+    /// The 32-byte hash of `label` and the parts `write` adds, into `output`. One-shot over the
+    /// framed message: libsodium's state struct is over-aligned and does not import.
     public static func hash(
-        key: UnsafeRawBufferPointer, label: String, capacity: Int = 256, writing write: (inout Message) -> Void
-    ) throws -> [UInt8] {
+        key: UnsafeRawBufferPointer, label: String, capacity: Int = 256, into output: UnsafeMutableRawBufferPointer,
+        writing write: (inout Message) -> Void
+    ) throws {
         try Sodium.ensureInitialized()
         guard key.count >= Int(crypto_generichash_KEYBYTES_MIN), key.count <= Int(crypto_generichash_KEYBYTES_MAX)
         else { throw CryptoError(.wrongKeyLength) }
+        precondition(output.count == outputLength)
         var message = Message()
         message.bytes.reserveCapacity(capacity)
         message.part(label.utf8)
         write(&message)
         defer { Random.wipe(&message.bytes) }
-        var out = [UInt8](repeating: 0, count: outputLength)
-        let rc = out.withUnsafeMutableBytes { output in
-            message.bytes.withUnsafeBytes { input in
-                crypto_generichash(
-                    output.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
-                    input.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
-                    key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
-            }
+        let rc = message.bytes.withUnsafeBytes { input in
+            crypto_generichash(
+                output.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
+                input.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
+                key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
         }
         guard rc == 0 else { throw CryptoError(.hashFailed) }
+    }
+
+    /// The same, as an array (values that are not secret keys: audit MACs).
+    public static func hash(
+        key: UnsafeRawBufferPointer, label: String, capacity: Int = 256, writing write: (inout Message) -> Void
+    ) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: outputLength)
+        try out.withUnsafeMutableBytes {
+            try hash(key: key, label: label, capacity: capacity, into: $0, writing: write)
+        }
         return out
     }
 

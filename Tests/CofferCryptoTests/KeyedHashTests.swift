@@ -1,4 +1,5 @@
 import CofferCrypto
+import Foundation
 import Testing
 
 @Suite struct KeyedHashTests {
@@ -40,6 +41,36 @@ import Testing
                 message.part(text.utf8)
             }
         }
+        #expect(viaMessage == viaArrays)
+    }
+
+    /// Both forms hash exactly the framing the audit trail has always used: each part as its
+    /// little-endian 64-bit length and its bytes, the label first. The expected value is keyed
+    /// BLAKE2b-256 of that framing computed outside Coffer (Python's `hashlib.blake2b`), so a
+    /// change to the framing, which would stop old audit entries from verifying, fails here.
+    @Test func theFramingMatchesAnIndependentBlake2b() throws {
+        let key = [UInt8](0..<32)
+        let text = String(repeating: "é", count: 7)
+        let expected = "335a9d1a158cdd8a942514e2e34446f7ac93772c1894ba837a82a53d9681453c"
+        let viaArrays = try key.withUnsafeBytes {
+            try KeyedHash.hash(
+                key: $0, label: "coffer.audit.v1",
+                parts: [
+                    [UInt8](repeating: 9, count: 32), Array("12345".utf8), [1] + Array(text.utf8), [0], [],
+                    Array(text.utf8),
+                ])
+        }
+        let viaMessage = try key.withUnsafeBytes {
+            try KeyedHash.hash(key: $0, label: "coffer.audit.v1") { message in
+                message.part([UInt8](repeating: 9, count: 32))
+                message.part("12345".utf8)
+                message.part(tag: 1, text.utf8)
+                message.part(tag: 0, EmptyCollection<UInt8>())
+                message.part(EmptyCollection<UInt8>())
+                message.part(text.utf8)
+            }
+        }
+        #expect(viaArrays.map { String(format: "%02x", $0) }.joined() == expected)
         #expect(viaMessage == viaArrays)
     }
 
