@@ -69,6 +69,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     fileprivate var batching = false
     /// Replies due to be written, coalesced into one buffer per flush.
     private var outgoing: ByteBuffer?
+    /// This event loop's command counters (`ServerStats.Shard`).
+    private var statsShard: ServerStats.Shard?
     private var authDeadline: Scheduled<Void>?
     private var requestDeadline: Scheduled<Void>?
 
@@ -307,7 +309,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         slots.append(Slot(version: session.protocolVersion, started: now))
         registration?.info.commandStarted(at: now)
         let command: Command
-        switch dispatcher.command(for: request, session: session) {
+        switch dispatcher.command(for: request, authenticated: session.isAuthenticated, epoch: session.epoch) {
         case .refused(let reply):
             slots[slots.index(before: slots.endIndex)].label = CommandTable.labelIndex(ofRequest: request)
             complete(sequence, reply)
@@ -358,7 +360,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let offset = sequence - firstSlot
         let index = slots.index(slots.startIndex, offsetBy: offset)
         let version = reply.update?.protocolVersion ?? slots[index].version
-        let (outcome, errorWord) = registry.stats.record(
+        if statsShard == nil { statsShard = registry.stats.shard(for: ObjectIdentifier(context.eventLoop)) }
+        let (outcome, errorWord) = statsShard!.record(
             label: slots[index].label, nanoseconds: NIODeadline.now().uptimeNanoseconds &- slots[index].started,
             reply: reply.value)
         if outcome != .ok {

@@ -69,28 +69,25 @@ final class ServerMonitor: Sendable {
         case "stats":
             return [
                 "total_connections_received:\(stats.connectionsReceived.load)",
-                "total_commands_processed:\(stats.totalCommands.load)",
+                "total_commands_processed:\(stats.totalCommands)",
                 "instantaneous_ops_per_sec:\(stats.opsPerSecond)",
                 "rejected_connections:\(stats.connectionsRejected.load)",
-                "total_error_replies:\(stats.errors.map(\.load).reduce(0, +))",
+                "total_error_replies:\(stats.errorReplies)",
             ]
         case "commandstats":
             return CommandTable.labels.indices.compactMap { i in
-                let cells = stats.commands[i]
-                let calls = cells.calls.load
+                let calls = stats.calls(label: i)
                 guard calls > 0 else { return nil }
-                let usec = cells.microseconds.load
-                let rejected =
-                    cells.outcomes[ServerStats.Outcome.denied.rawValue].load
-                    + cells.outcomes[ServerStats.Outcome.invalid.rawValue].load
-                let failed = cells.outcomes[ServerStats.Outcome.failed.rawValue].load
+                let usec = stats.microseconds(label: i)
+                let rejected = stats.count(label: i, .denied) + stats.count(label: i, .invalid)
+                let failed = stats.count(label: i, .failed)
                 return "cmdstat_\(Self.redisName(i)):calls=\(calls),usec=\(usec),usec_per_call="
                     + String(format: "%.2f", Double(usec) / Double(calls))
                     + ",rejected_calls=\(rejected),failed_calls=\(failed)"
             }
         case "errorstats":
             return ServerStats.Outcome.errorWords.indices.compactMap { i in
-                let count = stats.errors[i].load
+                let count = stats.errors(i)
                 return count > 0 ? "errorstat_\(ServerStats.Outcome.errorWords[i]):count=\(count)" : nil
             }
         case "latencystats":

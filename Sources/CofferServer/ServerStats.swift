@@ -1,6 +1,7 @@
 import CofferProtocol
 import Foundation
 import Metrics
+import NIOCore
 import Synchronization
 
 /// Counters of the request path, for INFO and the metrics endpoint. Every command adds to a
@@ -58,16 +59,82 @@ final class ServerStats: Sendable {
     /// everything longer), enough for INFO's percentiles to the nearest power of two.
     static let latencyBuckets = 24
 
-    struct CommandCells: Sendable {
-        let calls = Cell()
-        let microseconds = Cell()
-        let outcomes = Outcome.allCases.map { _ in Cell() }
-        let latency = (0..<ServerStats.latencyBuckets).map { _ in Cell() }
+    /// The command counters one event loop adds to. Each loop has its own, so two loops never
+    /// write to one cache line or retain one object per command (with one set shared by both
+    /// loops, recording a command was 11 % of PING's time in them); readers add the shards up.
+    /// The counters are one flat block of atomics, so recording retains nothing.
+    // @unchecked: `cells` is allocated in init, freed in deinit, and every access in between is
+    // an atomic operation on one of its elements, from any thread: there is nothing to race on.
+    final class Shard: @unchecked Sendable {
+        /// Per label: calls, microseconds, one per outcome, one per latency bucket.
+        private static let perLabel = 2 + Outcome.allCases.count + ServerStats.latencyBuckets
+        private static let errorBase = CommandTable.labels.count * perLabel
+        private static let totalIndex = errorBase + Outcome.errorWords.count
+        private static let count = totalIndex + 1
+
+        private let cells: UnsafeMutablePointer<Atomic<Int>>
+        // swift-metrics handles, made once per shard: [label * outcomes + outcome] and [label].
+        // A backend gives handles of the same label and dimensions one metric.
+        private let commandCounters: [Counter]
+        private let commandTimers: [Metrics.Timer]
+
+        init(factory: any MetricsFactory) {
+            cells = .allocate(capacity: Self.count)
+            for i in 0..<Self.count { (cells + i).initialize(to: Atomic(0)) }
+            commandCounters = CommandTable.labels.flatMap { label in
+                Outcome.allCases.map {
+                    Counter(
+                        label: "coffer_commands_total", dimensions: [("command", label), ("outcome", $0.label)],
+                        factory: factory)
+                }
+            }
+            commandTimers = CommandTable.labels.map {
+                Metrics.Timer(label: "coffer_command_duration_seconds", dimensions: [("command", $0)], factory: factory)
+            }
+        }
+
+        deinit {
+            cells.deinitialize(count: Self.count)
+            cells.deallocate()
+        }
+
+        private func add(_ index: Int, _ amount: Int = 1) { cells[index].add(amount, ordering: .relaxed) }
+        private func load(_ index: Int) -> Int { cells[index].load(ordering: .relaxed) }
+
+        func calls(label: Int) -> Int { load(label * Self.perLabel) }
+        func microseconds(label: Int) -> Int { load(label * Self.perLabel + 1) }
+        func count(label: Int, _ outcome: Outcome) -> Int { load(label * Self.perLabel + 2 + outcome.rawValue) }
+        func latency(label: Int, bucket: Int) -> Int {
+            load(label * Self.perLabel + 2 + Outcome.allCases.count + bucket)
+        }
+        func errors(_ index: Int) -> Int { load(Self.errorBase + index) }
+        var totalCommands: Int { load(Self.totalIndex) }
+
+        /// Records one answered command: its label (`CommandTable.labels`), time and reply;
+        /// returns how it ended and its error word, if any.
+        @discardableResult
+        func record(label: Int, nanoseconds: UInt64, reply: RESPValue) -> (Outcome, String?) {
+            let base = label * Self.perLabel
+            let micros = Int(nanoseconds / 1000)
+            add(base)
+            add(base + 1, micros)
+            let (outcome, error) = Outcome.of(reply)
+            add(base + 2 + outcome.rawValue)
+            if let error { add(Self.errorBase + error) }
+            let bucket = min(
+                ServerStats.latencyBuckets - 1, micros <= 1 ? 0 : Int.bitWidth - (micros - 1).leadingZeroBitCount)
+            add(base + 2 + Outcome.allCases.count + bucket)
+            add(Self.totalIndex)
+            commandCounters[label * Outcome.allCases.count + outcome.rawValue].increment()
+            commandTimers[label].recordNanoseconds(Int64(clamping: nanoseconds))
+            return (outcome, error.map { Outcome.errorWords[$0] })
+        }
     }
 
-    let commands: [CommandCells] = CommandTable.labels.map { _ in CommandCells() }
-    let errors: [Cell] = Outcome.errorWords.map { _ in Cell() }
-    let totalCommands = Cell()
+    /// One shard per event loop of the server's group (loops beyond that share).
+    private let shards: [Shard]
+    /// Which shard each event loop was given, in the order they first asked.
+    private let shardOfLoop = Mutex<[ObjectIdentifier: Int]>([:])
     let connectionsReceived = Cell()
     let connectionsRejected = Cell()
     let started = Date()
@@ -75,47 +142,35 @@ final class ServerStats: Sendable {
     /// Commands per second over the last full second (sampled once a second).
     private let opsSample = Mutex<(total: Int, perSecond: Int)>((0, 0))
 
-    // swift-metrics handles, made once: [label][outcome] and [label].
-    private let commandCounters: [[Counter]]
-    private let commandTimers: [Metrics.Timer]
     let connectionsOpened: Counter
     let connectionsRefused: Counter
     let connectionsOpen: Gauge
 
-    init(factory: any MetricsFactory = MetricsSystem.factory) {
-        commandCounters = CommandTable.labels.map { label in
-            Outcome.allCases.map {
-                Counter(
-                    label: "coffer_commands_total", dimensions: [("command", label), ("outcome", $0.label)],
-                    factory: factory)
-            }
-        }
-        commandTimers = CommandTable.labels.map {
-            Metrics.Timer(label: "coffer_command_duration_seconds", dimensions: [("command", $0)], factory: factory)
-        }
+    init(factory: any MetricsFactory = MetricsSystem.factory, shards: Int = System.coreCount) {
+        self.shards = (0..<max(1, shards)).map { _ in Shard(factory: factory) }
         connectionsOpened = Counter(label: "coffer_connections_received_total", factory: factory)
         connectionsRefused = Counter(label: "coffer_connections_rejected_total", factory: factory)
         connectionsOpen = Gauge(label: "coffer_connections", factory: factory)
     }
 
-    /// Records one answered command: its label (`CommandTable.labels`), time and reply; returns
-    /// how it ended and its error word, if any.
-    @discardableResult
-    func record(label: Int, nanoseconds: UInt64, reply: RESPValue) -> (Outcome, String?) {
-        let cells = commands[label]
-        let micros = Int(nanoseconds / 1000)
-        cells.calls.add(1)
-        cells.microseconds.add(micros)
-        let (outcome, error) = Outcome.of(reply)
-        cells.outcomes[outcome.rawValue].add(1)
-        if let error { errors[error].add(1) }
-        let bucket = min(Self.latencyBuckets - 1, micros <= 1 ? 0 : Int.bitWidth - (micros - 1).leadingZeroBitCount)
-        cells.latency[bucket].add(1)
-        totalCommands.add(1)
-        commandCounters[label][outcome.rawValue].increment()
-        commandTimers[label].recordNanoseconds(Int64(clamping: nanoseconds))
-        return (outcome, error.map { Outcome.errorWords[$0] })
+    /// The shard of the event loop `loop` (once per connection).
+    func shard(for loop: ObjectIdentifier) -> Shard {
+        shardOfLoop.withLock { map in
+            if let index = map[loop] { return shards[index] }
+            // A server has a fixed set of loops; only tests make them by the hundred.
+            if map.count >= 64 { map.removeAll() }
+            let index = map.count % shards.count
+            map[loop] = index
+            return shards[index]
+        }
     }
+
+    var totalCommands: Int { shards.reduce(0) { $0 + $1.totalCommands } }
+    func calls(label: Int) -> Int { shards.reduce(0) { $0 + $1.calls(label: label) } }
+    func microseconds(label: Int) -> Int { shards.reduce(0) { $0 + $1.microseconds(label: label) } }
+    func count(label: Int, _ outcome: Outcome) -> Int { shards.reduce(0) { $0 + $1.count(label: label, outcome) } }
+    func errors(_ index: Int) -> Int { shards.reduce(0) { $0 + $1.errors(index) } }
+    var errorReplies: Int { Outcome.errorWords.indices.reduce(0) { $0 + errors($1) } }
 
     func connectionOpened(open: Int) {
         connectionsReceived.add(1)
@@ -132,7 +187,7 @@ final class ServerStats: Sendable {
 
     /// Called once a second: the commands of the last second.
     func sampleOps() {
-        let total = totalCommands.load
+        let total = totalCommands
         opsSample.withLock { sample in
             sample.perSecond = max(0, total - sample.total)
             sample.total = total
@@ -143,7 +198,9 @@ final class ServerStats: Sendable {
 
     /// The smallest bucket bound (in microseconds) below which `fraction` of the calls fall.
     func percentile(_ fraction: Double, label: Int) -> Double? {
-        let counts = commands[label].latency.map(\.load)
+        let counts = (0..<Self.latencyBuckets).map { bucket in
+            shards.reduce(0) { $0 + $1.latency(label: label, bucket: bucket) }
+        }
         let total = counts.reduce(0, +)
         guard total > 0 else { return nil }
         let rank = Int((fraction * Double(total)).rounded(.up))

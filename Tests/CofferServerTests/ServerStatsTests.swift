@@ -25,7 +25,7 @@ import Testing
     ])
     func outcomeAndErrorWordComeFromTheReply(reply: RESPValue, outcome: ServerStats.Outcome, word: String?) {
         let stats = ServerStats(factory: NOOPMetricsHandler.instance)
-        let (got, gotWord) = stats.record(label: 0, nanoseconds: 1000, reply: reply)
+        let (got, gotWord) = stats.shard(for: Self.loops[0]).record(label: 0, nanoseconds: 1000, reply: reply)
         #expect(got == outcome)
         #expect(gotWord == word)
     }
@@ -79,19 +79,53 @@ import Testing
         #expect(Policy.allowsUnauthenticated(command.name) == expected, "\(words)")
     }
 
+    /// Stand-ins for event loops: the stats only use their identity.
+    static let loopObjects = [LoopStandIn(), LoopStandIn(), LoopStandIn()]
+    static let loops = loopObjects.map(ObjectIdentifier.init)
+
     @Test func percentilesAreTheBucketBoundsOfTheRecordedTimes() {
         let stats = ServerStats(factory: NOOPMetricsHandler.instance)
         let get = CommandTable.labelIndex(ofName: "GET")
         #expect(stats.percentile(0.5, label: get) == nil)
         // 98 calls of 3 µs (bucket ≤ 4 µs), 2 of 1000 µs (bucket ≤ 1024 µs).
-        for _ in 0..<98 { stats.record(label: get, nanoseconds: 3_000, reply: .integer(1)) }
-        for _ in 0..<2 { stats.record(label: get, nanoseconds: 1_000_000, reply: .integer(1)) }
+        let shard = stats.shard(for: Self.loops[0])
+        for _ in 0..<98 { shard.record(label: get, nanoseconds: 3_000, reply: .integer(1)) }
+        for _ in 0..<2 { shard.record(label: get, nanoseconds: 1_000_000, reply: .integer(1)) }
         #expect(stats.percentile(0.5, label: get) == 4)
         #expect(stats.percentile(0.98, label: get) == 4)
         #expect(stats.percentile(0.99, label: get) == 1024)
-        #expect(stats.commands[get].calls.load == 100)
-        #expect(stats.commands[get].microseconds.load == 98 * 3 + 2 * 1000)
-        #expect(stats.totalCommands.load == 100)
+        #expect(stats.calls(label: get) == 100)
+        #expect(stats.microseconds(label: get) == 98 * 3 + 2 * 1000)
+        #expect(stats.totalCommands == 100)
+    }
+
+    /// Each event loop counts in a shard of its own; every reader sees the sum of the shards.
+    @Test func eachLoopCountsApartAndReadersAddThemUp() {
+        let stats = ServerStats(factory: NOOPMetricsHandler.instance, shards: 2)
+        let first = stats.shard(for: Self.loops[0])
+        let second = stats.shard(for: Self.loops[1])
+        #expect(first !== second)
+        #expect(stats.shard(for: Self.loops[0]) === first)
+        // More loops than shards share one.
+        let third = stats.shard(for: Self.loops[2])
+        #expect(third === first || third === second)
+        let get = CommandTable.labelIndex(ofName: "GET")
+        let put = CommandTable.labelIndex(ofName: "PUT")
+        for _ in 0..<3 { first.record(label: get, nanoseconds: 3_000, reply: .integer(1)) }
+        second.record(label: get, nanoseconds: 1_000_000, reply: .error("NOPERM role 'x' may not y"))
+        second.record(label: put, nanoseconds: 5_000, reply: .error("STORAGE full"))
+        #expect(first.calls(label: get) == 3)
+        #expect(second.calls(label: get) == 1)
+        #expect(stats.calls(label: get) == 4)
+        #expect(stats.microseconds(label: get) == 3 * 3 + 1000)
+        #expect(stats.count(label: get, .ok) == 3)
+        #expect(stats.count(label: get, .denied) == 1)
+        #expect(stats.count(label: put, .failed) == 1)
+        #expect(stats.errors(ServerStats.Outcome.errorWords.firstIndex(of: "NOPERM")!) == 1)
+        #expect(stats.errorReplies == 2)
+        #expect(stats.totalCommands == 5)
+        #expect(stats.percentile(0.75, label: get) == 4)
+        #expect(stats.percentile(1.0, label: get) == 1024)
     }
 
     @Test func infoSelectsSectionsAsRedisDoes() {
@@ -114,7 +148,7 @@ import Testing
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
         let stats = ServerStats(factory: factory)
-        stats.record(label: 0, nanoseconds: 1_000, reply: .simpleString("OK"))
+        stats.shard(for: Self.loops[0]).record(label: 0, nanoseconds: 1_000, reply: .simpleString("OK"))
         stats.connectionOpened(open: 1)
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
@@ -154,3 +188,6 @@ import Testing
         return (code, lines.joined(separator: "\n"))
     }
 }
+
+/// An object whose identity stands for an event loop's.
+final class LoopStandIn: Sendable {}
