@@ -2,9 +2,9 @@
 public enum CommandParser {
     public static func parse(_ request: RESPRequest) throws -> Command {
         guard let first = request.arguments.first else { throw CommandError("empty command") }
-        let name = String(decoding: first, as: UTF8.self).uppercased()
+        let name = uppercasedName(first)
         var args = Array(request.arguments.dropFirst())
-        if purposeCommands.contains(name), let (purpose, ticket, count) = trailingPurpose(args, name) {
+        if let (purpose, ticket, count) = trailingPurpose(args, name), purposeCommands.contains(name) {
             args.removeLast(count)
             let inner = try parse(RESPRequest(arguments: [first] + args))
             if case .withPurpose = inner { throw CommandError("PURPOSE given twice") }
@@ -208,9 +208,23 @@ public enum CommandParser {
     /// so for every command but PUT it cannot be anything else; in a PUT it is the option only
     /// if what is left is still subject, field, value pairs (`PUT s name PURPOSE x y` stores the
     /// value "PURPOSE").
+    /// The command name in upper case: ASCII without building a String twice (every request
+    /// pays for it), anything else as Unicode does it.
+    static func uppercasedName(_ bytes: [UInt8]) -> String {
+        guard bytes.allSatisfy({ $0 < 0x80 }) else { return String(decoding: bytes, as: UTF8.self).uppercased() }
+        return String(unsafeUninitializedCapacity: bytes.count) { buffer in
+            for (i, byte) in bytes.enumerated() {
+                buffer[i] = (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) ? byte - 0x20 : byte
+            }
+            return bytes.count
+        }
+    }
+
     private static func trailingPurpose(_ args: [[UInt8]], _ name: String) -> (String, String?, Int)? {
         func isKeyword(_ index: Int) -> Bool {
-            index >= 0 && String(decoding: args[index], as: UTF8.self).uppercased() == "PURPOSE"
+            // Compared as bytes, any case: a letter masked with 0xDF equals an upper-case letter
+            // only if it was that letter in either case.
+            index >= 0 && args[index].count == 7 && zip(args[index], "PURPOSE".utf8).allSatisfy { $0 & 0xDF == $1 }
         }
         func fits(_ removed: Int) -> Bool { name != "PUT" || (args.count - removed) % 2 == 1 }
         let n = args.count

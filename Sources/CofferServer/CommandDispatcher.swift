@@ -66,8 +66,11 @@ struct CommandDispatcher: Sendable {
         if !serving.open && !Self.answeredWhileSealed(command) {
             return .refused(Reply(value: .error(vaults.sealedError.description)))
         }
+        // Looked up by name only when it matters: an authenticated session of this epoch may
+        // run anything the policy lets it.
+        if authenticated && epoch == serving.epoch { return .command(command) }
         let allowedBeforeAuth = Policy.allowsUnauthenticated(command.name)
-        if authenticated && epoch != serving.epoch && !allowedBeforeAuth {
+        if authenticated && !allowedBeforeAuth {
             return .refused(
                 Reply(
                     value: .error("NOAUTH the vault was sealed since this connection authenticated; AUTH again"),
