@@ -58,47 +58,60 @@ public struct RESPRequestParser: Sendable {
         }
     }
 
-    /// The line starting at the reader index, without its line ending, and the number of bytes
-    /// up to and including the ending; nil if the line is not complete yet. Bytes searched
-    /// before are not searched again.
+    /// The line starting at the reader index: the length of its content (without its line
+    /// ending) and the number of bytes up to and including the ending; nil if the line is not
+    /// complete yet. Bytes searched before are not searched again. Offsets from the reader index
+    /// and a scan of the raw bytes, not a `ByteBufferView`: every request has two or more of
+    /// these lines, and the views' copies showed in the event loops' profile.
     private mutating func line(in buffer: ByteBuffer, limit: Int, tooLong: String) throws -> (
-        bytes: ByteBufferView, consumed: Int
+        length: Int, consumed: Int
     )? {
-        let view = buffer.readableBytesView
-        let start = view.startIndex
-        let from = start + min(scanned, view.count)
-        let searchEnd = min(view.endIndex, start + limit + 2)
-        guard from <= searchEnd, let newline = view[from..<searchEnd].firstIndex(of: Self.lf) else {
-            if searchEnd - start > limit + 1 { throw RESPProtocolError(tooLong) }
-            scanned = searchEnd - start
+        let readable = buffer.readableBytes
+        let from = min(scanned, readable)
+        let searchEnd = min(readable, limit + 2)
+        let newline: Int? = buffer.withUnsafeReadableBytes { bytes in
+            var index = from
+            while index < searchEnd {
+                if bytes[index] == Self.lf { return index }
+                index += 1
+            }
+            return nil
+        }
+        guard let newline else {
+            if searchEnd > limit + 1 { throw RESPProtocolError(tooLong) }
+            scanned = searchEnd
             return nil
         }
         scanned = 0
         var end = newline
-        if end > start && view[end - 1] == Self.cr { end -= 1 }
-        guard end - start <= limit else { throw RESPProtocolError(tooLong) }
-        return (view[start..<end], newline + 1 - start)
+        if end > 0 && buffer.getInteger(at: buffer.readerIndex + end - 1, as: UInt8.self) == Self.cr { end -= 1 }
+        guard end <= limit else { throw RESPProtocolError(tooLong) }
+        return (end, newline + 1)
     }
 
-    /// A decimal integer as Redis's `string2ll` accepts it: optional minus, digits, no spaces.
-    private static func integer(_ bytes: ByteBufferView) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
-        var negative = false
-        var value = 0
-        for (index, byte) in bytes.enumerated() {
-            if index == 0 && byte == UInt8(ascii: "-") && bytes.count > 1 {
-                negative = true
-                continue
+    /// A decimal integer as Redis's `string2ll` accepts it: optional minus, digits, no spaces;
+    /// the readable bytes `range` of `buffer` (offsets from its reader index).
+    private static func integer(_ buffer: ByteBuffer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 20 else { return nil }
+        return buffer.withUnsafeReadableBytes { bytes -> Int? in
+            var negative = false
+            var value = 0
+            for index in range {
+                let byte = bytes[index]
+                if index == range.lowerBound && byte == UInt8(ascii: "-") && range.count > 1 {
+                    negative = true
+                    continue
+                }
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                // 19 digits can exceed Int.max (the fuzzer found "*9999499999999999999", which
+                // trapped and took the whole server down): out of range is not a number.
+                let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+                guard !overflow1, !overflow2 else { return nil }
+                value = sum
             }
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            // 19 digits can exceed Int.max (the fuzzer found "*9999499999999999999", which
-            // trapped and took the whole server down): out of range is not a number.
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
-            guard !overflow1, !overflow2 else { return nil }
-            value = sum
+            return negative ? -value : value
         }
-        return negative ? -value : value
     }
 
     private mutating func beginArray(_ buffer: inout ByteBuffer) throws -> Outcome {
@@ -107,7 +120,7 @@ public struct RESPRequestParser: Sendable {
                 in: buffer, limit: min(limits.maximumInlineLength, Self.maximumHeaderLength),
                 tooLong: "too big mbulk count string")
         else { return .needMoreData }
-        guard let count = Self.integer(header.bytes.dropFirst()), count <= 1024 * 1024 else {
+        guard let count = Self.integer(buffer, 1..<max(1, header.length)), count <= 1024 * 1024 else {
             throw RESPProtocolError("invalid multibulk length")
         }
         buffer.moveReaderIndex(forwardBy: header.consumed)
@@ -135,11 +148,13 @@ public struct RESPRequestParser: Sendable {
                     in: buffer, limit: min(limits.maximumInlineLength, Self.maximumHeaderLength),
                     tooLong: "too big bulk count string")
             else { return .needMoreData }
-            guard let marker = bulkHeader.bytes.first else { throw RESPProtocolError("expected '$', got ''") }
+            guard bulkHeader.length > 0, let marker = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
+                throw RESPProtocolError("expected '$', got ''")
+            }
             guard marker == UInt8(ascii: "$") else {
                 throw RESPProtocolError("expected '$', got '\(Self.printable(marker))'")
             }
-            guard let length = Self.integer(bulkHeader.bytes.dropFirst()), length >= 0, length <= 512 * 1024 * 1024
+            guard let length = Self.integer(buffer, 1..<bulkHeader.length), length >= 0, length <= 512 * 1024 * 1024
             else {
                 throw RESPProtocolError("invalid bulk length")
             }
@@ -166,7 +181,7 @@ public struct RESPRequestParser: Sendable {
     private mutating func parseInline(_ buffer: inout ByteBuffer) throws -> Outcome {
         guard let current = try line(in: buffer, limit: limits.maximumInlineLength, tooLong: "too big inline request")
         else { return .needMoreData }
-        let words = try InlineCommandSplitter.split(Array(current.bytes))
+        let words = try InlineCommandSplitter.split(buffer.getBytes(at: buffer.readerIndex, length: current.length) ?? [])
         buffer.moveReaderIndex(forwardBy: current.consumed)
         if words.isEmpty { return .skipped }
         guard words.count <= limits.maximumArguments else {
