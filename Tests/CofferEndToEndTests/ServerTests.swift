@@ -191,6 +191,19 @@ import Testing
         #expect(refused.stderr.contains("loopback"))
     }
 
+    /// `--event-loops` sets how many threads answer requests; out of range is refused by name.
+    @Test func eventLoopsAreSetOrRefused() throws {
+        let server = try TestServer(extraArguments: ["--event-loops", "1"])
+        let clients = try (0..<4).map { _ in try server.authenticated() }
+        for client in clients { #expect(try client.call("PING") == .simple("PONG")) }
+        for bad in ["0", "257", "x"] {
+            let refused = try CofferBinary.run(
+                ["serve", "--event-loops", bad] + CofferBinary.rootFlag, environment: server.env)
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("event-loops"), "\(refused.stderr)")
+        }
+    }
+
     @Test func socketFileHandling() throws {
         let server = try TestServer()
         // A second server on the same data directory and live socket refuses to start.
