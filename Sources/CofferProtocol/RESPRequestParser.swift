@@ -181,7 +181,8 @@ public struct RESPRequestParser: Sendable {
     private mutating func parseInline(_ buffer: inout ByteBuffer) throws -> Outcome {
         guard let current = try line(in: buffer, limit: limits.maximumInlineLength, tooLong: "too big inline request")
         else { return .needMoreData }
-        let words = try InlineCommandSplitter.split(buffer.getBytes(at: buffer.readerIndex, length: current.length) ?? [])
+        let words = try InlineCommandSplitter.split(
+            buffer.getBytes(at: buffer.readerIndex, length: current.length) ?? [])
         buffer.moveReaderIndex(forwardBy: current.consumed)
         if words.isEmpty { return .skipped }
         guard words.count <= limits.maximumArguments else {
