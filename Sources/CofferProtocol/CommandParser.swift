@@ -203,11 +203,6 @@ public enum CommandParser {
         "PUT", "GET", "EXPORT", "DEL", "EXISTS", "FIND", "TOKENIZE", "DETOKENIZE", "TOKEN.REVOKE",
     ]
 
-    /// A trailing `PURPOSE <name>` or `PURPOSE <name> <ticket>` (the ticket is for `other`):
-    /// the purpose, its ticket, and how many arguments it took. `PURPOSE` is never a field name,
-    /// so for every command but PUT it cannot be anything else; in a PUT it is the option only
-    /// if what is left is still subject, field, value pairs (`PUT s name PURPOSE x y` stores the
-    /// value "PURPOSE").
     /// The command name in upper case: ASCII without building a String twice (every request
     /// pays for it), anything else as Unicode does it.
     static func uppercasedName(_ bytes: [UInt8]) -> String {
@@ -220,10 +215,15 @@ public enum CommandParser {
         }
     }
 
+    /// A trailing `PURPOSE <name>` or `PURPOSE <name> <ticket>` (the ticket is for `other`):
+    /// the purpose, its ticket, and how many arguments it took. `PURPOSE` is never a field name,
+    /// so for every command but PUT it cannot be anything else; in a PUT it is the option only
+    /// if what is left is still subject, field, value pairs (`PUT s name PURPOSE x y` stores the
+    /// value "PURPOSE"). The keyword is ASCII letters in any case, nothing else.
     private static func trailingPurpose(_ args: [[UInt8]], _ name: String) -> (String, String?, Int)? {
         func isKeyword(_ index: Int) -> Bool {
-            // Compared as bytes, any case: a letter masked with 0xDF equals an upper-case letter
-            // only if it was that letter in either case.
+            // Compared as bytes, any case: a byte masked with 0xDF (bit 5 cleared) equals an
+            // upper-case letter only if it was that letter in either case.
             index >= 0 && args[index].count == 7 && zip(args[index], "PURPOSE".utf8).allSatisfy { $0 & 0xDF == $1 }
         }
         func fits(_ removed: Int) -> Bool { name != "PUT" || (args.count - removed) % 2 == 1 }

@@ -146,7 +146,8 @@ final class ServerStats: Sendable {
     let connectionsRefused: Counter
     let connectionsOpen: Gauge
 
-    init(factory: any MetricsFactory = MetricsSystem.factory, shards: Int = System.coreCount) {
+    /// One shard per loop of the shared event loop group (`coffer serve --event-loops`).
+    init(factory: any MetricsFactory = MetricsSystem.factory, shards: Int = NIOSingletons.groupLoopCountSuggestion) {
         self.shards = (0..<max(1, shards)).map { _ in Shard(factory: factory) }
         connectionsOpened = Counter(label: "coffer_connections_received_total", factory: factory)
         connectionsRefused = Counter(label: "coffer_connections_rejected_total", factory: factory)
@@ -157,8 +158,9 @@ final class ServerStats: Sendable {
     func shard(for loop: ObjectIdentifier) -> Shard {
         shardOfLoop.withLock { map in
             if let index = map[loop] { return shards[index] }
-            // A server has a fixed set of loops; only tests make them by the hundred.
-            if map.count >= 64 { map.removeAll() }
+            // A server has a fixed set of loops (at most 256); only tests make thousands. A loop
+            // given a shard again keeps counting correctly: every cell is atomic.
+            if map.count >= 1024 { map.removeAll() }
             let index = map.count % shards.count
             map[loop] = index
             return shards[index]

@@ -103,7 +103,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Threads that read, parse and answer requests (default: one per core). On two cores one thread answers lone requests faster (PING -P 1: 97,800 -> 133,333 req/s, fewer context switches), two answer pipelined ones faster (PING -P 16: 910,747 -> 566,893 with one); vault work runs on the commit thread either way.",
+            "Threads that read, parse and answer requests (default: one per core; vault work runs on the commit thread either way). On a two-core host, 1 answers clients that send one request at a time faster (fewer context switches); the default answers pipelining clients faster (see OPERATIONS.md).",
             valueName: "n"))
     var eventLoops: Int?
 

@@ -12,8 +12,10 @@ import Testing
         #expect(
             try CommandParser.parse(RESPRequest("GET", "s", "name", "purpose", "other", "INC-7"))
                 == .withPurpose(.get(subject: "s", fields: ["name"]), purpose: "other", ticket: "INC-7"))
-        // Seven bytes that are not the keyword, and bytes that equal it only when masked, are fields.
-        for word in ["PURPOSF", "PURPOS", "PURPOSES", "P\u{15}RPOSE", "0URPOSE"] {
+        // Seven bytes that are not the keyword are fields: other letters, bytes one bit-5 flip
+        // away from a letter that is not a letter, and the keyword spelled with a non-ASCII letter
+        // (U+017F upper-cases to S, but the keyword is ASCII only).
+        for word in ["PURPOSF", "PURPOS", "PURPOSES", "P\u{15}RPOSE", "0URPOSE", "purpo\u{17F}e", "PURPOSE\0"] {
             #expect(
                 try CommandParser.parse(RESPRequest("GET", "s", word, "name"))
                     == .get(subject: "s", fields: [word, "name"]), "\(word)")
