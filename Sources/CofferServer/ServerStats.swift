@@ -103,9 +103,15 @@ final class ServerStats: Sendable {
 
         func calls(label: Int) -> Int { load(label * Self.perLabel) }
         func microseconds(label: Int) -> Int { load(label * Self.perLabel + 1) }
-        func count(label: Int, _ outcome: Outcome) -> Int { load(label * Self.perLabel + 2 + outcome.rawValue) }
-        func latency(label: Int, bucket: Int) -> Int {
-            load(label * Self.perLabel + 2 + Outcome.allCases.count + bucket)
+        func count(label: Int, _ outcome: Outcome) -> Int { load(Self.outcomeIndex(label, outcome)) }
+        func latency(label: Int, bucket: Int) -> Int { load(Self.latencyIndex(label, bucket)) }
+
+        // Where a label's cells sit in the block; recording and reading use the same ones.
+        private static func outcomeIndex(_ label: Int, _ outcome: Outcome) -> Int {
+            label * perLabel + 2 + outcome.rawValue
+        }
+        private static func latencyIndex(_ label: Int, _ bucket: Int) -> Int {
+            label * perLabel + 2 + Outcome.allCases.count + bucket
         }
         func errors(_ index: Int) -> Int { load(Self.errorBase + index) }
         var totalCommands: Int { load(Self.totalIndex) }
@@ -119,11 +125,11 @@ final class ServerStats: Sendable {
             add(base)
             add(base + 1, micros)
             let (outcome, error) = Outcome.of(reply)
-            add(base + 2 + outcome.rawValue)
+            add(Self.outcomeIndex(label, outcome))
             if let error { add(Self.errorBase + error) }
             let bucket = min(
                 ServerStats.latencyBuckets - 1, micros <= 1 ? 0 : Int.bitWidth - (micros - 1).leadingZeroBitCount)
-            add(base + 2 + Outcome.allCases.count + bucket)
+            add(Self.latencyIndex(label, bucket))
             add(Self.totalIndex)
             commandCounters[label * Outcome.allCases.count + outcome.rawValue].increment()
             commandTimers[label].recordNanoseconds(Int64(clamping: nanoseconds))
