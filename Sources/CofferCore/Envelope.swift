@@ -57,7 +57,7 @@ struct Envelope: Sendable {
     private func deriveWrappingKey(_ kek: SymmetricKey, subject: String, in scratch: KeyScratch) throws {
         try kek.withUnsafeBytes { kekBytes in
             try scratch.withSlot(0) { out in
-                try KeyedHash.hash(key: kekBytes, label: Self.wrapLabel, parts: [Array(subject.utf8)], into: out)
+                try KeyedHash.hash(key: kekBytes, label: Self.wrapLabel, into: out) { $0.part(subject.utf8) }
             }
         }
     }
@@ -67,14 +67,15 @@ struct Envelope: Sendable {
     private func deriveFieldKey(subject: String, field: String, writeSeq: Int64?, in scratch: KeyScratch) throws {
         try scratch.withSlot(1) { dek in
             try scratch.withSlot(2) { out in
-                if let writeSeq {
-                    try KeyedHash.hash(
-                        key: UnsafeRawBufferPointer(dek), label: Self.fieldLabelV2,
-                        parts: [Array(subject.utf8), Array(field.utf8), Array(String(writeSeq).utf8)], into: out)
-                } else {
-                    try KeyedHash.hash(
-                        key: UnsafeRawBufferPointer(dek), label: Self.fieldLabel,
-                        parts: [Array(subject.utf8), Array(field.utf8)], into: out)
+                // The parts written in place, not gathered into arrays first: this runs for every
+                // field of every GET and PUT.
+                try KeyedHash.hash(
+                    key: UnsafeRawBufferPointer(dek), label: writeSeq == nil ? Self.fieldLabel : Self.fieldLabelV2,
+                    into: out
+                ) { message in
+                    message.part(subject.utf8)
+                    message.part(field.utf8)
+                    if let writeSeq { message.part(String(writeSeq).utf8) }
                 }
             }
         }
