@@ -140,3 +140,14 @@ if ProcessInfo.processInfo.environment["COFFER_FUZZ"] == "1" {
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ))
 }
+
+// Cross-module optimisation for Coffer's own targets in release builds: the request path crosses
+// five of them (protocol, server, core, store, crypto), and without it every generic helper
+// called across a target boundary (a keyed hash's message parts, a scratch key slot) runs
+// unspecialised, looking its type metadata up at run time on every request.
+for target in package.targets where target.type == .regular || target.type == .executable {
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [
+            .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))
+        ]
+}
