@@ -29,6 +29,8 @@ let package = Package(
         ),
         // prctl and RLIMIT_MEMLOCK, which Swift's Glibc module does not export.
         .target(name: "CCofferSystem"),
+        // sqlite3_config, which is variadic and so cannot be called from Swift.
+        .target(name: "CSQLiteTuning", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(
             name: "CofferCrypto",
             dependencies: ["CSodium"]
@@ -77,6 +79,7 @@ let package = Package(
                 "CofferStore",
                 "CofferProtocol",
                 "CCofferSystem",
+                "CSQLiteTuning",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
