@@ -166,7 +166,9 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         case .head(let request):
             // One request per connection: read nothing more (what is already buffered is
             // dropped with the connection after the reply).
-            context.channel.setOption(.autoRead, value: false).whenFailure { _ in context.close(promise: nil) }
+            // The channel, not the context, in the callback: a channel may be used from any thread.
+            let channel = context.channel
+            channel.setOption(.autoRead, value: false).whenFailure { _ in channel.close(promise: nil) }
             head = request
         case .body:
             break
