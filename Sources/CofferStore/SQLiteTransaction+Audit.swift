@@ -14,10 +14,7 @@ extension SQLiteTransaction {
         return head
     }
 
-    private static let auditColumns =
-        "seq, at, client, role, origin, command, subject, fields, outcome, mac, purpose, ticket"
-    /// Built once: the INSERT runs for every command, and its text is the statement cache's key.
-    private static let insertAudit = "INSERT INTO audit (\(auditColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    private static let auditColumns = HotStatement.auditColumns
 
     private static func auditRecord(_ row: Row) -> AuditRecord {
         let mac: Data = row[9]
@@ -39,7 +36,7 @@ extension SQLiteTransaction {
     }
 
     func appendAudit(_ record: AuditRecord) throws {
-        try RawStatement.run(db, Self.insertAudit) { statement in
+        try RawStatement.run(db, .insertAudit, memo: memo) { statement in
             try statement.bind(1, record.seq)
             try statement.bind(2, record.at)
             try statement.bind(3, record.client)

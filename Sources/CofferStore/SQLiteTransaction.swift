@@ -12,6 +12,9 @@ import GRDB
 final class TransactionMemo {
     var lastAudit: (seq: Int64, mac: [UInt8])??
     var clients: [String: ClientRecord?] = [:]
+    /// The hot statements used so far in this transaction, by `HotStatement` (kept through a
+    /// rollback: a prepared statement holds no data).
+    var statements = [Statement?](repeating: nil, count: HotStatement.allCases.count)
 
     func forget() {
         lastAudit = nil
@@ -28,7 +31,7 @@ struct SQLiteTransaction: StoreWriting {
     /// Savepoints through cached statements: one per command on the hot path, where GRDB's
     /// `inSavepoint` would compile its SQL each time.
     func savepoint<T>(_ body: () throws -> T) throws -> T {
-        try execute("SAVEPOINT unit")
+        try execute(.savepoint)
         let result: T
         do {
             result = try body()
@@ -38,7 +41,7 @@ struct SQLiteTransaction: StoreWriting {
             try? execute("RELEASE unit")
             throw error
         }
-        try execute("RELEASE unit")
+        try execute(.release)
         return result
     }
 
@@ -54,8 +57,12 @@ struct SQLiteTransaction: StoreWriting {
         _ = try RawStatement.run(db, sql) { try $0.step() }
     }
 
+    private func execute(_ hot: HotStatement) throws {
+        _ = try RawStatement.run(db, hot, memo: memo) { try $0.step() }
+    }
+
     func subjectKey(_ subject: String) throws -> WrappedKey? {
-        try RawStatement.run(db, "SELECT kek_version, wrapped_dek FROM subject WHERE id = ?") { statement in
+        try RawStatement.run(db, .subjectKey, memo: memo) { statement in
             try statement.bind(1, subject)
             guard try statement.step() else { return nil }
             return WrappedKey(kekVersion: UInt32(truncatingIfNeeded: statement.int64(0)), sealed: statement.bytes(1))
@@ -63,8 +70,7 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func sealedFields(_ subject: String, names: [String]) throws -> [String: SealedField] {
-        try RawStatement.run(db, "SELECT sealed, write_seq FROM field WHERE subject_id = ? AND name = ?") {
-            statement in
+        try RawStatement.run(db, .sealedField, memo: memo) { statement in
             var result: [String: SealedField] = [:]
             try statement.bind(1, subject)
             for name in names where result[name] == nil {
@@ -129,13 +135,7 @@ struct SQLiteTransaction: StoreWriting {
     }
 
     func upsertSealedField(subject: String, name: String, sealed: [UInt8], writeSeq: Int64?) throws {
-        try RawStatement.run(
-            db,
-            """
-            INSERT INTO field (subject_id, name, sealed, write_seq) VALUES (?, ?, ?, ?)
-            ON CONFLICT (subject_id, name) DO UPDATE SET sealed = excluded.sealed, write_seq = excluded.write_seq
-            """
-        ) { statement in
+        try RawStatement.run(db, .upsertField, memo: memo) { statement in
             try statement.bind(1, subject)
             try statement.bind(2, name)
             try statement.bind(3, sealed)

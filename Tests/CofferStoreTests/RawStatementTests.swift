@@ -58,4 +58,33 @@ import Testing
         }
         #expect(seen == [0, 1, 0, 0, 1, 0])
     }
+
+    /// The statements a transaction keeps after their first use answer each later use with its
+    /// own bindings, also after a savepoint that used them was rolled back.
+    @Test func keptStatementsAnswerEachUseWithItsOwnBindings() throws {
+        let seen = try store.write { tx -> [WrappedKey?] in
+            try tx.insertSubject("a", key: Self.key(1))
+            try tx.insertSubject("b", key: Self.key(2))
+            var seen = [try tx.subjectKey("a"), try tx.subjectKey("b"), try tx.subjectKey("none")]
+            let rolledBack = Result {
+                try tx.savepoint {
+                    try tx.upsertSealedField(
+                        subject: "a", name: "name", sealed: [UInt8](repeating: 7, count: 41), writeSeq: 1)
+                    seen.append(try tx.subjectKey("b"))
+                    throw StoreError("rolled back")
+                }
+            }
+            guard case .failure = rolledBack else { throw StoreError("the savepoint was not rolled back") }
+            try tx.savepoint {
+                try tx.upsertSealedField(
+                    subject: "b", name: "name", sealed: [UInt8](repeating: 8, count: 41), writeSeq: 2)
+            }
+            seen.append(try tx.subjectKey("a"))
+            #expect(try tx.sealedFields("a", names: ["name"]).isEmpty)
+            #expect(try tx.sealedFields("b", names: ["name"])["name"]?.writeSeq == 2)
+            return seen
+        }
+        #expect(seen == [Self.key(1), Self.key(2), nil, Self.key(2), Self.key(1)])
+        #expect(try store.read { try $0.sealedFields("b", names: ["name"]) }["name"]?.sealed.first == 8)
+    }
 }
