@@ -57,7 +57,9 @@ struct Envelope: Sendable {
     private func deriveWrappingKey(_ kek: SymmetricKey, subject: String, in scratch: KeyScratch) throws {
         try kek.withUnsafeBytes { kekBytes in
             try scratch.withSlot(0) { out in
-                try KeyedHash.hash(key: kekBytes, label: Self.wrapLabel, into: out) { $0.part(subject.utf8) }
+                try KeyedHash.hash(
+                    key: kekBytes, label: Self.wrapLabel, capacity: 40 + subject.utf8.count, into: out
+                ) { $0.part(subject.utf8) }
             }
         }
     }
@@ -67,11 +69,12 @@ struct Envelope: Sendable {
     private func deriveFieldKey(subject: String, field: String, writeSeq: Int64?, in scratch: KeyScratch) throws {
         try scratch.withSlot(1) { dek in
             try scratch.withSlot(2) { out in
-                // The parts written in place, not gathered into arrays first: this runs for every
-                // field of every GET and PUT.
+                // The parts written in place, not gathered into arrays first (this runs for every
+                // field of every GET and PUT), into a message sized never to grow: growing would
+                // free a copy without wiping it.
                 try KeyedHash.hash(
                     key: UnsafeRawBufferPointer(dek), label: writeSeq == nil ? Self.fieldLabel : Self.fieldLabelV2,
-                    into: out
+                    capacity: 80 + subject.utf8.count + field.utf8.count, into: out
                 ) { message in
                     message.part(subject.utf8)
                     message.part(field.utf8)
