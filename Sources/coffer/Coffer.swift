@@ -25,7 +25,7 @@ struct Coffer: AsyncParsableCommand {
         // First, while this is the only thread and before any database opens: without the
         // allocator statistics, SQLite's malloc and free take no process-wide mutex (about 4 % of
         // the committer's time per GET). A failure only leaves them on.
-        _ = coffer_sqlite_disable_memstatus()
+        let memstatus = coffer_sqlite_disable_memstatus()
         let level =
             ProcessInfo.processInfo.environment["COFFER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
         let format = logFormat(CommandLine.arguments) ?? .text
@@ -38,6 +38,9 @@ struct Coffer: AsyncParsableCommand {
             var handler = StructuredLogHandler(label: label, format: format)
             handler.logLevel = level
             return handler
+        }
+        if memstatus != 0 {
+            Logger(label: "coffer").debug("SQLite's allocator statistics stay on", metadata: ["code": "\(memstatus)"])
         }
         do {
             var command = try parseAsRoot()
