@@ -38,7 +38,7 @@ struct SQLiteTransaction: StoreWriting {
         } catch {
             memo.forget()
             try? execute("ROLLBACK TO unit")
-            try? execute("RELEASE unit")
+            try? execute(.release)
             throw error
         }
         try execute(.release)
