@@ -71,6 +71,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var outgoing: ByteBuffer?
     /// This event loop's command counters (`ServerStats.Shard`).
     private var statsShard: ServerStats.Shard?
+    /// When the event loop's current turn (a read, a batch's completions, a barrier's answer)
+    /// began: commands started and answered in one turn share one reading of the clock, which
+    /// at 16 pipelined PINGs per read was 3 % of the loop's time read twice per command.
+    private var turnStarted: UInt64 = 0
+    /// The last command name's metric label: pipelines repeat one command, so this spares
+    /// hashing the name for every command.
+    private var lastLabel = (name: "", index: CommandTable.labels.count - 1)
     private var authDeadline: Scheduled<Void>?
     private var requestDeadline: Scheduled<Void>?
 
@@ -220,7 +227,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
             input!.writeBuffer(&bytes)
         }
         batching = true
+        beginTurn()
         process(context)
+    }
+
+    /// Called at each entry from the event loop that may start or answer commands.
+    fileprivate func beginTurn() { turnStarted = NIODeadline.now().uptimeNanoseconds }
+
+    private func labelIndex(ofName name: String) -> Int {
+        if name != lastLabel.name { lastLabel = (name, CommandTable.labelIndex(ofName: name)) }
+        return lastLabel.index
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -305,9 +321,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func start(_ request: RESPRequest, _ context: ChannelHandlerContext) {
         let sequence = firstSlot + slots.count
-        let now = NIODeadline.now().uptimeNanoseconds
-        slots.append(Slot(version: session.protocolVersion, started: now))
-        registration?.info.commandStarted(at: now)
+        slots.append(Slot(version: session.protocolVersion, started: turnStarted))
+        registration?.info.commandStarted(at: turnStarted)
         let command: Command
         switch dispatcher.command(for: request, authenticated: session.isAuthenticated, epoch: session.epoch) {
         case .refused(let reply):
@@ -317,7 +332,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .command(let parsed):
             command = parsed
         }
-        slots[slots.index(before: slots.endIndex)].label = CommandTable.labelIndex(ofName: command.name)
+        slots[slots.index(before: slots.endIndex)].label = labelIndex(ofName: command.name)
         switch command.execution {
         case .local:
             complete(sequence, dispatcher.local(command, session: session))
@@ -344,6 +359,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         dispatcher.run(command, session: session, on: context.eventLoop) { reply in
             let this = handler.value
+            this.beginTurn()
             this.barrierRunning = false
             this.complete(sequence, reply)
             if let context = this.context, !this.closing { this.process(context) }
@@ -361,8 +377,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let index = slots.index(slots.startIndex, offsetBy: offset)
         let version = reply.update?.protocolVersion ?? slots[index].version
         if statsShard == nil { statsShard = registry.stats.shard(for: ObjectIdentifier(context.eventLoop)) }
+        let started = slots[index].started
         let (outcome, errorWord) = statsShard!.record(
-            label: slots[index].label, nanoseconds: NIODeadline.now().uptimeNanoseconds &- slots[index].started,
+            label: slots[index].label, nanoseconds: turnStarted >= started ? turnStarted - started : 0,
             reply: reply.value)
         if outcome != .ok {
             // The command's label and the error's first word only: an error message may name a
@@ -605,6 +622,7 @@ final class ConnectionExecutor: CompletionExecutor {
 
     func complete(_ work: () -> Void) {
         let connection = handler.value
+        connection.beginTurn()
         let outer = connection.batching
         connection.batching = true
         work()

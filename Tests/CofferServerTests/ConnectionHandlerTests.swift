@@ -66,6 +66,20 @@ import Testing
         #expect(writes == ["+PONG\r\n$2\r\nhi\r\n+PONG\r\n-NOAUTH Authentication required.\r\n"])
     }
 
+    @Test func eachPipelinedCommandIsCountedUnderItsOwnName() throws {
+        let f = try Fixture()
+        // The handler remembers the last command's label: alternating names must not inherit it.
+        // (Before AUTH: PING and HELLO run; GET and an unknown command are refused.)
+        try f.send("PING\r\nHELLO 2\r\nHELLO 2\r\nPING\r\nGET s name\r\nPING\r\nNOSUCH\r\n")
+        _ = try f.output()
+        let stats = f.registry.stats
+        #expect(stats.calls(label: CommandTable.labelIndex(ofName: "PING")) == 3)
+        #expect(stats.calls(label: CommandTable.labelIndex(ofName: "HELLO")) == 2)
+        #expect(stats.count(label: CommandTable.labelIndex(ofName: "GET"), .denied) == 1)
+        #expect(stats.calls(label: CommandTable.labels.count - 1) == 1)
+        #expect(stats.totalCommands == 7)
+    }
+
     @Test func aRequestSplitAnywhereGivesTheSameReplies() throws {
         let wire = "*2\r\n$4\r\nPING\r\n$5\r\nhello\r\nPING\r\n"
         for cut in 1..<wire.utf8.count {
