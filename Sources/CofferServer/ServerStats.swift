@@ -66,21 +66,29 @@ final class ServerStats: Sendable {
     // @unchecked: `cells` is allocated in init, freed in deinit, and every access in between is
     // an atomic operation on one of its elements, from any thread: there is nothing to race on.
     final class Shard: @unchecked Sendable {
-        /// Per label: calls, microseconds, one per outcome, one per latency bucket.
-        private static let perLabel = 2 + Outcome.allCases.count + ServerStats.latencyBuckets
+        /// Per label: microseconds, one per outcome, one per latency bucket. A label's calls
+        /// and the total are sums of outcome counts, read when asked, so that recording a
+        /// command takes three atomic additions, not five.
+        private static let perLabel = 1 + Outcome.allCases.count + ServerStats.latencyBuckets
         private static let errorBase = CommandTable.labels.count * perLabel
-        private static let totalIndex = errorBase + Outcome.errorWords.count
-        private static let count = totalIndex + 1
+        private static let count = errorBase + Outcome.errorWords.count
 
         private let cells: UnsafeMutablePointer<Atomic<Int>>
         // swift-metrics handles, made once per shard: [label * outcomes + outcome] and [label].
-        // A backend gives handles of the same label and dimensions one metric.
+        // A backend gives handles of the same label and dimensions one metric. None when no
+        // backend is bootstrapped (no `--metrics`): calling no-op handles cost a retain and a
+        // release of each per command.
         private let commandCounters: [Counter]
         private let commandTimers: [Metrics.Timer]
 
         init(factory: any MetricsFactory) {
             cells = .allocate(capacity: Self.count)
             for i in 0..<Self.count { (cells + i).initialize(to: Atomic(0)) }
+            guard !(factory is NOOPMetricsHandler) else {
+                commandCounters = []
+                commandTimers = []
+                return
+            }
             commandCounters = CommandTable.labels.flatMap { label in
                 Outcome.allCases.map {
                     Counter(
@@ -101,38 +109,37 @@ final class ServerStats: Sendable {
         private func add(_ index: Int, _ amount: Int = 1) { cells[index].add(amount, ordering: .relaxed) }
         private func load(_ index: Int) -> Int { cells[index].load(ordering: .relaxed) }
 
-        func calls(label: Int) -> Int { load(label * Self.perLabel) }
-        func microseconds(label: Int) -> Int { load(label * Self.perLabel + 1) }
+        func calls(label: Int) -> Int { Outcome.allCases.reduce(0) { $0 + count(label: label, $1) } }
+        func microseconds(label: Int) -> Int { load(label * Self.perLabel) }
         func count(label: Int, _ outcome: Outcome) -> Int { load(Self.outcomeIndex(label, outcome)) }
         func latency(label: Int, bucket: Int) -> Int { load(Self.latencyIndex(label, bucket)) }
 
         // Where a label's cells sit in the block; recording and reading use the same ones.
         private static func outcomeIndex(_ label: Int, _ outcome: Outcome) -> Int {
-            label * perLabel + 2 + outcome.rawValue
+            label * perLabel + 1 + outcome.rawValue
         }
         private static func latencyIndex(_ label: Int, _ bucket: Int) -> Int {
-            label * perLabel + 2 + Outcome.allCases.count + bucket
+            label * perLabel + 1 + Outcome.allCases.count + bucket
         }
         func errors(_ index: Int) -> Int { load(Self.errorBase + index) }
-        var totalCommands: Int { load(Self.totalIndex) }
+        var totalCommands: Int { CommandTable.labels.indices.reduce(0) { $0 + calls(label: $1) } }
 
         /// Records one answered command: its label (`CommandTable.labels`), time and reply;
         /// returns how it ended and its error word, if any.
         @discardableResult
         func record(label: Int, nanoseconds: UInt64, reply: RESPValue) -> (Outcome, String?) {
-            let base = label * Self.perLabel
             let micros = Int(nanoseconds / 1000)
-            add(base)
-            add(base + 1, micros)
+            add(label * Self.perLabel, micros)
             let (outcome, error) = Outcome.of(reply)
             add(Self.outcomeIndex(label, outcome))
             if let error { add(Self.errorBase + error) }
             let bucket = min(
                 ServerStats.latencyBuckets - 1, micros <= 1 ? 0 : Int.bitWidth - (micros - 1).leadingZeroBitCount)
             add(Self.latencyIndex(label, bucket))
-            add(Self.totalIndex)
-            commandCounters[label * Outcome.allCases.count + outcome.rawValue].increment()
-            commandTimers[label].recordNanoseconds(Int64(clamping: nanoseconds))
+            if !commandTimers.isEmpty {
+                commandCounters[label * Outcome.allCases.count + outcome.rawValue].increment()
+                commandTimers[label].recordNanoseconds(Int64(clamping: nanoseconds))
+            }
             return (outcome, error.map { Outcome.errorWords[$0] })
         }
     }
