@@ -37,7 +37,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var held = false
         /// The RESP version in force when the command was read.
         let version: Int
-        /// The command's metric label (`CommandTable.labels`) and when it was read.
+        /// The command's metric label (`CommandTable.labels`) and when the turn that read it began.
         var label = 0
         var started: UInt64 = 0
     }
@@ -231,7 +231,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         process(context)
     }
 
-    /// Called at each entry from the event loop that may start or answer commands.
+    /// Called at each entry from the event loop that may start or answer commands: `start`
+    /// and `complete` run only inside a turn, and time commands by it.
     fileprivate func beginTurn() { turnStarted = NIODeadline.now().uptimeNanoseconds }
 
     private func labelIndex(ofName name: String) -> Int {

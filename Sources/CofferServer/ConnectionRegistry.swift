@@ -116,7 +116,8 @@ final class ConnectionInfo: Sendable {
     /// `IP:PORT`, or `unix` (a Unix socket peer has no address of its own).
     let address: String
     /// `NIODeadline` uptime nanoseconds: when the connection opened, and when its latest
-    /// command was read (the handler's own reading of the clock, so this costs one store).
+    /// command was read (the start of the handler's event-loop turn that read it, so this costs
+    /// one store).
     let opened = NIODeadline.now().uptimeNanoseconds
     private let lastCommand = Atomic<UInt64>(0)
     private let details = Mutex<(client: String?, role: String?, name: String?, resp: Int)>((nil, nil, nil, 2))

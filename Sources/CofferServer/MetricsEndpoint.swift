@@ -37,7 +37,8 @@ public struct MetricsEndpoint: Sendable {
     /// no help text, so it is added to the exposition here, before each `# TYPE` line.
     static let help: [String: String] = [
         "coffer_commands_total": "Commands answered, by command and outcome (ok, denied, invalid, failed).",
-        "coffer_command_duration_seconds": "Time from reading a command to its reply being ready, by command.",
+        "coffer_command_duration_seconds":
+            "Time from the event-loop turn that read a command to the one its reply was ready in, by command (0 when one turn did both).",
         "coffer_connections": "Connections open now.",
         "coffer_connections_received_total": "Connections accepted since start.",
         "coffer_connections_rejected_total": "Connections refused since start (client caps, shutting down).",

@@ -5,7 +5,7 @@ import NIOCore
 import Synchronization
 
 /// Counters of the request path, for INFO and the metrics endpoint. Every command adds to a
-/// handful of relaxed atomics (and to pre-made swift-metrics handles): no lock, no allocation,
+/// handful of relaxed atomics (and, with `--metrics`, to pre-made swift-metrics handles): no lock, no allocation,
 /// no lookup by string. Labels come only from `CommandTable.labels` and `Outcome`, fixed sets,
 /// never from what a client sent.
 final class ServerStats: Sendable {
