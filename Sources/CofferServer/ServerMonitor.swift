@@ -56,6 +56,8 @@ final class ServerMonitor: Sendable {
                 "redis_mode:standalone",
                 "process_id:\(ProcessInfo.processInfo.processIdentifier)",
                 "tcp_port:\(port.load(ordering: .relaxed))",
+                // The threads that answer requests (`--event-loops`; the shared group is made with this many).
+                "event_loops:\(NIOSingletons.groupLoopCountSuggestion)",
                 "uptime_in_seconds:\((ContinuousClock.now - started).components.seconds)",
                 "uptime_in_days:\((ContinuousClock.now - started).components.seconds / 86_400)",
             ]

@@ -103,7 +103,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Threads that read, parse and answer requests (default: one per core; vault work runs on the commit thread either way). On a two-core host, 1 answers clients that send one request at a time faster (fewer context switches); the default answers pipelining clients faster (see OPERATIONS.md).",
+            "Threads that read, parse and answer requests (default: one per core but one, at least 1: vault work runs on the commit thread, which keeps a core to itself). More loops answer pipelining clients' PINGs faster and vault commands no faster (see OPERATIONS.md).",
             valueName: "n"))
     var eventLoops: Int?
 
@@ -157,9 +157,10 @@ struct Serve: AsyncParsableCommand {
         guard rewrapBatch > 0 else { throw ValidationError("--rewrap-batch must be positive") }
         if let eventLoops {
             guard (1...256).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 256") }
-            // Before anything uses the shared event loop group, which is made with this many.
-            NIOSingletons.groupLoopCountSuggestion = eventLoops
         }
+        // Before anything uses the shared event loop group, which is made with this many.
+        NIOSingletons.groupLoopCountSuggestion =
+            eventLoops ?? ServerConfiguration.defaultEventLoops(cores: System.coreCount)
         let tcp = try listen.map { text in
             do { return try ListenAddress(parsing: text) } catch { throw ValidationError("\(error)") }
         }

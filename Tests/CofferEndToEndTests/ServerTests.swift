@@ -193,9 +193,11 @@ import Testing
 
     /// `--event-loops` sets how many threads answer requests; out of range is refused by name.
     @Test func eventLoopsAreSetOrRefused() throws {
-        let server = try TestServer(extraArguments: ["--event-loops", "1"])
+        let server = try TestServer(extraArguments: ["--event-loops", "3"])
         let clients = try (0..<4).map { _ in try server.authenticated() }
         for client in clients { #expect(try client.call("PING") == .simple("PONG")) }
+        let info = ObservabilityTests.text(try clients[0].call("INFO", "server"))
+        #expect(ObservabilityTests.field(info, "event_loops") == "3", "\(info)")
         for bad in ["0", "257", "x"] {
             let refused = try CofferBinary.run(
                 ["serve", "--event-loops", bad] + CofferBinary.rootFlag, environment: server.env)
