@@ -2,7 +2,7 @@ import NIOCore
 
 /// A reply value. Encoded as RESP2 or RESP3 depending on what the connection negotiated with
 /// `HELLO`: in RESP2 a null is `$-1` (or `*-1` for arrays) and a map is a flat array.
-public indirect enum RESPValue: Hashable, Sendable {
+public enum RESPValue: Hashable, Sendable {
     case simpleString(String)
     case error(String)
     case integer(Int)

@@ -376,11 +376,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if let update = reply.update { apply(update, context) }
         let offset = sequence - firstSlot
         let index = slots.index(slots.startIndex, offsetBy: offset)
-        let version = reply.update?.protocolVersion ?? slots[index].version
+        // One copy of the slot: each subscript read copied all of it (a value-witness call).
+        let slot = slots[index]
+        let version = reply.update?.protocolVersion ?? slot.version
         if statsShard == nil { statsShard = registry.stats.shard(for: ObjectIdentifier(context.eventLoop)) }
-        let started = slots[index].started
+        let started = slot.started
         let (outcome, errorWord) = statsShard!.record(
-            label: slots[index].label, nanoseconds: turnStarted >= started ? turnStarted - started : 0,
+            label: slot.label, nanoseconds: turnStarted >= started ? turnStarted - started : 0,
             reply: reply.value)
         if outcome != .ok {
             // The command's label and the error's first word only: an error message may name a
@@ -389,7 +391,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 "command \(outcome.label)",
                 metadata: [
                     "connection": "\(session.id)", "client": "\(session.client ?? "-")",
-                    "command": "\(CommandTable.labels[slots[index].label])", "error": "\(errorWord ?? "-")",
+                    "command": "\(CommandTable.labels[slot.label])", "error": "\(errorWord ?? "-")",
                 ])
         }
         if offset == 0 && !reply.close {
