@@ -1,4 +1,5 @@
 import ArgumentParser
+import CCofferSystem
 import CofferCore
 import CofferServer
 import CofferStore
@@ -103,7 +104,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Threads that read, parse and answer requests (default: one per core but one, at least 1: vault work runs on the commit thread, which keeps a core to itself). More loops answer pipelining clients' PINGs faster and vault commands no faster (see OPERATIONS.md).",
+            "Threads that read, parse and answer requests (default: one per core but one, at least 1: vault work runs on the commit thread, which needs a core the loops leave free). More loops answer pipelining clients' PINGs faster and vault commands no faster (see OPERATIONS.md).",
             valueName: "n"))
     var eventLoops: Int?
 
@@ -158,9 +159,12 @@ struct Serve: AsyncParsableCommand {
         if let eventLoops {
             guard (1...256).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 256") }
         }
+        // NIO counts a container's CPU quota but not the affinity mask (taskset, systemd's
+        // CPUAffinity=); Foundation's processor count ignores the mask too.
+        let affinity = Int(coffer_affinity_cpu_count())
+        let cores = affinity > 0 ? min(System.coreCount, affinity) : System.coreCount
         // Before anything uses the shared event loop group, which is made with this many.
-        NIOSingletons.groupLoopCountSuggestion =
-            eventLoops ?? ServerConfiguration.defaultEventLoops(cores: System.coreCount)
+        NIOSingletons.groupLoopCountSuggestion = eventLoops ?? ServerConfiguration.defaultEventLoops(cores: cores)
         let tcp = try listen.map { text in
             do { return try ListenAddress(parsing: text) } catch { throw ValidationError("\(error)") }
         }

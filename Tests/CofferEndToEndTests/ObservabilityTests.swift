@@ -80,7 +80,7 @@ import Testing
         #expect(Int(Self.field(info, "connected_clients") ?? "") ?? 0 >= 2)
         #expect(Self.field(info, "maxclients") == "1024")
         #expect(Self.field(info, "tcp_port") == "\(server.tcpPort)")
-        // Not told, one loop per core but one, at least one (a CPU quota can only lower it).
+        // Not told, one loop per core but one, at least one (fewer under a CPU quota).
         let loops = Int(Self.field(info, "event_loops") ?? "") ?? 0
         #expect((1...max(1, ProcessInfo.processInfo.activeProcessorCount - 1)).contains(loops), "\(loops)")
         #expect(Self.field(info, "latency_percentiles_usec_put") != nil)
