@@ -58,7 +58,7 @@ public struct ServerConfiguration: Sendable {
     /// How many event loops `coffer serve` runs when not told: one per core but one, and at
     /// least one. Every vault command runs on the commit thread (and its fsync on the sync
     /// thread), so on a small host that thread must not share its core with a loop per core:
-    /// on 2 cores, one loop served GET, PUT and lone PINGs faster than two (the README's A/B)
-    /// and only pipelined PINGs slower.
+    /// on 2 cores, one loop answered lone PINGs faster than two and GET and PUT as fast or
+    /// faster (the README's A/B; within noise for GET), and only pipelined PINGs slower.
     public static func defaultEventLoops(cores: Int) -> Int { max(1, cores - 1) }
 }
