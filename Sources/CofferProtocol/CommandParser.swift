@@ -1,16 +1,42 @@
 /// Turns a `RESPRequest` into a `Command`, checking the number and form of arguments.
 public enum CommandParser {
     public static func parse(_ request: RESPRequest) throws -> Command {
-        guard let first = request.arguments.first else { throw CommandError("empty command") }
-        let name = uppercasedName(first)
-        var args = Array(request.arguments.dropFirst())
+        guard request.count > 0 else { throw CommandError("empty command") }
+        let name = request.withArgument(0) { uppercasedName($0) }
+        return try parse(name: name, Arguments(request: request))
+    }
+
+    /// The arguments after the command name, read where the request holds them: only the
+    /// ones a command keeps as bytes are copied.
+    struct Arguments: RandomAccessCollection {
+        let request: RESPRequest
+        var endIndex: Int
+
+        init(request: RESPRequest) {
+            self.request = request
+            self.endIndex = request.count - 1
+        }
+
+        var startIndex: Int { 0 }
+        subscript(index: Int) -> [UInt8] { request.bytes(index + 1) }
+        func text(_ index: Int) -> String { request.text(index + 1) }
+        func length(of index: Int) -> Int { request.length(of: index + 1) }
+        func withBytes<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+            request.withArgument(index + 1, body)
+        }
+        /// Drops a trailing clause (PURPOSE).
+        mutating func removeLast(_ count: Int) { endIndex -= count }
+    }
+
+    private static func parse(name: String, _ arguments: Arguments) throws -> Command {
+        var args = arguments
         if let (purpose, ticket, count) = trailingPurpose(args, name), purposeCommands.contains(name) {
             args.removeLast(count)
-            let inner = try parse(RESPRequest(arguments: [first] + args))
+            let inner = try parse(name: name, args)
             if case .withPurpose = inner { throw CommandError("PURPOSE given twice") }
             return .withPurpose(inner, purpose: purpose, ticket: ticket)
         }
-        func text(_ i: Int) -> String { String(decoding: args[i], as: UTF8.self) }
+        func text(_ i: Int) -> String { args.text(i) }
         func arity(_ valid: Bool) throws {
             if !valid { throw CommandError("wrong number of arguments for '\(name.lowercased())' command") }
         }
@@ -170,7 +196,7 @@ public enum CommandParser {
         }
     }
 
-    private static func parseHello(_ args: [[UInt8]]) throws -> Command {
+    private static func parseHello(_ args: Arguments) throws -> Command {
         var version: Int?
         var index = 0
         if let first = args.first {
@@ -183,13 +209,13 @@ public enum CommandParser {
         var credentials: Command.Credentials?
         var clientName: String?
         while index < args.count {
-            let option = String(decoding: args[index], as: UTF8.self).uppercased()
+            let option = args.text(index).uppercased()
             if option == "AUTH" && index + 2 < args.count {
                 credentials = Command.Credentials(
-                    client: String(decoding: args[index + 1], as: UTF8.self), secret: args[index + 2])
+                    client: args.text(index + 1), secret: args[index + 2])
                 index += 3
             } else if option == "SETNAME" && index + 1 < args.count {
-                clientName = String(decoding: args[index + 1], as: UTF8.self)
+                clientName = args.text(index + 1)
                 index += 2
             } else {
                 throw CommandError("Syntax error in HELLO option '\(printable(option))'")
@@ -205,7 +231,7 @@ public enum CommandParser {
 
     /// The command name in upper case: ASCII without building a String twice (every request
     /// pays for it), anything else as Unicode does it.
-    static func uppercasedName(_ bytes: [UInt8]) -> String {
+    static func uppercasedName(_ bytes: some Collection<UInt8>) -> String {
         guard bytes.allSatisfy({ $0 < 0x80 }) else { return String(decoding: bytes, as: UTF8.self).uppercased() }
         return String(unsafeUninitializedCapacity: bytes.count) { buffer in
             for (i, byte) in bytes.enumerated() {
@@ -220,32 +246,33 @@ public enum CommandParser {
     /// so for every command but PUT it cannot be anything else; in a PUT it is the option only
     /// if what is left is still subject, field, value pairs (`PUT s name PURPOSE x y` stores the
     /// value "PURPOSE"). The keyword is ASCII letters in any case, nothing else.
-    private static func trailingPurpose(_ args: [[UInt8]], _ name: String) -> (String, String?, Int)? {
+    private static func trailingPurpose(_ args: Arguments, _ name: String) -> (String, String?, Int)? {
         func isKeyword(_ index: Int) -> Bool {
             // Compared as bytes, any case: a byte masked with 0xDF (bit 5 cleared) equals an
             // upper-case letter only if it was that letter in either case.
-            index >= 0 && args[index].count == 7 && zip(args[index], "PURPOSE".utf8).allSatisfy { $0 & 0xDF == $1 }
+            index >= 0 && args.length(of: index) == 7
+                && args.withBytes(index) { zip($0, "PURPOSE".utf8).allSatisfy { $0 & 0xDF == $1 } }
         }
         func fits(_ removed: Int) -> Bool { name != "PUT" || (args.count - removed) % 2 == 1 }
         let n = args.count
         if isKeyword(n - 2), fits(2) {
-            return (String(decoding: args[n - 1], as: UTF8.self), nil, 2)
+            return (args.text(n - 1), nil, 2)
         }
         if isKeyword(n - 3), fits(3) {
-            return (String(decoding: args[n - 2], as: UTF8.self), String(decoding: args[n - 1], as: UTF8.self), 3)
+            return (args.text(n - 2), args.text(n - 1), 3)
         }
         return nil
     }
 
     /// `TOKENIZE <subject> <field> [FORMAT f] [REUSE]`, the options in any order, each once.
-    private static func parseTokenize(_ args: [[UInt8]]) throws -> Command {
+    private static func parseTokenize(_ args: Arguments) throws -> Command {
         var format: String?
         var reuse = false
         var index = 2
         while index < args.count {
-            let option = String(decoding: args[index], as: UTF8.self).uppercased()
+            let option = args.text(index).uppercased()
             if option == "FORMAT", format == nil, index + 1 < args.count {
-                format = String(decoding: args[index + 1], as: UTF8.self).lowercased()
+                format = args.text(index + 1).lowercased()
                 index += 2
             } else if option == "REUSE", !reuse {
                 reuse = true
@@ -255,7 +282,7 @@ public enum CommandParser {
             }
         }
         return .tokenize(
-            subject: String(decoding: args[0], as: UTF8.self), field: String(decoding: args[1], as: UTF8.self),
+            subject: args.text(0), field: args.text(1),
             format: format, reuse: reuse)
     }
 

@@ -129,8 +129,8 @@ public enum CommandTable {
     /// The label index of a raw request, for requests refused before they became a `Command`:
     /// the first argument if it names a known command, else `other`.
     public static func labelIndex(ofRequest request: RESPRequest) -> Int {
-        guard let first = request.arguments.first, first.count <= 16 else { return labels.count - 1 }
-        return labelIndex(ofName: String(decoding: first, as: UTF8.self).uppercased())
+        guard request.count > 0, request.length(of: 0) <= 16 else { return labels.count - 1 }
+        return labelIndex(ofName: request.text(0).uppercased())
     }
 
     public static func entry(named name: String) -> Entry? {

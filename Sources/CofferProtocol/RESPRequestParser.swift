@@ -20,8 +20,10 @@ public struct RESPRequestParser: Sendable {
     /// The limits for the next request. Change them only between requests (`isIdle`).
     public var limits: RESPLimits
 
-    /// An array request whose header and first arguments have been consumed.
-    private var partial: (expected: Int, arguments: [[UInt8]], bytes: Int)?
+    /// An array request whose header and first arguments have been consumed. Arguments that
+    /// completed in an earlier segment are copied to `owned` (the buffer moves on past them);
+    /// a request that arrives whole stays in the connection's buffer, uncopied.
+    private var partial: (expected: Int, request: RESPRequest, bytes: Int, owned: ByteBuffer)?
     /// How far an incomplete inline line (or header line) has been searched for its end.
     private var scanned = 0
 
@@ -128,26 +130,45 @@ public struct RESPRequestParser: Sendable {
         guard count <= limits.maximumArguments else {
             throw RESPProtocolError("too many arguments: at most \(limits.maximumArguments) per command")
         }
-        var arguments: [[UInt8]] = []
-        arguments.reserveCapacity(count)
-        partial = (count, arguments, header.consumed)
-        return try continueArray(&buffer)
+        // The arguments are recorded at offsets from `buffer`'s reader index as it is now.
+        var request = RESPRequest(storage: buffer)
+        var bytes = header.consumed
+        if try readArguments(&buffer, into: &request, expected: count, bytes: &bytes) { return .request(request) }
+        var owned = ByteBuffer()
+        request.ownArguments(from: 0, into: &owned)
+        partial = (count, request, bytes, owned)
+        return .needMoreData
     }
 
+    /// Resumes a request whose first arguments came in an earlier segment.
     private mutating func continueArray(_ buffer: inout ByteBuffer) throws -> Outcome {
-        guard let state = partial else { return .needMoreData }
-        let expected = state.expected
-        var arguments = state.arguments
-        var bytes = state.bytes
-        // Taken out while parsing so that appending does not copy the arguments array.
+        guard var state = partial else { return .needMoreData }
+        // Taken out while parsing so that appending does not copy the request.
         partial = nil
-        defer { if expected > arguments.count { partial = (expected, arguments, bytes) } }
-        while arguments.count < expected {
+        let first = state.request.count
+        state.request.setStorage(buffer)
+        let complete = try readArguments(&buffer, into: &state.request, expected: state.expected, bytes: &state.bytes)
+        // The connection appends its next segment to its buffer: a request must not refer to
+        // that buffer then (it would be copied), so what arrived in this one is copied out.
+        state.request.ownArguments(from: first, into: &state.owned)
+        if complete { return .request(state.request) }
+        partial = state
+        return .needMoreData
+    }
+
+    /// Reads bulk-string arguments into `request` until it has `expected` of them (true) or the
+    /// buffer holds no more complete ones (false). Each is recorded at its offset from the
+    /// request's storage, which is `buffer` as it was before this call.
+    private mutating func readArguments(
+        _ buffer: inout ByteBuffer, into request: inout RESPRequest, expected: Int, bytes: inout Int
+    ) throws -> Bool {
+        let base = buffer.readerIndex
+        while request.count < expected {
             guard
                 let bulkHeader = try line(
                     in: buffer, limit: min(limits.maximumInlineLength, Self.maximumHeaderLength),
                     tooLong: "too big bulk count string")
-            else { return .needMoreData }
+            else { return false }
             guard bulkHeader.length > 0, let marker = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
                 throw RESPProtocolError("expected '$', got ''")
             }
@@ -166,16 +187,16 @@ public struct RESPRequestParser: Sendable {
             }
             // The header is parsed again when the data completes; it is short, so waiting for
             // a large bulk costs one header parse per segment, not a scan of the data.
-            guard buffer.readableBytes >= bulkHeader.consumed + length + 2 else { return .needMoreData }
+            guard buffer.readableBytes >= bulkHeader.consumed + length + 2 else { return false }
             let at = buffer.readerIndex + bulkHeader.consumed
             guard buffer.getInteger(at: at + length, as: UInt8.self) == Self.cr,
                 buffer.getInteger(at: at + length + 1, as: UInt8.self) == Self.lf
             else { throw RESPProtocolError("expected CRLF after bulk string") }
-            arguments.append(buffer.getBytes(at: at, length: length) ?? [])
+            request.append(offset: at - base, length: length)
             buffer.moveReaderIndex(forwardBy: bulkHeader.consumed + length + 2)
             bytes += bulkHeader.consumed + length + 2
         }
-        return .request(RESPRequest(arguments: arguments))
+        return true
     }
 
     private mutating func parseInline(_ buffer: inout ByteBuffer) throws -> Outcome {
