@@ -314,6 +314,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 input = buffer
             }
         }
+        // Replies answered at once (`answer`) wait in `outgoing`: a read burst flushes them
+        // when it ends; any other caller (a barrier's or a batch's completion) does it here.
+        if !batching { flushIfNeeded() }
+        if inputClosed { closeIfDone(context) }
         updateRequestDeadline(context)
         resumeReadingIfAllowed(context)
     }
@@ -321,31 +325,68 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: Running commands
 
     private func start(_ request: RESPRequest, _ context: ChannelHandlerContext) {
-        let sequence = firstSlot + slots.count
-        slots.append(Slot(version: session.protocolVersion, started: turnStarted))
         registration?.info.commandStarted(at: turnStarted)
         let command: Command
         switch dispatcher.command(for: request, authenticated: session.isAuthenticated, epoch: session.epoch) {
         case .refused(let reply):
-            slots[slots.index(before: slots.endIndex)].label = CommandTable.labelIndex(ofRequest: request)
-            complete(sequence, reply)
+            answer(reply, label: CommandTable.labelIndex(ofRequest: request), context)
             return
         case .command(let parsed):
             command = parsed
         }
-        slots[slots.index(before: slots.endIndex)].label = labelIndex(ofName: command.name)
+        let label = labelIndex(ofName: command.name)
         switch command.execution {
         case .local:
-            complete(sequence, dispatcher.local(command, session: session))
+            answer(dispatcher.local(command, session: session), label: label, context)
         case .pipelined:
+            let sequence = appendSlot(label: label)
             guard let executor else { return }
             let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
             dispatcher.submit(command, session: session, on: executor) { reply in
                 handler.value.complete(sequence, reply)
             }
         case .barrier:
-            pendingBarrier = (sequence, command)
+            pendingBarrier = (appendSlot(label: label), command)
             startBarrierIfFirst(context)
+        }
+    }
+
+    /// Gives the command just read its place among the replies; returns its sequence number.
+    private func appendSlot(label: Int) -> Int {
+        let sequence = firstSlot + slots.count
+        slots.append(Slot(version: session.protocolVersion, label: label, started: turnStarted))
+        return sequence
+    }
+
+    /// A reply known as soon as its command is read (refusals, PING, …). With no earlier reply
+    /// outstanding and nothing for the session to change, it goes straight to the outgoing
+    /// buffer without taking a slot: at pipelined PINGs the slot's round trip was a tenth of
+    /// the event loop's time. Otherwise it waits its turn like any other.
+    private func answer(_ reply: CommandDispatcher.Reply, label: Int, _ context: ChannelHandlerContext) {
+        guard slots.isEmpty, !reply.close, reply.update == nil else {
+            complete(appendSlot(label: label), reply)
+            return
+        }
+        record(reply.value, label: label, started: turnStarted, context)
+        var buffer = outgoing ?? context.channel.allocator.buffer(capacity: 512)
+        outgoing = nil
+        reply.value.encode(into: &buffer, version: session.protocolVersion)
+        outgoing = buffer
+    }
+
+    /// Counts a command's outcome and time, and logs a failure (its label and the error's first
+    /// word only: an error message may name a field, and the arguments are never logged).
+    private func record(_ value: RESPValue, label: Int, started: UInt64, _ context: ChannelHandlerContext) {
+        if statsShard == nil { statsShard = registry.stats.shard(for: ObjectIdentifier(context.eventLoop)) }
+        let (outcome, errorWord) = statsShard!.record(
+            label: label, nanoseconds: turnStarted >= started ? turnStarted - started : 0, reply: value)
+        if outcome != .ok {
+            logger.info(
+                "command \(outcome.label)",
+                metadata: [
+                    "connection": "\(session.id)", "client": "\(session.client ?? "-")",
+                    "command": "\(CommandTable.labels[label])", "error": "\(errorWord ?? "-")",
+                ])
         }
     }
 
@@ -379,21 +420,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         // One copy of the slot: each subscript read copied all of it (a value-witness call).
         let slot = slots[index]
         let version = reply.update?.protocolVersion ?? slot.version
-        if statsShard == nil { statsShard = registry.stats.shard(for: ObjectIdentifier(context.eventLoop)) }
-        let started = slot.started
-        let (outcome, errorWord) = statsShard!.record(
-            label: slot.label, nanoseconds: turnStarted >= started ? turnStarted - started : 0,
-            reply: reply.value)
-        if outcome != .ok {
-            // The command's label and the error's first word only: an error message may name a
-            // field, and the arguments are never logged.
-            logger.info(
-                "command \(outcome.label)",
-                metadata: [
-                    "connection": "\(session.id)", "client": "\(session.client ?? "-")",
-                    "command": "\(CommandTable.labels[slot.label])", "error": "\(errorWord ?? "-")",
-                ])
-        }
+        record(reply.value, label: slot.label, started: slot.started, context)
         if offset == 0 && !reply.close {
             // The next reply due: straight into the outgoing buffer.
             slots.removeFirst()

@@ -336,6 +336,13 @@ import Testing
         #expect(try d.read().errorText?.hasPrefix("WRONGPASS") == true)
         #expect(try d.read().errorText?.hasPrefix("ERR Protocol error: too many arguments") == true)
         #expect(d.isClosed())
+        // A command answered on the event loop right behind AUTH is read once AUTH is done,
+        // outside any read from the socket: its reply must still be written.
+        let e = try server.client()
+        try e.send(
+            RESPClient.encode([Array("AUTH".utf8), Array("s".utf8), Array(secret.utf8)]) + Array("PING\r\n".utf8))
+        #expect(try e.read() == .simple("OK"))
+        #expect(try e.read() == .simple("PONG"))
     }
 
     /// A pipeline's data commands are queued together in the committer (one commit for the
