@@ -18,8 +18,15 @@ public enum CommandParser {
         }
 
         var startIndex: Int { 0 }
-        subscript(index: Int) -> [UInt8] { request.bytes(index + 1) }
-        func text(_ index: Int) -> String { request.text(index + 1) }
+        subscript(index: Int) -> [UInt8] {
+            // A dropped PURPOSE clause is still in the request: past the end is a bug, not data.
+            precondition(index >= 0 && index < endIndex)
+            return request.bytes(index + 1)
+        }
+        func text(_ index: Int) -> String {
+            precondition(index >= 0 && index < endIndex)
+            return request.text(index + 1)
+        }
         func length(of index: Int) -> Int { request.length(of: index + 1) }
         func withBytes<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
             request.withArgument(index + 1, body)
