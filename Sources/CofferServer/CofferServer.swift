@@ -211,7 +211,12 @@ public final class CofferServer: Service, Sendable {
         return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: false)
+            // The end of a connection's input (the client's, or the drain's `close(mode: .input)`)
+            // reaches `ConnectionHandler` as `inputClosed`, which answers what was read and then
+            // closes. Without this NIO closes a connection outright when its input ends, and a
+            // drained connection lost the replies still in flight (seen with AUDIT.VERIFY running
+            // at SIGTERM: not even its own reply came back).
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 // The TLS handshake, then RESP: each connection's whole request path is these
                 // handlers on its event loop.

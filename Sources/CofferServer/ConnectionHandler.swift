@@ -314,8 +314,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 input = buffer
             }
         }
-        // Replies answered at once (`answer`) wait in `outgoing`: a read burst flushes them
-        // when it ends; any other caller (a barrier's or a batch's completion) does it here.
+        // Replies answered at once (`answer`) wait in `outgoing`: a read burst or a commit
+        // batch's completions flush them when they end; after a barrier's answer, this does.
         if !batching { flushIfNeeded() }
         if inputClosed { closeIfDone(context) }
         updateRequestDeadline(context)
@@ -467,11 +467,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         if !batching { flushIfNeeded() }
         startBarrierIfFirst(context)
-        closeIfDone(context)
-        // Requests already read may have waited for room (at most `maximumInFlight` at once).
-        if !processing && (input?.readableBytes ?? 0) > 0 {
+        // Requests already read may have waited for room (at most `maximumInFlight` at once)
+        // or behind a barrier. A half-closed connection (the server draining) closes only once
+        // they too are answered: `process` closes it when it is done, and so does this when
+        // nothing is left to parse.
+        if processing {
+            resumeReadingIfAllowed(context)
+        } else if (input?.readableBytes ?? 0) > 0 {
             process(context)
         } else {
+            closeIfDone(context)
             resumeReadingIfAllowed(context)
         }
     }

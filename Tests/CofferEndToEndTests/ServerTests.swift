@@ -282,6 +282,38 @@ import Testing
         for i in 0..<answered { #expect(try check.call("GET", "p\(i)", "name") == .array([.bulk("N \(i)")])) }
     }
 
+    /// A drain closes each connection once it has answered what it read: a barrier still
+    /// running when SIGTERM arrives, and the requests read behind it, are all answered. (Until
+    /// 2026-12-07 NIO closed such a connection at once, with no reply at all; and once that was
+    /// fixed, the handler closed it right after the barrier's reply.)
+    @Test func sigtermAnswersRequestsReadBehindARunningBarrier() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("s", role: "support")
+        let writer = try server.authenticated("s", secret: secret)
+        // An audit trail long enough that AUDIT.VERIFY is still running when SIGTERM lands.
+        for chunk in 0..<20 {
+            var pipeline: [UInt8] = []
+            for i in 0..<1000 {
+                pipeline += RESPClient.encode([
+                    Array("PUT".utf8), Array("p\(chunk)-\(i)".utf8), Array("name".utf8), Array("N".utf8),
+                ])
+            }
+            try writer.send(pipeline)
+            for _ in 0..<1000 { #expect(try writer.read() == .integer(1)) }
+        }
+        let admin = try server.authenticated()
+        let started = Date()
+        #expect(try admin.call("AUDIT.VERIFY").description.hasPrefix("+OK"))
+        let verifyTakes = Date().timeIntervalSince(started)
+        try admin.send("AUDIT.VERIFY\r\nPING\r\nECHO last\r\n")
+        usleep(useconds_t(verifyTakes * 1_000_000 / 4))
+        kill(server.process.processIdentifier, SIGTERM)
+        let replies = try (0..<3).map { _ in try admin.read() }
+        #expect(replies.first?.description.hasPrefix("+OK") == true, "\(replies) after \(verifyTakes) s")
+        #expect(Array(replies.dropFirst()) == [.simple("PONG"), .bulk("last")], "\(replies)")
+        #expect(server.stop() == 0)
+    }
+
     /// Their default action would end the server at once (no drain, a stale socket).
     @Test(arguments: [(SIGHUP, "SIGHUP"), (SIGUSR1, "SIGUSR1"), (SIGUSR2, "SIGUSR2"), (SIGALRM, "SIGALRM")])
     func straySignalsAreIgnoredAndLoggedOnce(signal: Int32, name: String) throws {
