@@ -372,6 +372,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
         outgoing = nil
         reply.value.encode(into: &buffer, version: session.protocolVersion)
         outgoing = buffer
+        flushIfLarge()
+    }
+
+    /// Replies coalesce into one write per read burst, but not without bound: one read of
+    /// pipelined requests with large replies (COMMAND DOCS answers 27 bytes with 8.6 KB) grew
+    /// the buffer by hundreds of MiB before the output limit was ever checked. Written out
+    /// once it is this large, they meet the channel's high-water mark, and a client that does
+    /// not read them is closed (`channelWritabilityChanged`), which stops `process`.
+    private func flushIfLarge() {
+        if let outgoing, outgoing.readableBytes >= 64 * 1024 { flushIfNeeded() }
     }
 
     /// Counts a command's outcome and time, and logs a failure (its label and the error's first
@@ -429,6 +439,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             outgoing = nil
             reply.value.encode(into: &buffer, version: version)
             outgoing = buffer
+            flushIfLarge()
             writeReady(context)
             return
         }

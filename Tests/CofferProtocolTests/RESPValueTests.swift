@@ -21,6 +21,27 @@ import Testing
         #expect(encoded(map, 2) == "*2\r\n$4\r\nname\r\n$1\r\nJ\r\n")
         #expect(encoded(map, 3) == "%1\r\n$4\r\nname\r\n$1\r\nJ\r\n")
     }
+
+    /// Integers are written digit by digit, not through a string: every length and sign.
+    @Test(arguments: [0, 7, 9, 10, 99, 100, 12_345, -1, -10, Int.max, Int.min])
+    func integersAndLengthsAreWrittenInDecimal(_ value: Int) {
+        #expect(encoded(.integer(value), 2) == ":\(value)\r\n")
+        if value >= 0 && value < 100_000 {
+            let bytes = [UInt8](repeating: 0x61, count: value)
+            #expect(encoded(.bulkString(bytes), 2) == "$\(value)\r\n" + String(repeating: "a", count: value) + "\r\n")
+            #expect(encoded(.array(Array(repeating: .integer(1), count: value)), 2).hasPrefix("*\(value)\r\n"))
+        }
+    }
+
+    /// A reply encoded ahead of time is written exactly as the value it came from, per version.
+    @Test func aPreencodedReplyIsWrittenAsItsValue() {
+        let value = RESPValue.array([
+            .map([(.bulk("name"), .null), (.bulk("n"), .integer(-42))]), .nullArray, .simpleString("OK"),
+        ])
+        let preencoded = RESPValue.preencoded(value)
+        for version in [2, 3] { #expect(encoded(preencoded, version) == encoded(value, version)) }
+        #expect(encoded(preencoded, 2) != encoded(preencoded, 3))
+    }
 }
 
 @Suite struct CommandParserTests {

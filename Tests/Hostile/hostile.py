@@ -231,10 +231,12 @@ def half_then_close():
 case("close in the middle of a request", fn=half_then_close)
 
 
-def unread_flood(authenticate, mib, limit_mib):
+def unread_flood(authenticate, mib, limit_mib, request=b"PING\r\n"):
     """Security round 2, item 1: a connection that pipelines MiBs of PINGs and never reads its
     replies is bounded (closed once its unread replies pass the output limit), and the server's
-    memory goes back when such connections close."""
+    memory goes back when such connections close. With COMMAND DOCS (27 bytes asking for
+    8.6 KB) the replies of one read alone reached hundreds of MiB before the output limit was
+    checked (2026-12-07: 55 -> 221 MiB for one connection's 1 MiB of requests)."""
     def run():
         before = rss_kib()
         peak = before
@@ -247,7 +249,7 @@ def unread_flood(authenticate, mib, limit_mib):
             else:
                 # A wrong secret: the flood then runs anonymous, as the attack did.
                 s.sendall(resp("AUTH", "hostile-support", "x"))
-            chunk = b"PING\r\n" * (1 << 16)
+            chunk = request * ((1 << 19) // len(request))
             sent = 0
             try:
                 while sent < mib << 20:
@@ -275,6 +277,8 @@ def unread_flood(authenticate, mib, limit_mib):
 
 case("unread PING flood after a failed AUTH (3 x 64 MiB)", fn=unread_flood(False, 64, 0))
 case("unread PING flood, authenticated (3 x 32 MiB, output limit 8 MiB)", fn=unread_flood(True, 32, 8))
+case("unread COMMAND DOCS flood, authenticated (3 x 1 MiB, output limit 8 MiB)",
+     fn=unread_flood(True, 1, 8, request=resp("COMMAND", "DOCS")))
 
 
 def redis_py_retry_then_right_secret():
