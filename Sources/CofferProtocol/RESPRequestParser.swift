@@ -182,7 +182,8 @@ public struct RESPRequestParser: Sendable {
             guard length <= limits.maximumBulkLength else {
                 throw RESPProtocolError("bulk string longer than \(limits.maximumBulkLength) bytes")
             }
-            guard bytes + bulkHeader.consumed + length <= limits.maximumRequestBytes else {
+            // The whole request, its last CRLF included.
+            guard bytes + bulkHeader.consumed + length + 2 <= limits.maximumRequestBytes else {
                 throw RESPProtocolError("request larger than \(limits.maximumRequestBytes) bytes")
             }
             // The header is parsed again when the data completes; it is short, so waiting for

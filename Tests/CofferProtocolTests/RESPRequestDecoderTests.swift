@@ -102,6 +102,32 @@ import Testing
         #expect(try RESPRequestParser.parse(&again, limits: .authenticated) == .needMoreData)
     }
 
+    /// "One whole request" is every byte of it, the last CRLF included: a request of exactly
+    /// the limit parses, one byte more is refused (the last CRLF went uncounted until
+    /// 2026-12-07, so 4,098 bytes passed a 4,096-byte limit).
+    @Test func theRequestLimitCountsEveryByte() throws {
+        let limits = RESPLimits(
+            maximumInlineLength: 1024, maximumBulkLength: 1024, maximumArguments: 8, maximumRequestBytes: 100)
+        func request(total: Int) -> ByteBuffer {
+            // "*2\r\n$4\r\nECHO\r\n$NN\r\n" + NN bytes + "\r\n"
+            let fixed = 4 + 10 + 5 + 2
+            var buffer = ByteBuffer(string: "*2\r\n$4\r\nECHO\r\n$\(total - fixed)\r\n")
+            buffer.writeString(String(repeating: "x", count: total - fixed) + "\r\n")
+            #expect(buffer.readableBytes == total)
+            return buffer
+        }
+        var exact = request(total: 100)
+        guard case .request(let parsed) = try RESPRequestParser.parse(&exact, limits: limits) else {
+            Issue.record("a request of exactly the limit was not parsed")
+            return
+        }
+        #expect(parsed.length(of: 1) == 79)
+        var over = request(total: 101)
+        #expect {
+            _ = try RESPRequestParser.parse(&over, limits: limits)
+        } throws: { ($0 as? RESPProtocolError)?.message.contains("request larger than 100 bytes") == true }
+    }
+
     /// A request trickling in is parsed as it arrives: complete arguments leave the buffer at
     /// once and are never looked at again, and a large bulk costs one short header parse per
     /// segment, so a client sending a 3 MiB request one byte at a time no longer makes the
