@@ -368,20 +368,21 @@ final class ConnectionHandler: ChannelDuplexHandler {
             return
         }
         record(reply.value, label: label, started: turnStarted, context)
-        var buffer = outgoing ?? context.channel.allocator.buffer(capacity: 512)
-        outgoing = nil
-        reply.value.encode(into: &buffer, version: session.protocolVersion)
-        outgoing = buffer
-        flushIfLarge()
+        writeOut(reply.value, version: session.protocolVersion, context)
     }
 
-    /// Replies coalesce into one write per read burst, but not without bound: one read of
-    /// pipelined requests with large replies (COMMAND DOCS answers 27 bytes with 8.6 KB) grew
-    /// the buffer by hundreds of MiB before the output limit was ever checked. Written out
-    /// once it is this large, they meet the channel's high-water mark, and a client that does
-    /// not read them is closed (`channelWritabilityChanged`), which stops `process`.
-    private func flushIfLarge() {
-        if let outgoing, outgoing.readableBytes >= 64 * 1024 { flushIfNeeded() }
+    /// Encodes the reply now due into the outgoing buffer. Replies coalesce into one write per
+    /// read burst, but not without bound: one read of pipelined requests with large replies
+    /// (COMMAND DOCS answers 27 bytes with 8.6 KB) grew the buffer by hundreds of MiB before
+    /// the output limit was ever checked. Written out once it holds 64 KiB, they meet the
+    /// channel's high-water mark, and a client that does not read them is closed
+    /// (`channelWritabilityChanged`), which stops `process`.
+    private func writeOut(_ value: RESPValue, version: Int, _ context: ChannelHandlerContext) {
+        var buffer = outgoing ?? context.channel.allocator.buffer(capacity: 512)
+        outgoing = nil
+        value.encode(into: &buffer, version: version)
+        outgoing = buffer
+        if buffer.readableBytes >= 64 * 1024 { flushIfNeeded() }
     }
 
     /// Counts a command's outcome and time, and logs a failure (its label and the error's first
@@ -435,11 +436,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             // The next reply due: straight into the outgoing buffer.
             slots.removeFirst()
             firstSlot += 1
-            var buffer = outgoing ?? context.channel.allocator.buffer(capacity: 512)
-            outgoing = nil
-            reply.value.encode(into: &buffer, version: version)
-            outgoing = buffer
-            flushIfLarge()
+            writeOut(reply.value, version: version, context)
             writeReady(context)
             return
         }
