@@ -317,12 +317,16 @@ extension Vault {
     /// if it moved, commands were kept waiting for the writer meanwhile.
     public var commandBatchesCommitted: Int { committer.batchesCommitted }
 
-    /// Rewraps up to `limit` DEKs that are not under the current KEK, in one transaction. Only
-    /// the 32-byte DEKs are unwrapped and re-sealed; no field value is decrypted. Returns how
-    /// many were rewrapped (0 when none remain). Safe to stop at any moment: each batch commits
-    /// whole, and the next call carries on from what the database says.
+    /// Rewraps up to `limit` DEKs that are not under the current KEK, in one transaction, and
+    /// stops early once the batch has held the writer for `budget`: every command that arrives
+    /// meanwhile waits for the batch, so its length, not the count, is what they feel (on a
+    /// vault larger than the page cache, a batch's rows are read from disk, and 250 of them took
+    /// as long as several milliseconds). At least one DEK is rewrapped per call, so the rewrap
+    /// always advances. Only the 32-byte DEKs are unwrapped and re-sealed; no field value is
+    /// decrypted. Returns how many were rewrapped (0 when none remain). Safe to stop at any
+    /// moment: each batch commits whole, and the next call carries on from what the database says.
     @discardableResult
-    public func rewrapBatch(limit: Int = 1000) throws -> Int {
+    public func rewrapBatch(limit: Int = 1000, budget: Duration? = nil) throws -> Int {
         try requireDataDirectoryLock("the rewrap")
         let shared = configuration.store.isShared
         let count = try Self.storageCall {
@@ -330,15 +334,19 @@ extension Vault {
                 // Another node may have rotated: never move keys back to an older version.
                 if shared { adopt(try tx.kekRecords()) }
                 let current = keys.currentKEKVersion
+                let deadline = budget.map { ContinuousClock.now + $0 }
                 let batch = try tx.subjectsNotWrapped(under: current, limit: limit)
                 guard !batch.isEmpty else { return 0 }
-                try scratch.withScratch { scratch in
+                return try scratch.withScratch { scratch in
+                    var done = 0
                     for (subject, wrapped) in batch {
                         try envelope.unwrapDEK(wrapped, subject: subject, in: scratch)
                         try tx.updateSubjectKey(subject, key: envelope.wrapDEK(subject: subject, in: scratch))
+                        done += 1
+                        if let deadline, ContinuousClock.now >= deadline { break }
                     }
+                    return done
                 }
-                return batch.count
             }
         }
         rewrapProgress.record(count)

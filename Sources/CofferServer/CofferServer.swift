@@ -145,7 +145,8 @@ public final class CofferServer: Service, Sendable {
     }
 
     /// Moves DEKs still wrapped under an older KEK to the current one, one batch (one short
-    /// write transaction) at a time, so no request ever waits behind more than one batch. All
+    /// write transaction: at most `rewrapBatchSize` DEKs and about `rewrapBatchTime` of the
+    /// writer) at a time, so no request ever waits behind more than one batch. All
     /// progress is in the database, so after a crash the next start carries on where it stopped.
     ///
     /// When commands were committed while a batch held the writer, the loop then rests as long
@@ -154,6 +155,7 @@ public final class CofferServer: Service, Sendable {
     private func rewrapLoop(threadPool: NIOThreadPool, stopping: StopFlag) async {
         let vaults = self.vaults
         let batchSize = configuration.rewrapBatchSize
+        let batchTime = configuration.rewrapBatchTime
         while !stopping.isSet {
             do {
                 guard let vault = vaults.vault else {
@@ -162,7 +164,9 @@ public final class CofferServer: Service, Sendable {
                 }
                 let before = vault.commandBatchesCommitted
                 let started = ContinuousClock.now
-                let count = try await threadPool.runIfActive { try vault.rewrapBatch(limit: batchSize) }
+                let count = try await threadPool.runIfActive {
+                    try vault.rewrapBatch(limit: batchSize, budget: batchTime)
+                }
                 if count > 0 {
                     if vault.commandBatchesCommitted != before {
                         try? await Task.sleep(for: ContinuousClock.now - started)

@@ -17,9 +17,12 @@ public struct ServerConfiguration: Sendable {
     public var connection: ConnectionLimits
     /// Seconds a connection may stay silent before it is closed (default 300).
     public var idleTimeoutSeconds: Int64
-    /// Data keys rewrapped per transaction by the background rewrap (default 1000); a request
-    /// waits behind at most one batch.
+    /// Data keys rewrapped per transaction by the background rewrap, at most (default 250); a
+    /// request waits behind at most one batch.
     public var rewrapBatchSize: Int
+    /// How long one rewrap batch may hold the writer (default 2 ms): the batch stops there even
+    /// short of `rewrapBatchSize`, so a request's wait behind it is bounded in time too.
+    public var rewrapBatchTime: Duration
     /// Threads that run vault work (SQLite, crypto) off the event loops.
     public var workerThreads: Int
     /// `--metrics HOST:PORT`: `/metrics` and `/health` over HTTP; nil for none.
@@ -37,6 +40,7 @@ public struct ServerConfiguration: Sendable {
         connection: ConnectionLimits = ConnectionLimits(),
         idleTimeoutSeconds: Int64 = 300,
         rewrapBatchSize: Int = 250,
+        rewrapBatchTime: Duration = .milliseconds(2),
         workerThreads: Int = 4,
         metrics: MetricsEndpoint? = nil,
         onReady: @escaping @Sendable ([String]) -> Void = { _ in }
@@ -50,6 +54,7 @@ public struct ServerConfiguration: Sendable {
         self.connection = connection
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.rewrapBatchSize = rewrapBatchSize
+        self.rewrapBatchTime = rewrapBatchTime
         self.workerThreads = workerThreads
         self.metrics = metrics
         self.onReady = onReady

@@ -104,6 +104,13 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "Longest a rewrap batch holds the writer, in milliseconds: it stops there even short of --rewrap-batch, so a request waits behind it for at most about this long.",
+            valueName: "ms"))
+    var rewrapBatchMs = 2
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "Threads that read, parse and answer requests (default: one per core but one, at least 1: vault work runs on the commit thread, which needs a core the loops leave free). More loops answer pipelining clients' PINGs faster and vault commands no faster (see OPERATIONS.md).",
             valueName: "n"))
     var eventLoops: Int?
@@ -156,6 +163,9 @@ struct Serve: AsyncParsableCommand {
             MetricsSystem.bootstrap(factory)
         }
         guard rewrapBatch > 0 else { throw ValidationError("--rewrap-batch must be positive") }
+        guard (1...10_000).contains(rewrapBatchMs) else {
+            throw ValidationError("--rewrap-batch-ms must be 1 to 10000")
+        }
         if let eventLoops {
             guard (1...256).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 256") }
         }
@@ -275,7 +285,7 @@ struct Serve: AsyncParsableCommand {
             configuration: ServerConfiguration(
                 socketPath: socketPath, tcp: tcp, tls: tls, maximumClients: maxClients,
                 maximumAnonymousClients: maxAnonymousClients, connection: connection, idleTimeoutSeconds: idleTimeout,
-                rewrapBatchSize: rewrapBatch, metrics: endpoint,
+                rewrapBatchSize: rewrapBatch, rewrapBatchTime: .milliseconds(rewrapBatchMs), metrics: endpoint,
                 onReady: { listeners in
                     do {
                         try lock?.record(.init(command: "serve", socket: socketPath, listeners: listeners))

@@ -42,6 +42,20 @@ import Testing
         expectError(.noPermission) { _ = try reopened.rotateKEK(as: TestVault.support) }
     }
 
+    /// A batch stops once it has held the writer for its budget, but always advances: with no
+    /// time at all it rewraps exactly one DEK per call, and the keys it left stay pending.
+    @Test func aRewrapBatchStopsAtItsTimeBudgetAndStillAdvances() throws {
+        let t = try TestVault()
+        for i in 0..<10 { _ = try t.put("s\(i)", [("name", "Person \(i)")]) }
+        _ = try t.vault.rotateKEK(as: TestVault.admin)
+        #expect(try t.vault.rewrapBatch(limit: 1000, budget: .zero) == 1)
+        #expect(try t.vault.keyStatus(as: TestVault.admin).pending == 9)
+        #expect(try t.vault.rewrapBatch(limit: 1000, budget: .zero) == 1)
+        #expect(try t.vault.rewrapBatch(limit: 1000, budget: .seconds(60)) == 8)
+        #expect(try t.vault.keyStatus(as: TestVault.admin).pending == 0)
+        for i in 0..<10 { #expect(try t.get("s\(i)", ["name"], as: TestVault.support) == ["Person \(i)"]) }
+    }
+
     @Test func rewrapNeverTouchesFieldCiphertexts() throws {
         let t = try TestVault()
         _ = try t.put("a", [("name", "Alice"), ("email", "a@example.com")])

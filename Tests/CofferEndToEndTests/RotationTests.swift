@@ -65,6 +65,34 @@ import Testing
         #expect(try reader.call("GET", "s123", "email") == .array([.bulk("p123@example.com")]))
     }
 
+    /// `--rewrap-batch-ms` bounds how long one batch holds the writer; batches cut short by it
+    /// still finish the rewrap. Out of range is refused by name.
+    @Test func timeBoundedRewrapBatchesFinishTheRewrap() throws {
+        let count = 2000
+        let server = try TestServer(extraArguments: ["--rewrap-batch", "1000", "--rewrap-batch-ms", "1"])
+        let secret = try server.addClient("s", role: "support")
+        let reader = try server.authenticated("s", secret: secret)
+        try populate(server, reader, count: count)
+        let admin = try server.authenticated()
+        #expect(try admin.call("KEYS.ROTATE") == .integer(2))
+        let deadline = Date().addingTimeInterval(60)
+        while try pending(admin) > 0 && Date() < deadline { usleep(50_000) }
+        #expect(try pending(admin) == 0)
+        var pipeline: [UInt8] = []
+        for i in 0..<count { pipeline += RESPClient.encode(["GET", "s\(i)", "name"].map { Array($0.utf8) }) }
+        try reader.send(pipeline)
+        var wrong = 0
+        for i in 0..<count where try reader.read() != .array([.bulk("Person \(i)")]) { wrong += 1 }
+        #expect(wrong == 0)
+        #expect(try admin.call("KEYS.RETIRE", "1") == .simple("OK"))
+        for bad in ["0", "10001", "x"] {
+            let refused = try CofferBinary.run(
+                ["serve", "--rewrap-batch-ms", bad] + CofferBinary.rootFlag, environment: server.env)
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("rewrap-batch-ms"), "\(refused.stderr)")
+        }
+    }
+
     @Test func keysCLIGoesThroughTheRunningServer() throws {
         let server = try TestServer()
         var env = server.env
