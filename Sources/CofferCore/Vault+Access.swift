@@ -4,21 +4,16 @@ import CofferStore
 /// A caller resolved, inside the current transaction, to its role.
 struct ResolvedRole {
     let name: String
-    let policy: Policy
     let grants: RoleGrants
     /// The purpose the command stated, weighed by purpose-conditioned grants.
     var purpose: Purpose? = nil
 
-    /// The one decision function, wrapped to throw `NOPERM` naming `what`.
+    /// The one decision function, wrapped to throw `NOPERM` naming `what`. It decides on the
+    /// grants resolved once per command (the policy's entry for the role, none for an unknown
+    /// one), not on a lookup of the role by name for each field.
     @discardableResult
     func require(_ access: Access, _ what: @autoclosure () -> String) throws -> ReadLevel {
-        let decision: Decision
-        if name == Self.operatorRole {
-            decision = Policy.decide(grants, access, purpose: purpose)
-        } else {
-            decision = policy.decide(role: name, access, purpose: purpose)
-        }
-        switch decision {
+        switch Policy.decide(grants, access, purpose: purpose) {
         case .allow(let level): return level
         case .deny: throw VaultError(.noPermission, "role '\(name)' may not \(what())")
         case .noPurpose:
@@ -32,7 +27,6 @@ struct ResolvedRole {
     /// The read grant for `field`, or `NOPERM`.
     func requireRead(_ field: Field) throws -> ReadGrant {
         let level = try require(.read(field), "read field '\(field.name)'")
-        let grants = name == Self.operatorRole ? self.grants : (policy.roles[name] ?? RoleGrants())
         return ReadGrant(level: level, requiresConsent: grants.consentCondition)
     }
 }
@@ -49,7 +43,7 @@ extension Vault {
     func resolve(_ caller: Caller, in tx: any StoreReading) throws -> ResolvedRole {
         switch caller.identity {
         case .localOperator:
-            return ResolvedRole(name: ResolvedRole.operatorRole, policy: policy, grants: Policy.localOperator)
+            return ResolvedRole(name: ResolvedRole.operatorRole, grants: Policy.localOperator)
         case .anonymous:
             throw VaultError(.noAuth, "Authentication required.")
         case .client(let name, let binding):
@@ -65,7 +59,7 @@ extension Vault {
                 throw VaultError(.noAuth, "client '\(name)' was revoked or changed since this session authenticated")
             }
             return ResolvedRole(
-                name: record.role, policy: policy, grants: policy.roles[record.role] ?? RoleGrants(),
+                name: record.role, grants: policy.roles[record.role] ?? RoleGrants(),
                 purpose: caller.purpose?.purpose)
         }
     }
