@@ -55,6 +55,34 @@ import Testing
         #expect(try t.vault.export(subject: "nobody", as: TestVault.support).isEmpty)
     }
 
+    /// A field named twice refuses the whole command, naming the field (or "(unknown)" for a
+    /// name outside the catalogue), however many names there are and wherever the repeat sits.
+    @Test func aFieldNamedTwiceIsRefusedByName() throws {
+        let t = try TestVault()
+        _ = try t.put("a", [("name", "Alice"), ("email", "a@example.com")])
+        let many = (0..<20).map { "x\($0)" }
+        for (names, shown) in [
+            (["name", "name"], "name"), (["name", "email", "name"], "name"), (["email", "name", "name"], "name"),
+            (["phone", "email", "name", "email"], "email"), (["nope", "nope"], "(unknown)"),
+            (["name"] + many + ["name"], "name"), (many + ["x3"], "(unknown)"),
+        ] {
+            for command in ["GET", "DEL"] {
+                do {
+                    if command == "GET" {
+                        _ = try t.vault.get(subject: "a", fields: names, as: TestVault.support)
+                    } else {
+                        _ = try t.vault.delete(subject: "a", fields: names, as: TestVault.support)
+                    }
+                    Issue.record("\(command) \(names) was not refused")
+                } catch let error as VaultError {
+                    #expect(error.code == .invalid)
+                    #expect("\(error)".contains("\(command) names field '\(shown)' more than once"), "\(error)")
+                }
+            }
+        }
+        #expect(try t.get("a", ["name", "email"], as: TestVault.support) == ["Alice", "a@example.com"])
+    }
+
     @Test func multiFieldWriteIsAllOrNothing() throws {
         let t = try TestVault()
         _ = try t.put("c", [("name", "Old Name")])
