@@ -21,7 +21,8 @@ public struct ServerConfiguration: Sendable {
     /// request waits behind at most one batch.
     public var rewrapBatchSize: Int
     /// How long one rewrap batch may hold the writer (default 2 ms): the batch stops there even
-    /// short of `rewrapBatchSize`, so a request's wait behind it is bounded in time too.
+    /// short of `rewrapBatchSize`, so a request's wait behind it is bounded in time too. SQLite
+    /// only: on a shared store the rewrap holds no lock a request waits for.
     public var rewrapBatchTime: Duration
     /// Threads that run vault work (SQLite, crypto) off the event loops.
     public var workerThreads: Int

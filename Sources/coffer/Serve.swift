@@ -104,7 +104,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Longest a rewrap batch holds the writer, in milliseconds: it stops there even short of --rewrap-batch, so a request waits behind it for at most about this long.",
+            "Longest a rewrap batch holds the writer, in milliseconds: it stops there even short of --rewrap-batch, so a request waits behind it for at most about this long. SQLite only: on PostgreSQL (--store) the rewrap takes no lock a request waits for.",
             valueName: "ms"))
     var rewrapBatchMs = 2
 
