@@ -60,7 +60,8 @@ struct AuditLog: Sendable {
     /// call (`gmtime_r` and its digits were 1.4 % of the committer's time per GET).
     static func timestamp(_ date: Date) -> String {
         let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        let second = millis / 1000
+        // Floored, so a time before 1970 has a second below it and milliseconds 0...999.
+        let second = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
         var out = lastSecond.withLock { last -> [UInt8] in
             if last.second != second {
                 last = (second, secondPrefix(second))
@@ -68,13 +69,13 @@ struct AuditLog: Sendable {
             return last.prefix
         }
         out.reserveCapacity(24)
-        digits(Int(millis % 1000), 3, into: &out)
+        digits(Int(millis - second * 1000), 3, into: &out)
         out.append(UInt8(ascii: "Z"))
         return String(decoding: out, as: UTF8.self)
     }
 
     /// The second of the last timestamp and its text up to the decimal point.
-    private static let lastSecond = Mutex<(second: Int64, prefix: [UInt8])>((-1, []))
+    private static let lastSecond = Mutex<(second: Int64, prefix: [UInt8])>((.min, []))
 
     /// `2026-11-29T07:30:00.`
     private static func secondPrefix(_ second: Int64) -> [UInt8] {

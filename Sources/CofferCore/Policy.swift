@@ -46,6 +46,12 @@ public struct RoleGrants: Sendable, Hashable {
     /// Every command of this role must state a purpose, or it gets `NOPURPOSE`.
     public var requiresPurpose: Bool
 
+    /// The grants of a role the policy does not name (a client whose role was dropped from the
+    /// policy file): nothing at all. Every decision on them is `.deny`
+    /// (`PolicyMatrixTests.noGrantsDenyEveryAccessForEveryPurpose`), so a field added to this type
+    /// must default to granting nothing.
+    public static let none = RoleGrants()
+
     public init(
         read: [DataCategory: ReadLevel] = [:], readFields: [String: ReadLevel] = [:], write: Set<DataCategory> = [],
         operations: Set<Privilege> = [], consentCondition: String? = nil,
@@ -114,13 +120,14 @@ public struct Policy: Sendable, Hashable {
 
     static let unauthenticatedCommands: Set<String> = ["AUTH", "HELLO", "PING", "QUIT", "SEAL.STATUS", "UNSEAL"]
 
-    /// The single decision function every entry point goes through. `purpose` is the one the
-    /// command stated, if any.
+    /// A role's decision by its name (for tests and tools); an unknown role is denied.
     public func decide(role: String, _ access: Access, purpose: Purpose? = nil) -> Decision {
         guard let grants = roles[role] else { return .deny }
         return Self.decide(grants, access, purpose: purpose)
     }
 
+    /// The single decision function every entry point goes through, on the grants of the
+    /// caller's role (resolved once per command). `purpose` is the one the command stated, if any.
     static func decide(_ grants: RoleGrants, _ access: Access, purpose: Purpose? = nil) -> Decision {
         if grants.requiresPurpose && purpose == nil { return .noPurpose }
         switch access {

@@ -8,9 +8,9 @@ struct ResolvedRole {
     /// The purpose the command stated, weighed by purpose-conditioned grants.
     var purpose: Purpose? = nil
 
-    /// The one decision function, wrapped to throw `NOPERM` naming `what`. It decides on the
-    /// grants resolved once per command (the policy's entry for the role, none for an unknown
-    /// one), not on a lookup of the role by name for each field.
+    /// The one decision function, wrapped to throw `NOPERM` naming `what`, on the grants
+    /// resolved with the caller: a role the policy does not name has `RoleGrants.none`, which
+    /// deny everything.
     @discardableResult
     func require(_ access: Access, _ what: @autoclosure () -> String) throws -> ReadLevel {
         switch Policy.decide(grants, access, purpose: purpose) {
@@ -59,7 +59,7 @@ extension Vault {
                 throw VaultError(.noAuth, "client '\(name)' was revoked or changed since this session authenticated")
             }
             return ResolvedRole(
-                name: record.role, grants: policy.roles[record.role] ?? RoleGrants(),
+                name: record.role, grants: policy.roles[record.role] ?? .none,
                 purpose: caller.purpose?.purpose)
         }
     }

@@ -318,13 +318,13 @@ extension Vault {
     public var commandBatchesCommitted: Int { committer.batchesCommitted }
 
     /// Rewraps up to `limit` DEKs that are not under the current KEK, in one transaction, and
-    /// (on the SQLite store) stops early once the batch has held the writer for `budget`: every
-    /// command that arrives
-    /// meanwhile waits for the batch, so its length, not the count, is what they feel (on a
-    /// vault larger than the page cache, a batch's rows are read from disk, and 250 of them took
-    /// as long as several milliseconds). At least one DEK is rewrapped per call, so the rewrap
-    /// always advances. Only the 32-byte DEKs are unwrapped and re-sealed; no field value is
-    /// decrypted. Returns how many were rewrapped (0 when none remain). Safe to stop at any
+    /// (on the SQLite store) stops taking keys once the batch has held the writer for `budget`;
+    /// its commit follows. Every command that arrives meanwhile waits for the batch, so its
+    /// length, not the count, is what they feel: on a vault larger than the page cache a batch's
+    /// rows are read from disk, and 250 of them took a median 5–6 ms. At least one DEK is
+    /// rewrapped per call, so the rewrap always advances; the keys selected and not reached are
+    /// left for the next call. Only the 32-byte DEKs are unwrapped and re-sealed; no field value
+    /// is decrypted. Returns how many were rewrapped (0 when none remain). Safe to stop at any
     /// moment: each batch commits whole, and the next call carries on from what the database says.
     @discardableResult
     public func rewrapBatch(limit: Int = 1000, budget: Duration? = nil) throws -> Int {
@@ -335,9 +335,10 @@ extension Vault {
                 // Another node may have rotated: never move keys back to an older version.
                 if shared { adopt(try tx.kekRecords()) }
                 let current = keys.currentKEKVersion
-                // Only SQLite's one writer makes commands wait for a batch. On a shared store the
-                // rewrap takes no lock a command waits on, and each of its rows is a round trip:
-                // with 2 ms batches, a node left 366 of MigrateTests' keys unrewrapped after a minute.
+                // Only on SQLite does every command wait for the batch (its one writer). On a shared
+                // store the rewrap stays out of the audit chain's lock, so only a command writing
+                // one of the batch's subjects waits, and each row is a round trip: with 2 ms
+                // batches, a node left 366 of MigrateTests' keys unrewrapped after a minute.
                 let deadline = shared ? nil : budget.map { ContinuousClock.now + $0 }
                 let batch = try tx.subjectsNotWrapped(under: current, limit: limit)
                 guard !batch.isEmpty else { return 0 }

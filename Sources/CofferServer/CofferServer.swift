@@ -145,8 +145,8 @@ public final class CofferServer: Service, Sendable {
     }
 
     /// Moves DEKs still wrapped under an older KEK to the current one, one batch (one short
-    /// write transaction: at most `rewrapBatchSize` DEKs and about `rewrapBatchTime` of the
-    /// writer) at a time, so no request ever waits behind more than one batch. All
+    /// write transaction: at most `rewrapBatchSize` DEKs and, on SQLite, about `rewrapBatchTime`
+    /// of the writer) at a time, so no request ever waits behind more than one batch. All
     /// progress is in the database, so after a crash the next start carries on where it stopped.
     ///
     /// When commands were committed while a batch held the writer, the loop then rests as long

@@ -20,9 +20,9 @@ public struct ServerConfiguration: Sendable {
     /// Data keys rewrapped per transaction by the background rewrap, at most (default 250); a
     /// request waits behind at most one batch.
     public var rewrapBatchSize: Int
-    /// How long one rewrap batch may hold the writer (default 2 ms): the batch stops there even
-    /// short of `rewrapBatchSize`, so a request's wait behind it is bounded in time too. SQLite
-    /// only: on a shared store the rewrap holds no lock a request waits for.
+    /// How long one rewrap batch takes keys while it holds the writer (default 2 ms); it stops
+    /// there even short of `rewrapBatchSize`, and its commit follows. SQLite only: on a shared
+    /// store the rewrap stays out of the audit chain's lock.
     public var rewrapBatchTime: Duration
     /// Threads that run vault work (SQLite, crypto) off the event loops.
     public var workerThreads: Int

@@ -97,14 +97,14 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "Data keys rewrapped per transaction after a KEK rotation. Under load the rewrap rests as long as each batch took, so it takes about half of the writer's time."
+            "Most data keys rewrapped per transaction after a KEK rotation. Under load the rewrap rests as long as each batch took, so it takes about half of the writer's time."
     )
     var rewrapBatch = 250
 
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Longest a rewrap batch holds the writer, in milliseconds: it stops there even short of --rewrap-batch, so a request waits behind it for at most about this long. SQLite only: on PostgreSQL (--store) the rewrap takes no lock a request waits for.",
+            "How long a rewrap batch takes keys while it holds the writer, in milliseconds: it stops there even short of --rewrap-batch, and its commit follows; requests arriving meanwhile wait for it. SQLite only: on PostgreSQL (--store) the rewrap stays out of the audit chain's lock, and only a request writing one of its subjects waits.",
             valueName: "ms"))
     var rewrapBatchMs = 2
 

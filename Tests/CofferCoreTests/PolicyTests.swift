@@ -111,6 +111,22 @@ import Testing
         }
     }
 
+    /// What a client whose role the policy no longer names is decided on: every read, write and
+    /// operation, with no purpose and with each purpose, is denied (never NOPURPOSE, never
+    /// allowed). Fails if a field added to `RoleGrants` defaults to granting something.
+    @Test func noGrantsDenyEveryAccessForEveryPurpose() {
+        let policy = Policy(roles: ["nothing": .none])
+        var accesses: [Access] = FieldCatalogue.all.flatMap { [Access.read($0), .write($0)] }
+        accesses += Privilege.allCases.map(Access.operation)
+        for access in accesses {
+            for purpose in [nil] + Purpose.allCases.map(Optional.some) {
+                #expect(
+                    policy.decide(role: "nothing", access, purpose: purpose) == .deny, "\(access) \(purpose as Any)")
+                #expect(policy.decide(role: "ghost", access, purpose: purpose) == .deny)
+            }
+        }
+    }
+
     @Test func unknownRoleIsDeniedEverything() throws {
         let t = try TestVault(
             policy: Policy(roles: Policy.builtIn.roles.merging(["ghost": RoleGrants()]) { a, _ in a }))
@@ -120,8 +136,17 @@ import Testing
         configuration.policy = .builtIn
         try t.vault.close()
         let vault = try Vault.open(configuration)
-        expectError(.noPermission) { _ = try vault.get(subject: "s", fields: ["name"], as: .client("g")) }
-        expectError(.noPermission) { _ = try vault.exists(subject: "s", as: .client("g")) }
+        let ghost = Caller.client("g")
+        expectError(.noPermission) { _ = try vault.get(subject: "s", fields: ["name"], as: ghost) }
+        expectError(.noPermission) { _ = try vault.exists(subject: "s", as: ghost) }
+        expectError(.noPermission) { _ = try vault.put(subject: "s", values: [("name", Array("x".utf8))], as: ghost) }
+        expectError(.noPermission) { _ = try vault.delete(subject: "s", fields: ["name"], as: ghost) }
+        expectError(.noPermission) { _ = try vault.export(subject: "s", as: ghost) }
+        expectError(.noPermission) { _ = try vault.find(.email, value: Array("a@example.com".utf8), as: ghost) }
+        expectError(.noPermission) { _ = try vault.shred(subject: "s", as: ghost) }
+        expectError(.noPermission) { _ = try vault.auditTail(1, as: ghost) }
+        expectError(.noPermission) { _ = try vault.listClients(as: ghost) }
+        expectError(.noPermission) { _ = try vault.keyStatus(as: ghost) }
     }
 
     @Test func policyFileIsParsedStrictly() throws {
