@@ -158,6 +158,22 @@ public struct Policy: Sendable, Hashable {
 extension Policy {
     /// Loads a policy file (JSON; see `Deploy/policy.example.json`). Every category, level and
     /// operation must be one the vault knows, so a typo cannot silently grant or drop access.
+    /// Role names appear in audit entries and in `CLIENT.LIST`'s space-separated lines, next to
+    /// the markers the vault itself writes there (`(local operator)`, `-` for a session that is
+    /// no longer registered), so they are restricted like client names and must start with a
+    /// letter or digit: a role named `(local operator)`, `-` or `admin ` (with a space) was
+    /// accepted, and its entries read like the vault's own.
+    static func isValidRoleName(_ name: String) -> Bool {
+        guard (1...64).contains(name.utf8.count), let first = name.utf8.first else { return false }
+        switch first {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return name.utf8.allSatisfy { SubjectID.isAllowed($0) }
+        default:
+            return false
+        }
+    }
+
     public static func load(path: String) throws -> Policy {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -176,7 +192,12 @@ extension Policy {
         }
         var roles: [String: RoleGrants] = [:]
         for (name, role) in file.roles {
-            guard (1...64).contains(name.count) else { throw VaultError(.setup, "policy file \(path): bad role name") }
+            guard Self.isValidRoleName(name) else {
+                throw VaultError(
+                    .setup,
+                    "policy file \(path): role name \(String(reflecting: String(name.prefix(64)))) must be 1 to 64 letters, digits and . _ : -, starting with a letter or digit"
+                )
+            }
             var grants = RoleGrants()
             for (category, level) in role.read ?? [:] {
                 guard let c = DataCategory(rawValue: category) else {

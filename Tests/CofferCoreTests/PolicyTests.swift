@@ -197,6 +197,30 @@ import Testing
         #expect(try Policy.load(path: file.path).roles.count == 2)
     }
 
+    /// Role names that would read like the vault's own audit markers, or that listings could not
+    /// tell apart, are refused by name; ordinary ones load.
+    @Test(arguments: [
+        "(local operator)", "(operator)", "-", "admin ", " admin", "x\ny", "adm\u{131}n", "billing locked", "",
+        String(repeating: "r", count: 65), ".hidden", "a/b",
+    ])
+    func policyFileRefusesRoleNamesOutsideTheClientNameSet(name: String) throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-policy-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let json = try JSONSerialization.data(withJSONObject: ["roles": [name: [String: Any]()]])
+        try json.write(to: file)
+        do {
+            _ = try Policy.load(path: file.path)
+            Issue.record("role name \(String(reflecting: name)) was accepted")
+        } catch let error as VaultError {
+            #expect(error.code == .setup)
+            #expect("\(error)".contains("must be 1 to 64 letters, digits and . _ : -"), "\(error)")
+        }
+        let fine = try JSONSerialization.data(
+            withJSONObject: ["roles": ["fraud-team": [String: Any](), "ops.2": [:], "a_b:c": [:]]])
+        try fine.write(to: file)
+        #expect(try Policy.load(path: file.path).roles.count == 3)
+    }
+
     @Test func deployExamplePolicyLoads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
