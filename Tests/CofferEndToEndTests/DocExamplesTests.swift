@@ -106,6 +106,7 @@ final class RedisCLISession {
     private let input = Pipe()
     private let output = Pipe()
     private let lines = LinesCollector()
+    private var reader: PipeReader?
     private var consumed = 0
     private var count = 0
 
@@ -116,12 +117,8 @@ final class RedisCLISession {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = output
-        let collector = lines
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            if !chunk.isEmpty { collector.append(chunk) }
-        }
         try process.run()
+        reader = PipeReader(output.fileHandleForReading, into: lines)
     }
 
     /// The lines redis-cli printed for `command`, trimmed.
@@ -146,6 +143,6 @@ final class RedisCLISession {
     func close() {
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
-        output.fileHandleForReading.readabilityHandler = nil
+        reader?.finish()
     }
 }

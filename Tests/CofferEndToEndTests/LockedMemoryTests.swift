@@ -25,12 +25,12 @@ import Testing
         let stderr = Pipe()
         process.standardError = stderr
         let collected = LinesCollector()
-        stderr.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData) }
         try process.run()
+        let reader = PipeReader(stderr.fileHandleForReading, into: collected)
         defer {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            stderr.fileHandleForReading.readabilityHandler = nil
+            reader.finish()
         }
         let deadline = Date().addingTimeInterval(20)
         while !collected.text.contains("coffer: ready") && process.isRunning && Date() < deadline { usleep(20_000) }

@@ -102,6 +102,7 @@ final class ServeProcess {
     private let process = Process()
     private let stderr = LinesCollector()
     private let pipe = Pipe()
+    private var reader: PipeReader?
 
     init(_ arguments: [String], in directory: String) throws {
         process.executableURL = URL(fileURLWithPath: CofferBinary.path)
@@ -113,12 +114,8 @@ final class ServeProcess {
         process.environment = CofferBinary.devSealing(["serve"] + arguments, env).1
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
-        let collector = stderr
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            if !chunk.isEmpty { collector.append(chunk) }
-        }
         try process.run()
+        reader = PipeReader(pipe.fileHandleForReading, into: stderr)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if stderr.text.contains("coffer: ready") { return }
@@ -132,7 +129,7 @@ final class ServeProcess {
     func stop() -> Int32 {
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
         process.waitUntilExit()
-        pipe.fileHandleForReading.readabilityHandler = nil
+        reader?.finish()
         return process.terminationStatus
     }
 
@@ -141,5 +138,6 @@ final class ServeProcess {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        reader?.finish()
     }
 }

@@ -14,6 +14,7 @@ final class TestServer {
     private(set) var tcpPort: Int = 0
     private let stderrPipe = Pipe()
     private let stderrLines = LinesCollector()
+    private var stderrReader: PipeReader?
     /// The command line that runs coffer (`setpriv … --`), or empty to run it directly.
     private let launcher: [String]
     /// The directory this server (or the one it restarts) made; removed once no server uses it.
@@ -94,12 +95,8 @@ final class TestServer {
         }
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
-        let collector = stderrLines
-        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            if !chunk.isEmpty { collector.append(chunk) }
-        }
         try process.run()
+        stderrReader = PipeReader(stderrPipe.fileHandleForReading, into: stderrLines)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             let text = stderrLines.text
@@ -145,7 +142,7 @@ final class TestServer {
     func stop(signal: Int32 = SIGTERM) -> Int32 {
         if process.isRunning { kill(process.processIdentifier, signal) }
         process.waitUntilExit()
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        stderrReader?.finish()
         return process.terminationStatus
     }
 
@@ -156,7 +153,45 @@ final class TestServer {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        stderrReader?.finish()
+    }
+}
+
+/// Reads a pipe on a thread of its own until end of file, into a `LinesCollector`.
+///
+/// Not `FileHandle.readabilityHandler`: on Linux, tearing down a pipe's dispatch read source
+/// now and then crashes libdispatch in `_dispatch_event_loop_drain` (a known
+/// swift-corelibs-foundation bug, seen in SourceKit-LSP's tests). It took a whole CI run of
+/// this test process down on 2026-12-07. A blocking read needs no dispatch source.
+final class PipeReader: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Starts reading. Call after the process has been launched, which closes this process's
+    /// copy of the pipe's write end, so end of file comes when the child's copy closes.
+    init(_ handle: FileHandle, into collector: LinesCollector) {
+        let descriptor = handle.fileDescriptor
+        let done = self.done
+        let thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    collector.append(Data(buffer[0..<count]))
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            done.signal()
+        }
+        thread.start()
+    }
+
+    /// Waits (at most `seconds`) until everything the child wrote has been read: call once the
+    /// child has exited, and before the pipe goes. Returns at once when called again.
+    func finish(seconds: Double = 10) {
+        if done.wait(timeout: .now() + seconds) == .success { done.signal() }
     }
 }
 
