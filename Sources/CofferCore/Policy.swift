@@ -156,8 +156,6 @@ public struct Policy: Sendable, Hashable {
 }
 
 extension Policy {
-    /// Loads a policy file (JSON; see `Deploy/policy.example.json`). Every category, level and
-    /// operation must be one the vault knows, so a typo cannot silently grant or drop access.
     /// Role names appear in audit entries and in `CLIENT.LIST`'s space-separated lines, next to
     /// the markers the vault itself writes there (`(local operator)`, `-` for a session that is
     /// no longer registered), so they are restricted like client names and must start with a
@@ -174,6 +172,8 @@ extension Policy {
         }
     }
 
+    /// Loads a policy file (JSON; see `Deploy/policy.example.json`). Every category, level and
+    /// operation must be one the vault knows, so a typo cannot silently grant or drop access.
     public static func load(path: String) throws -> Policy {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {

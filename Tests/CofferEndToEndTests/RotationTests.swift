@@ -26,6 +26,22 @@ import Testing
         return n
     }
 
+    /// Waits up to a minute for the rewrap to finish.
+    func waitForRewrap(_ admin: RESPClient) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while try pending(admin) > 0 && Date() < deadline { usleep(50_000) }
+    }
+
+    /// GETs every subject `populate` wrote in one pipeline; the number that did not read back.
+    func wrongReads(_ reader: RESPClient, count: Int) throws -> Int {
+        var pipeline: [UInt8] = []
+        for i in 0..<count { pipeline += RESPClient.encode(["GET", "s\(i)", "name"].map { Array($0.utf8) }) }
+        try reader.send(pipeline)
+        var wrong = 0
+        for i in 0..<count where try reader.read() != .array([.bulk("Person \(i)")]) { wrong += 1 }
+        return wrong
+    }
+
     @Test func sigkillDuringRewrapLosesNothing() throws {
         let count = 4000
         var server = try TestServer(extraArguments: ["--rewrap-batch", "25", "--durability", "normal"])
@@ -49,17 +65,11 @@ import Testing
         #expect(sawPartial, "no kill landed in the middle of the rewrap")
         // The restarted server resumes and finishes.
         let admin = try server.authenticated()
-        let deadline = Date().addingTimeInterval(60)
-        while try pending(admin) > 0 && Date() < deadline { usleep(100_000) }
+        try waitForRewrap(admin)
         #expect(try pending(admin) == 0)
         // Every subject reads back, and the old KEK can go.
         let reader = try server.authenticated("s", secret: secret)
-        var pipeline: [UInt8] = []
-        for i in 0..<count { pipeline += RESPClient.encode(["GET", "s\(i)", "name"].map { Array($0.utf8) }) }
-        try reader.send(pipeline)
-        var wrong = 0
-        for i in 0..<count where try reader.read() != .array([.bulk("Person \(i)")]) { wrong += 1 }
-        #expect(wrong == 0)
+        #expect(try wrongReads(reader, count: count) == 0)
         #expect(try admin.call("KEYS.RETIRE", "1") == .simple("OK"))
         #expect(try admin.call("AUDIT.VERIFY").description.hasPrefix("+OK"))
         #expect(try reader.call("GET", "s123", "email") == .array([.bulk("p123@example.com")]))
@@ -75,15 +85,9 @@ import Testing
         try populate(server, reader, count: count)
         let admin = try server.authenticated()
         #expect(try admin.call("KEYS.ROTATE") == .integer(2))
-        let deadline = Date().addingTimeInterval(60)
-        while try pending(admin) > 0 && Date() < deadline { usleep(50_000) }
+        try waitForRewrap(admin)
         #expect(try pending(admin) == 0)
-        var pipeline: [UInt8] = []
-        for i in 0..<count { pipeline += RESPClient.encode(["GET", "s\(i)", "name"].map { Array($0.utf8) }) }
-        try reader.send(pipeline)
-        var wrong = 0
-        for i in 0..<count where try reader.read() != .array([.bulk("Person \(i)")]) { wrong += 1 }
-        #expect(wrong == 0)
+        #expect(try wrongReads(reader, count: count) == 0)
         #expect(try admin.call("KEYS.RETIRE", "1") == .simple("OK"))
         for bad in ["0", "10001", "x"] {
             let refused = try CofferBinary.run(
