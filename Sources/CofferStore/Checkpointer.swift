@@ -12,6 +12,16 @@ import Synchronization
 /// while a reader holds an older snapshot, and waiting for it would block every writer, so it
 /// is only ever tried without waiting, here, until it succeeds.
 ///
+/// It also keeps the log's file from growing without end. A passive checkpoint never catches
+/// up while commits keep coming, and SQLite starts the log again from its first frame only
+/// once every frame is back in the database file. So when a pass finds the log longer than
+/// `restartFrames`, it asks the writer for a RESTART checkpoint, which the writer runs between
+/// two transactions (`restartIfDue`): it copies the few frames committed since the pass, and
+/// the next commit writes the log from its start again, over blocks the file already has.
+/// Appending instead made every commit's `fdatasync` also commit the file's new size to the
+/// file system's journal: 0.36 against 0.25 ms per sync under GET load (`strace -T`), and GET
+/// `-P 1` went from 28,403 to 32,223 req/s and PUT from 22,193 to 26,292 with the restart.
+///
 /// The thread holds only `Shared`, never the checkpointer, so that dropping the last reference
 /// to the checkpointer (a store released without `close()`) stops the thread in `deinit`.
 final class Checkpointer: Sendable {
@@ -25,10 +35,32 @@ final class Checkpointer: Sendable {
         /// Never waits on a lock: a TRUNCATE checkpoint that waited would hold up new writers.
         let wiper: DatabaseQueue
         let onWiped = Mutex<(@Sendable () -> Void)?>(nil)
+        let restartDue = Atomic<Bool>(false)
+        let restartFrames: Int
 
-        init(connection: DatabaseQueue, wiper: DatabaseQueue) {
+        init(connection: DatabaseQueue, wiper: DatabaseQueue, restartFrames: Int) {
             self.connection = connection
             self.wiper = wiper
+            self.restartFrames = restartFrames
+        }
+
+        /// One pass of the background thread.
+        func pass() {
+            let passive = try? connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
+            if let passive, passive.walFrameCount > restartFrames { restartDue.store(true, ordering: .releasing) }
+            if wipeWanted.load(ordering: .acquiring), tryWipe() {
+                wipeWanted.store(false, ordering: .releasing)
+                onWiped.withLock { $0 }?()
+            }
+        }
+
+        /// One RESTART checkpoint, without waiting: false if the writer or a reader was busy
+        /// (a reader's snapshot may still need the log), and the next pass asks again.
+        func tryRestart() -> Bool {
+            (try? wiper.writeWithoutTransaction { db -> Bool in
+                let result = try db.checkpoint(.restart)
+                return result.walFrameCount == result.checkpointedFrameCount
+            }) ?? false
         }
 
         /// One TRUNCATE checkpoint, without waiting: true if the whole log was copied into the
@@ -43,7 +75,8 @@ final class Checkpointer: Sendable {
 
     private let shared: Shared
 
-    init(path: String, interval: Double = 0.25) throws {
+    /// `restartFrames` is about 4 MiB of log with SQLite's 4 KiB pages.
+    init(path: String, interval: Double = 0.25, restartFrames: Int = 1024) throws {
         var config = Configuration()
         config.label = "coffer.checkpoint"
         config.busyMode = .timeout(1)
@@ -52,15 +85,11 @@ final class Checkpointer: Sendable {
         wiperConfig.busyMode = .immediateError
         let shared = Shared(
             connection: try DatabaseQueue(path: path, configuration: config),
-            wiper: try DatabaseQueue(path: path, configuration: wiperConfig))
+            wiper: try DatabaseQueue(path: path, configuration: wiperConfig), restartFrames: restartFrames)
         self.shared = shared
         let thread = Thread {
             while !shared.stopped.load(ordering: .acquiring) {
-                _ = try? shared.connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
-                if shared.wipeWanted.load(ordering: .acquiring), shared.tryWipe() {
-                    shared.wipeWanted.store(false, ordering: .releasing)
-                    shared.onWiped.withLock { $0 }?()
-                }
+                shared.pass()
                 _ = shared.wake.wait(timeout: .now() + interval)
             }
             shared.done.signal()
@@ -70,6 +99,15 @@ final class Checkpointer: Sendable {
     }
 
     func tryWipe() -> Bool { shared.tryWipe() }
+
+    /// Called by the writer between transactions, so the RESTART never waits for it.
+    func restartIfDue() {
+        guard shared.restartDue.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        _ = shared.tryRestart()
+    }
+
+    /// One background pass now, for tests.
+    func passNow() { shared.pass() }
 
     /// Asks the background thread to retry the wipe until it succeeds, then to call `onWiped`.
     func requestWipe() { shared.wipeWanted.store(true, ordering: .releasing) }

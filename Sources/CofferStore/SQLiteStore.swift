@@ -12,7 +12,13 @@ public final class SQLiteStore: VaultStore {
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
-    public init(path: String, durability: StoreDurability = .full, create: Bool = true) throws {
+    public convenience init(path: String, durability: StoreDurability = .full, create: Bool = true) throws {
+        try self.init(path: path, durability: durability, create: create, checkpointInterval: 0.25)
+    }
+
+    /// `checkpointInterval`: seconds between the background checkpointer's passes (tests
+    /// lengthen it to run the passes themselves).
+    init(path: String, durability: StoreDurability, create: Bool, checkpointInterval: Double) throws {
         if !create && !FileManager.default.fileExists(atPath: path) {
             throw StoreError("database file \(path) does not exist")
         }
@@ -49,7 +55,7 @@ public final class SQLiteStore: VaultStore {
         let before = try pool.read { try migrator.appliedIdentifiers($0) }
         try migrator.migrate(pool)
         clientMACsNeeded = !before.isEmpty && !before.contains(SQLiteSchema.clientMACMigration)
-        checkpointer = try Checkpointer(path: path)
+        checkpointer = try Checkpointer(path: path, interval: checkpointInterval)
         self.durability = durability
         // The pool has made the log (GRDB keeps a non-empty one), and the file lives as long
         // as the pool: SQLite removes it only when the last connection closes.
@@ -61,7 +67,7 @@ public final class SQLiteStore: VaultStore {
         }
     }
 
-    private let checkpointer: Checkpointer
+    let checkpointer: Checkpointer
     public let clientMACsNeeded: Bool
     private let durability: StoreDurability
     /// The write-ahead log, opened once: `fdatasync` on it makes durable every frame written
@@ -160,10 +166,15 @@ public final class SQLiteStore: VaultStore {
     public func nodesUsing(kek version: UInt32, seenSince time: Double) throws -> [String] { [] }
 
     /// Keeps the WAL bounded under sustained writes. The background checkpointer copies pages
-    /// back as they come, but only the writer, between transactions, can restart the log; it
-    /// does so when the log passes `limit` bytes, which is then quick because most pages are
-    /// already back in the main file.
-    public func boundLog() { boundWAL(limit: 64 * 1024 * 1024) }
+    /// back as they come, but only the writer, between transactions, can restart the log: it
+    /// does so when the checkpointer asks (see `Checkpointer`), which keeps the file at a few
+    /// MiB and reuses its blocks. If a reader's snapshot kept the log from restarting and it
+    /// passes `limit` bytes, it is emptied as soon as no reader needs it; both are quick because
+    /// most pages are already back in the main file.
+    public func boundLog() {
+        checkpointer.restartIfDue()
+        boundWAL(limit: 64 * 1024 * 1024)
+    }
 
     func boundWAL(limit: Int64) {
         var info = stat()
