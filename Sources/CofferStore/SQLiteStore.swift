@@ -17,8 +17,12 @@ public final class SQLiteStore: VaultStore {
     }
 
     /// `checkpointInterval`: seconds between the background checkpointer's passes (tests
-    /// lengthen it to run the passes themselves).
-    init(path: String, durability: StoreDurability, create: Bool, checkpointInterval: Double) throws {
+    /// lengthen it to run the passes themselves); `truncateLogBytes`: past this, a log is
+    /// emptied rather than started again.
+    init(
+        path: String, durability: StoreDurability, create: Bool, checkpointInterval: Double,
+        truncateLogBytes: Int = 64 * 1024 * 1024
+    ) throws {
         if !create && !FileManager.default.fileExists(atPath: path) {
             throw StoreError("database file \(path) does not exist")
         }
@@ -55,7 +59,7 @@ public final class SQLiteStore: VaultStore {
         let before = try pool.read { try migrator.appliedIdentifiers($0) }
         try migrator.migrate(pool)
         clientMACsNeeded = !before.isEmpty && !before.contains(SQLiteSchema.clientMACMigration)
-        checkpointer = try Checkpointer(path: path, interval: checkpointInterval)
+        checkpointer = try Checkpointer(path: path, interval: checkpointInterval, truncateBytes: truncateLogBytes)
         self.durability = durability
         // The pool has made the log (GRDB keeps a non-empty one), and the file lives as long
         // as the pool: SQLite removes it only when the last connection closes.
@@ -166,22 +170,11 @@ public final class SQLiteStore: VaultStore {
     public func nodesUsing(kek version: UInt32, seenSince time: Double) throws -> [String] { [] }
 
     /// Keeps the WAL bounded under sustained writes. The background checkpointer copies pages
-    /// back as they come, but only the writer, between transactions, can restart the log: it
-    /// does so when the checkpointer asks (see `Checkpointer`), which keeps the file at a few
-    /// MiB and reuses its blocks. If a reader's snapshot kept the log from restarting and it
-    /// passes `limit` bytes, it is emptied as soon as no reader needs it; both are quick because
-    /// most pages are already back in the main file.
-    public func boundLog() {
-        checkpointer.restartIfDue()
-        boundWAL(limit: 64 * 1024 * 1024)
-    }
-
-    func boundWAL(limit: Int64) {
-        var info = stat()
-        guard stat(path + "-wal", &info) == 0, Int64(info.st_size) > limit else { return }
-        // Never waits for readers: a waiting TRUNCATE checkpoint would hold up every writer.
-        _ = checkpointer.tryWipe()
-    }
+    /// back as they come, but only the writer, between transactions, can start the log again
+    /// or empty it: it does so when the checkpointer asks (see `Checkpointer`), which keeps the
+    /// file at a few MiB and reuses its blocks. Both are quick, because most pages are already
+    /// back in the main file.
+    public func boundLog() { checkpointer.boundLog() }
 
     /// Copies the whole WAL into the database file and empties it, so that page images from
     /// before a shred survive nowhere.

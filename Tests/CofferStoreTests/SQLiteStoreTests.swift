@@ -64,17 +64,7 @@ import Testing
         let path = directory + "/restart.db"
         let store = try SQLiteStore(path: path, durability: .normal, create: true, checkpointInterval: 3600)
         defer { try? store.close() }
-        for i in 0..<1200 { try store.write { try $0.insertSubject("s\(i)", key: key()) } }
-        // A commit the pass cannot copy back, as under load, where commits land while it runs:
-        // a reader's snapshot from before it holds the pass back. A log all copied back would
-        // be started again by SQLite itself at the next commit.
-        do {
-            let snapshot = try store.pool.makeSnapshot()
-            try withExtendedLifetime(snapshot) {
-                try store.write { try $0.insertSubject("after-pass", key: key()) }
-                store.checkpointer.passNow()
-            }
-        }
+        try writeALongLogThePassCannotCopyBack(store)
         let size = try Self.logSize(path)
         #expect(size > 1024 * 4096)
 
@@ -82,9 +72,38 @@ import Testing
         try store.write { try $0.insertSubject("after-restart", key: key()) }
         #expect(try Self.logFrames(store) < 10)
         #expect(try Self.logSize(path) == size, "the log was truncated, not reused")
-        #expect(try store.read { try $0.subjectKey("s0") } != nil)
-        #expect(try store.read { try $0.subjectKey("after-pass") } != nil)
-        #expect(try store.read { try $0.subjectKey("after-restart") } != nil)
+        for subject in ["s0", "s1199", "after-pass", "after-restart"] {
+            #expect(try store.read { try $0.subjectKey(subject) } != nil)
+        }
+    }
+
+    /// A log whose file grew past the bound (a long reader held it) is emptied, not kept.
+    @Test func aLogPastTheBoundIsEmptied() throws {
+        let path = directory + "/truncate.db"
+        let store = try SQLiteStore(
+            path: path, durability: .normal, create: true, checkpointInterval: 3600, truncateLogBytes: 1024 * 1024)
+        defer { try? store.close() }
+        try writeALongLogThePassCannotCopyBack(store)
+        #expect(try Self.logSize(path) > 1024 * 1024)
+
+        store.boundLog()
+        #expect(try Self.logSize(path) == 0)
+        try store.write { try $0.insertSubject("after-truncate", key: key()) }
+        for subject in ["s0", "s1199", "after-pass", "after-truncate"] {
+            #expect(try store.read { try $0.subjectKey(subject) } != nil)
+        }
+    }
+
+    /// 1,200 commits, then one the background pass cannot copy back, as under load, where
+    /// commits land while it runs: a reader's snapshot from before it holds the pass back. (A log
+    /// all copied back would be started again by SQLite itself at the next commit.)
+    func writeALongLogThePassCannotCopyBack(_ store: SQLiteStore) throws {
+        for i in 0..<1200 { try store.write { try $0.insertSubject("s\(i)", key: key()) } }
+        let snapshot = try store.pool.makeSnapshot()
+        try withExtendedLifetime(snapshot) {
+            try store.write { try $0.insertSubject("after-pass", key: key()) }
+            store.checkpointer.passNow()
+        }
     }
 
     /// Frames in the write-ahead log now (a passive checkpoint's report; it copies them back,
