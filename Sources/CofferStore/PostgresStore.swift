@@ -14,7 +14,7 @@ import Synchronization
 ///   another and see each other's commits (READ COMMITTED reads the newest committed rows once
 ///   the lock is held): the chain never forks, and no node acts on a row another node changed.
 /// - The rewrap writes through `writeUnchained`, which takes no head lock and claims its rows
-///   with `FOR UPDATE SKIP LOCKED`, so every node shares the rewrap without waiting for the
+///   with `FOR NO KEY UPDATE SKIP LOCKED`, so every node shares the rewrap without waiting for the
 ///   serving batches or for each other.
 /// - Nothing read is kept past its transaction (`TransactionMemo` dies with it).
 ///

@@ -123,9 +123,12 @@ extension PostgresTransaction {
     }
 
     func subjectsNotWrapped(under version: UInt32, limit: Int) throws -> [(subject: String, key: WrappedKey)] {
+        // NO KEY UPDATE, as strong as the UPDATE that follows and no stronger: FOR UPDATE also
+        // blocked the FOR KEY SHARE with which a PUT adding a field checks its foreign key, and
+        // that PUT held the audit chain's head row meanwhile, so every node's writes waited.
         let claim: PostgresQuery =
             claimsRows
-            ? "SELECT id, kek_version, wrapped_dek FROM subject WHERE kek_version <> \(Int64(version)) LIMIT \(limit) FOR UPDATE SKIP LOCKED"
+            ? "SELECT id, kek_version, wrapped_dek FROM subject WHERE kek_version <> \(Int64(version)) LIMIT \(limit) FOR NO KEY UPDATE SKIP LOCKED"
             : "SELECT id, kek_version, wrapped_dek FROM subject WHERE kek_version <> \(Int64(version)) LIMIT \(limit)"
         return try query(claim).map { row in
             let (id, kek, sealed) = try row.decode((String, Int64, ByteBuffer).self)

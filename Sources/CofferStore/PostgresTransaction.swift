@@ -23,7 +23,7 @@ struct PostgresTransaction: StoreWriting {
     let connection: PostgresConnection
     let logger: Logger
     let memo: TransactionMemo
-    /// The rewrap's transactions claim the rows they will update with `FOR UPDATE SKIP LOCKED`,
+    /// The rewrap's transactions claim the rows they will update with `FOR NO KEY UPDATE SKIP LOCKED`,
     /// so several nodes rewrap side by side without taking the same rows.
     var claimsRows = false
     let state = PostgresTransactionState()

@@ -184,6 +184,57 @@ import Testing
         #expect(underTwo.count == 1 && pending == count - (underTwo.first ?? 0), "\(status)")
     }
 
+    /// The rewrap claims the subject rows it will rewrap. A PUT that adds a field to one of
+    /// them checks the field's foreign key with `FOR KEY SHARE` on the subject row; while the
+    /// claim was `FOR UPDATE`, that waited for the whole rewrap batch, holding the audit chain's
+    /// head row meanwhile, so every node's writes waited too. The claim is `FOR NO KEY UPDATE`,
+    /// as strong as the rewrap's own UPDATE and no stronger. A trigger holds one batch open
+    /// with `pg_sleep`; the PUTs must be answered, on both nodes, while it still sleeps.
+    @Test func writesDoNotWaitForTheRewrapsClaimedRows() throws {
+        let count = 40
+        let a = try TestServer(backend: .postgres)
+        let b = try a.anotherNode()
+        let database = try a.databaseName
+        let secret = try a.addClient("s", role: "support")
+        try Self.populate(try a.authenticated("s", secret: secret), count: count)
+        try PostgresTestCluster.psql(
+            """
+            CREATE FUNCTION test_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF OLD.id = 's0' THEN PERFORM pg_sleep(45); END IF; RETURN NEW; END $$;
+            CREATE TRIGGER test_stall BEFORE UPDATE ON subject FOR EACH ROW EXECUTE FUNCTION test_stall();
+            """, database: database)
+        let sleeping =
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()"
+        #expect(try a.authenticated().call("KEYS.ROTATE") == .integer(2))
+        #expect(try eventually(within: 30) { try PostgresTestCluster.psql(sleeping, database: database) == "1" })
+
+        let writerA = try a.authenticated("s", secret: secret)
+        let writerB = try b.authenticated("s", secret: secret)
+        for i in 1..<count {
+            let writer = i % 2 == 0 ? writerA : writerB
+            #expect(try writer.call("PUT", "s\(i)", "phone", "+4420794600\(i % 10)") == .integer(1))
+        }
+        #expect(
+            try PostgresTestCluster.psql(sleeping, database: database) == "1",
+            "the PUTs were answered only after the rewrap's batch")
+        // The trigger stops sleeping before the batch is cancelled, so the retried batch does
+        // not sleep again (dropping the trigger now would wait for the sleeping batch).
+        try PostgresTestCluster.psql(
+            "CREATE OR REPLACE FUNCTION test_stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+            database: database)
+        try PostgresTestCluster.psql(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+            database: database)
+        #expect(try eventually(within: 60, every: 200_000) { try a.authenticated().keyStatus("rewrap.pending") == 0 })
+        try PostgresTestCluster.psql("DROP TRIGGER test_stall ON subject", database: database)
+        let replies = try writerA.pipeline((0..<count).map { ["GET", "s\($0)", "name", "phone"] })
+        for (i, reply) in replies.enumerated() {
+            let phone: RESPClient.Reply = i == 0 ? .null : .bulk("+4420794600\(i % 10)")
+            #expect(reply == .array([.bulk("Person \(i)"), phone]), "s\(i): \(reply)")
+        }
+        try Self.expectWholeTrail(a)
+    }
+
     /// Fills the vault over one pipelined connection.
     static func populate(_ client: RESPClient, count: Int) throws {
         let replies = try client.pipeline(
