@@ -112,9 +112,10 @@ extension Vault {
             try Self.validateClientName(name)
             draft.subject = "client:" + name
             guard policy.isKnownRole(role) else {
-                throw VaultError(
-                    .invalid,
-                    "unknown role '\(role)'; known roles: \(policy.roles.keys.sorted().joined(separator: ", "))")
+                // Echoed only if it could be a role name: not a tab, a NUL or a line of its own.
+                let shown = Policy.isValidRoleName(role) ? "'\(role)'" : "(not a valid role name)"
+                let known = policy.roles.keys.sorted().joined(separator: ", ")
+                throw VaultError(.invalid, "unknown role \(shown); known roles: \(known)")
             }
             guard try tx.client(named: name) == nil else {
                 throw VaultError(.invalid, "client '\(name)' already exists")
@@ -125,6 +126,13 @@ extension Vault {
             try tx.insertClient(record)
         }
         return secret
+    }
+
+    /// Registered clients whose role the policy does not name (a role removed from a new policy
+    /// file): `RoleGrants.none` denies them everything, and `serve` warns of them at start.
+    public func clientsWithUnknownRoles() throws -> [(name: String, role: String)] {
+        try Self.storageCall { try store.read { try $0.clients() } }
+            .filter { !policy.isKnownRole($0.role) }.map { ($0.name, $0.role) }
     }
 
     public func listClients(as caller: Caller, now: Date = Date()) throws -> [ClientInfo] {

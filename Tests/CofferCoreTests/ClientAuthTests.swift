@@ -17,6 +17,24 @@ import Testing
         #expect(try t.vault.authenticate(client: "b2", secret: Array(other.utf8)).role == "billing")
     }
 
+    /// An unknown role is named back only when it could be a role name: a tab, a NUL or a
+    /// newline from the caller does not reach the error line (or a log that quotes it).
+    @Test(arguments: [
+        ("superuser", "unknown role 'superuser';"), ("bad\trole", "unknown role (not a valid role name);"),
+        ("a\u{0}b", "unknown role (not a valid role name);"), ("x\r\nERR", "unknown role (not a valid role name);"),
+    ])
+    func clientAddNamesAnUnknownRoleOnlyIfItCouldBeOne(role: String, expected: String) throws {
+        let t = try TestVault()
+        do {
+            _ = try t.vault.addClient(name: "c1", role: role, as: .localOperator)
+            Issue.record("CLIENT.ADD accepted role \(role.debugDescription)")
+        } catch let error as VaultError {
+            #expect(error.code == .invalid)
+            #expect(error.message.hasPrefix(expected), "\(error.message.debugDescription)")
+            #expect(!error.message.contains { $0.isNewline || $0 == "\t" || $0 == "\u{0}" })
+        }
+    }
+
     /// Ten distinct wrong secrets from one origin: a brute-forcer (PCI DSS 8.3.4).
     static func guesses(_ count: Int) -> [[UInt8]] { (0..<count).map { Array("guess-\($0)".utf8) } }
 

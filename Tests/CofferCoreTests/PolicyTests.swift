@@ -136,6 +136,8 @@ import Testing
         configuration.policy = .builtIn
         try t.vault.close()
         let vault = try Vault.open(configuration)
+        #expect(try vault.clientsWithUnknownRoles().map(\.name) == ["g"])
+        #expect(try vault.clientsWithUnknownRoles().map(\.role) == ["ghost"])
         let ghost = Caller.client("g")
         expectError(.noPermission) { _ = try vault.get(subject: "s", fields: ["name"], as: ghost) }
         expectError(.noPermission) { _ = try vault.exists(subject: "s", as: ghost) }
