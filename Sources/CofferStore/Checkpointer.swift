@@ -122,6 +122,8 @@ final class Checkpointer: Sendable {
     /// Called by the writer between transactions, so the checkpoint never waits for it. If a
     /// reader is busy it does nothing, and the next pass asks again.
     func boundLog() {
+        // A plain load first: this runs after every batch, and there is seldom anything to do.
+        guard shared.logAction.load(ordering: .relaxed) != 0 else { return }
         switch shared.logAction.exchange(0, ordering: .acquiringAndReleasing) {
         case Shared.restart: _ = shared.tryRestart()
         case Shared.truncate: _ = shared.tryWipe()
