@@ -245,9 +245,27 @@ extension Vault {
             if store.tryWipe() { return .wiped }
         }
         pendingWipes.withLock { $0.append(subject) }
+        // Kept in the store too, so that a restart before the wipe still audits it.
+        do { try committer.perform { tx in try tx.addPendingWipe(subject) } } catch {
+            // The next open wipes the log anyway; only its SHRED.WIPED entry would be missing.
+            logger.error("could not record a shred's pending wipe: after a restart it would not be audited")
+        }
         store.requestWipe()
         logger.notice("shred committed; the WAL wipe waits for a reader to finish")
         return .pending
+    }
+
+    /// Takes over the wipes a previous process left pending: the store wipes its files as it
+    /// opens, or once the reader that held them lets go, and each is then audited here.
+    func resumePendingWipes() throws {
+        let persisted = try Self.storageCall { try store.read { try $0.pendingWipes() } }
+        guard !persisted.isEmpty else { return }
+        pendingWipes.withLock { pending in pending += persisted.filter { !pending.contains($0) } }
+        logger.notice(
+            "shreds whose WAL wipe was pending when the vault last stopped", metadata: ["count": "\(persisted.count)"])
+        // The wipe at open may have completed before this vault listened for it: asked again,
+        // it completes (at once if nothing is left to wipe) and calls back.
+        store.requestWipe()
     }
 
     /// True while a shred's wipe waits behind a reader.
@@ -268,6 +286,7 @@ extension Vault {
                             client: "(vault)", role: "-", origin: "local", command: "SHRED.WIPED", subject: subject,
                             fields: []), in: tx)
                 }
+                try tx.removePendingWipes(subjects)
             }
         } catch {
             logger.error("the audit entries of completed shred wipes could not be written")

@@ -159,6 +159,7 @@ public final class Vault: Sendable {
             configuration: configuration, store: store, keys: keys, lock: lock, mayChangeKEKs: mayChangeKEKs,
             releasesLock: releasesLock, logger: logger)
         if store.clientMACsNeeded { try Vault.addMissingRecordMACs(vault) }
+        try vault.resumePendingWipes()
         for client in try vault.clientsWithUnknownRoles() {
             logger.warning(
                 "a client's role is not in the policy: it is refused every command but AUTH and WHOAMI; revoke it or add the role",

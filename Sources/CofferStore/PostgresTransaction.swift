@@ -291,4 +291,10 @@ struct PostgresTransaction: StoreWriting {
             """)
         return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
+
+    /// PostgreSQL offers no wipe (`shreddedAwaitingRetirement` says what is left instead), so
+    /// none is ever pending.
+    func pendingWipes() throws -> [String] { [] }
+    func addPendingWipe(_ subject: String) throws {}
+    func removePendingWipes(_ subjects: [String]) throws {}
 }

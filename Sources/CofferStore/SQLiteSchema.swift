@@ -159,6 +159,17 @@ enum SQLiteSchema {
                     ALTER TABLE field_v8 RENAME TO field;
                     """)
         }
+        migrator.registerMigration("v9-pending-wipe") { db in
+            // Shreds whose wipe of the WAL waits for a reader, kept across a restart so that the
+            // next process finishes the wipe and audits it. The subject ids are ones the SHRED
+            // entries of the audit trail already name.
+            try db.execute(
+                sql: """
+                    CREATE TABLE pending_wipe (
+                        subject_id TEXT PRIMARY KEY CHECK (length(subject_id) BETWEEN 1 AND 128)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

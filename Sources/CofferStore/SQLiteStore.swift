@@ -60,6 +60,10 @@ public final class SQLiteStore: VaultStore {
         try migrator.migrate(pool)
         clientMACsNeeded = !before.isEmpty && !before.contains(SQLiteSchema.clientMACMigration)
         checkpointer = try Checkpointer(path: path, interval: checkpointInterval, truncateBytes: truncateLogBytes)
+        // A process that stopped while a shred's wipe waited for a reader (or was killed) may
+        // have left page images from before the shred in the log; they are wiped now, or as soon
+        // as a reader that outlived that process lets go.
+        if !checkpointer.tryWipe() { checkpointer.requestWipe() }
         self.durability = durability
         // The pool has made the log (GRDB keeps a non-empty one), and the file lives as long
         // as the pool: SQLite removes it only when the last connection closes.
@@ -171,9 +175,9 @@ public final class SQLiteStore: VaultStore {
 
     /// Keeps the WAL bounded under sustained writes. The background checkpointer copies pages
     /// back as they come, but only the writer, between transactions, can start the log again
-    /// or empty it: it does so when the checkpointer asks (see `Checkpointer`), which keeps the
-    /// file at a few MiB and reuses its blocks. Both are quick, because most pages are already
-    /// back in the main file.
+    /// or empty it: it does so when the checkpointer asks (see `Checkpointer`). Starting again
+    /// reuses the file's blocks, so the file keeps the largest size the log reached (about
+    /// 64 MiB at most). Both are quick, because most pages are already back in the main file.
     public func boundLog() { checkpointer.boundLog() }
 
     /// Copies the whole WAL into the database file and empties it, so that page images from

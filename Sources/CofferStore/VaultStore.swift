@@ -115,6 +115,9 @@ public protocol StoreReading {
     /// wipe (PostgreSQL: dead tuples, the WAL, archives, replicas), under KEK versions not yet
     /// retired. Always 0 for SQLite, whose SHRED wipes the vault's own files.
     func shreddedAwaitingRetirement() throws -> Int
+    /// Shredded subjects whose wipe of the store's files still waits (`addPendingWipe`). Always
+    /// empty for a store that offers no wipe.
+    func pendingWipes() throws -> [String]
 
     // Whole tables in pages, for a copy of the vault into another store (`coffer migrate`).
     // Each pages in the store's own order of its key, after the last row of the page before;
@@ -168,6 +171,12 @@ public protocol StoreWriting: StoreReading {
     func deleteToken(hash: [UInt8]) throws -> Bool
     /// Deletes every token of the subject; returns how many there were.
     func deleteTokens(subject: String) throws -> Int
+    /// Records that the wipe of a shredded subject's old page images still waits, so that it is
+    /// finished (and audited) even if the process stops first; a store that offers no wipe
+    /// ignores it.
+    func addPendingWipe(_ subject: String) throws
+    /// The wipe of these subjects is done.
+    func removePendingWipes(_ subjects: [String]) throws
 
     // A copy of a vault into a new store (`coffer migrate`): rows go in exactly as they were
     // read, wrapped keys, sealed bytes, MACs and sequence numbers untouched. The imports have

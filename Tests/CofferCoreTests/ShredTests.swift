@@ -112,4 +112,55 @@ import Testing
             #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
         }
     }
+
+    /// A process that stops (or is killed) while a shred's wipe waits for a reader used to
+    /// forget it: the wrapped key and every ciphertext stayed in the WAL, deep in a file the log
+    /// no longer grows into, and `SHRED.WIPED` never came (found by an outside attack on
+    /// 2026-12-07). The next process wipes as it opens, or once the reader lets go, and audits it.
+    @Test func aWipeLeftPendingIsFinishedAndAuditedByTheNextProcess() throws {
+        let t = try TestVault()
+        for i in 0..<50 { _ = try t.put("other-\(i)", [("name", "Person \(i)")]) }
+        _ = try t.put("victim", [("name", "Victim Name"), ("email", "victim@example.com")])
+        let dek = try #require(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='victim'"))
+        let reader = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
+        let release = DispatchSemaphore(value: 0)
+        let holding = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            try? reader.read { db in
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subject")
+                holding.signal()
+                release.wait()
+            }
+            finished.signal()
+        }.start()
+        holding.wait()
+        #expect(try t.vault.shred(subject: "victim", as: TestVault.admin) == .pending)
+        try t.vault.close()
+
+        // The next process opens while the reader still holds its snapshot.
+        let next = try Vault.open(t.configuration)
+        defer { try? next.close() }
+        #expect(next.wipePending)
+        release.signal()
+        finished.wait()
+        try reader.close()
+        let deadline = Date().addingTimeInterval(10)
+        var wiped: [String] = []
+        while Date() < deadline && wiped.isEmpty {
+            wiped = try next.auditTail(20, as: TestVault.admin).filter { $0.contains("SHRED.WIPED") }
+            if wiped.isEmpty { usleep(50_000) }
+        }
+        #expect(wiped.count == 1 && wiped.first?.contains("victim") == true, "\(wiped)")
+        #expect(!next.wipePending)
+        for start in stride(from: 0, to: dek.count, by: 32) {
+            let chunk = Array(dek[start..<min(start + 32, dek.count)])
+            #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
+        }
+        // Audited once: a later open has nothing left to resume.
+        try next.close()
+        let third = try Vault.open(t.configuration)
+        defer { try? third.close() }
+        #expect(!third.wipePending)
+    }
 }
