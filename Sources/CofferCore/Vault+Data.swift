@@ -261,8 +261,7 @@ extension Vault {
         let persisted = try Self.storageCall { try store.read { try $0.pendingWipes() } }
         guard !persisted.isEmpty else { return }
         pendingWipes.withLock { pending in pending += persisted.filter { !pending.contains($0) } }
-        logger.notice(
-            "shreds whose WAL wipe was pending when the vault last stopped", metadata: ["count": "\(persisted.count)"])
+        logger.notice("shreds whose WAL wipe is still pending", metadata: ["count": "\(persisted.count)"])
         // The wipe at open may have completed before this vault listened for it: asked again,
         // it completes (at once if nothing is left to wipe) and calls back.
         store.requestWipe()
