@@ -58,7 +58,15 @@ final class Checkpointer: Sendable {
 
         /// One pass of the background thread.
         func pass() {
-            let passive = try? connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
+            var passive = try? connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
+            // What the writer's RESTART copies is what was committed while this pass copied, and
+            // it copies it between two batches: a few more short passes leave it little.
+            for _ in 0..<3 {
+                guard let last = passive, last.walFrameCount > restartFrames,
+                    last.walFrameCount - last.checkpointedFrameCount > 32
+                else { break }
+                passive = try? connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
+            }
             if let passive, passive.walFrameCount > restartFrames {
                 var info = stat()
                 let tooBig = stat(logPath, &info) == 0 && Int(info.st_size) > truncateBytes
