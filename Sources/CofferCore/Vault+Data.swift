@@ -234,37 +234,42 @@ extension Vault {
         let existed = try audited("SHRED", caller, subject: subject) { [self] tx, draft in
             try resolve(caller, in: tx, recordingIn: &draft).require(.operation(.shred), "SHRED")
             try SubjectID.validate(subject)
-            return try tx.deleteSubject(subject)
+            // The wipe it owes is recorded with the shred itself, so that whichever process
+            // owns the vault next knows of it if this one stops before the wipe.
+            guard try tx.deleteSubject(subject) else { return (existed: false, recorded: false) }
+            return (existed: true, recorded: try tx.addPendingWipe(subject))
         }
-        guard existed else { return .absent }
+        guard existed.existed else { return .absent }
         // Tries for up to a second, never waiting on a lock (so nobody waits on this SHRED): the
         // background checkpoint or a commit batch holds what a TRUNCATE needs for moments only,
         // while a reader's old snapshot (a backup) lasts; then the wipe is left pending.
         for attempt in 0..<50 where !store.wipePending {
             if attempt > 0 { usleep(20_000) }
-            if store.tryWipe() { return .wiped }
+            if store.tryWipe() {
+                // Owed no more. Were this lost, the next owner would audit a wipe that did happen.
+                if existed.recorded { try? committer.perform { tx in try tx.removePendingWipes([subject]) } }
+                return .wiped
+            }
         }
         pendingWipes.withLock { $0.append(subject) }
-        // Kept in the store too, so that a restart before the wipe still audits it.
-        do { try committer.perform { tx in try tx.addPendingWipe(subject) } } catch {
-            // The next open wipes the log anyway; only its SHRED.WIPED entry would be missing.
-            logger.error("could not record a shred's pending wipe: after a restart it would not be audited")
-        }
         store.requestWipe()
         logger.notice("shred committed; the WAL wipe waits for a reader to finish")
         return .pending
     }
 
-    /// Takes over the wipes a previous process left pending: the store wipes its files as it
-    /// opens, or once the reader that held them lets go, and each is then audited here.
-    func resumePendingWipes() throws {
+    /// Takes over, in the process that owns the vault, the wipes a previous one left owed (it
+    /// stopped or was killed while a reader held the log): wiped and audited now, before `open`
+    /// returns, or as soon as that reader lets go.
+    func takeOverPendingWipes() throws {
         let persisted = try Self.storageCall { try store.read { try $0.pendingWipes() } }
         guard !persisted.isEmpty else { return }
         pendingWipes.withLock { pending in pending += persisted.filter { !pending.contains($0) } }
-        logger.notice("shreds whose WAL wipe is still pending", metadata: ["count": "\(persisted.count)"])
-        // The wipe at open may have completed before this vault listened for it: asked again,
-        // it completes (at once if nothing is left to wipe) and calls back.
-        store.requestWipe()
+        if store.tryWipe() {
+            auditCompletedWipes()
+        } else {
+            logger.notice("shreds whose WAL wipe waits for a reader", metadata: ["count": "\(persisted.count)"])
+            store.requestWipe()
+        }
     }
 
     /// True while a shred's wipe waits behind a reader.
@@ -276,6 +281,12 @@ extension Vault {
         // Taken off the list only once audited, so `wipePending` stays true until then.
         let subjects = pendingWipes.withLock { $0 }
         guard !subjects.isEmpty else { return }
+        // A shred listed while the wipe that called this ran may have page images it did not
+        // reach: wiped again now that the list is read (quick: the log is nearly empty).
+        guard store.tryWipe() else {
+            store.requestWipe()
+            return
+        }
         defer { pendingWipes.withLock { $0.removeFirst(min(subjects.count, $0.count)) } }
         do {
             try committer.perform { [audit] tx in

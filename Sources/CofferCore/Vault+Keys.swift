@@ -338,9 +338,9 @@ extension Vault {
                 let current = keys.currentKEKVersion
                 // Only on SQLite does every command wait for the batch (its one writer). On a shared
                 // store the rewrap stays out of the audit chain's lock, so only a command changing
-                // or shredding one of the batch's subjects' keys (REKEY, SHRED) waits, and each
-                // row is a round trip: with 2 ms
-                // batches, a node left 366 of MigrateTests' keys unrewrapped after a minute.
+                // or shredding one of the batch's subjects' keys (REKEY, SHRED) waits, and each row
+                // is a round trip: with 2 ms batches, a node left 366 of MigrateTests' keys
+                // unrewrapped after a minute.
                 let deadline = shared ? nil : budget.map { ContinuousClock.now + $0 }
                 let batch = try tx.subjectsNotWrapped(under: current, limit: limit)
                 guard !batch.isEmpty else { return 0 }

@@ -159,8 +159,10 @@ public final class Vault: Sendable {
             configuration: configuration, store: store, keys: keys, lock: lock, mayChangeKEKs: mayChangeKEKs,
             releasesLock: releasesLock, logger: logger)
         if store.clientMACsNeeded { try Vault.addMissingRecordMACs(vault) }
-        try vault.resumePendingWipes()
-        for client in try vault.clientsWithUnknownRoles() {
+        // Only the process that owns the data directory takes wipes over: a CLI command beside a
+        // running server leaves them (and the warnings below) to it.
+        if lock != nil { try vault.takeOverPendingWipes() }
+        for client in try vault.clientsWithUnknownRoles() where mayChangeKEKs {
             logger.warning(
                 "a client's role is not in the policy: it is refused every command but AUTH and WHOAMI; revoke it or add the role",
                 metadata: ["client": "\(client.name)", "role": "\(client.role)"])

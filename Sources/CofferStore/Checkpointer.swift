@@ -59,22 +59,30 @@ final class Checkpointer: Sendable {
         /// One pass of the background thread.
         func pass() {
             var passive = try? connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
-            // What the writer's RESTART copies is what was committed while this pass copied, and
-            // it copies it between two batches: a few more short passes leave it little.
+            // What the writer's RESTART copies is what this pass left (committed while it ran,
+            // or held back by a reader), and it copies it between two batches: a few more short
+            // passes leave it little.
             for _ in 0..<3 {
                 guard let last = passive, last.walFrameCount > restartFrames,
                     last.walFrameCount - last.checkpointedFrameCount > 32
                 else { break }
                 passive = try? connection.writeWithoutTransaction { try $0.checkpoint(.passive) }
             }
-            if let passive, passive.walFrameCount > restartFrames {
-                var info = stat()
-                let tooBig = stat(logPath, &info) == 0 && Int(info.st_size) > truncateBytes
-                logAction.store(tooBig ? Self.truncate : Self.restart, ordering: .releasing)
+            // The file's size is looked at on every pass: a log that a long reader let grow past
+            // the bound may have been started again by SQLite since, and still be that big.
+            var info = stat()
+            if stat(logPath, &info) == 0, Int(info.st_size) > truncateBytes {
+                logAction.store(Self.truncate, ordering: .releasing)
+            } else if let passive, passive.walFrameCount > restartFrames {
+                logAction.store(Self.restart, ordering: .releasing)
             }
-            if wipeWanted.load(ordering: .acquiring), tryWipe() {
-                wipeWanted.store(false, ordering: .releasing)
-                onWiped.withLock { $0 }?()
+            // Taken before the wipe, so that a request made while it runs is not lost.
+            if wipeWanted.exchange(false, ordering: .acquiringAndReleasing) {
+                if tryWipe() {
+                    onWiped.withLock { $0 }?()
+                } else {
+                    wipeWanted.store(true, ordering: .releasing)
+                }
             }
         }
 
@@ -129,9 +137,10 @@ final class Checkpointer: Sendable {
 
     /// Called by the writer between transactions, so the checkpoint never waits for it. If a
     /// reader is busy it does nothing, and the next pass asks again.
+    /// A plain load: the writer asks after every batch, and there is seldom anything to do.
+    var logActionRequested: Bool { shared.logAction.load(ordering: .relaxed) != 0 }
+
     func boundLog() {
-        // A plain load first: this runs after every batch, and there is seldom anything to do.
-        guard shared.logAction.load(ordering: .relaxed) != 0 else { return }
         switch shared.logAction.exchange(0, ordering: .acquiringAndReleasing) {
         case Shared.restart: _ = shared.tryRestart()
         case Shared.truncate: _ = shared.tryWipe()
@@ -139,7 +148,7 @@ final class Checkpointer: Sendable {
         }
     }
 
-    /// One background pass now, for tests.
+    /// One background pass now. Only tests call it.
     func passNow() { shared.pass() }
 
     /// Asks the background thread to retry the wipe until it succeeds, then to call `onWiped`.

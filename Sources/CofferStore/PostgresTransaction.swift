@@ -295,6 +295,6 @@ struct PostgresTransaction: StoreWriting {
     /// PostgreSQL offers no wipe (`shreddedAwaitingRetirement` says what is left instead), so
     /// none is ever pending.
     func pendingWipes() throws -> [String] { [] }
-    func addPendingWipe(_ subject: String) throws {}
+    func addPendingWipe(_ subject: String) throws -> Bool { false }
     func removePendingWipes(_ subjects: [String]) throws {}
 }

@@ -60,10 +60,6 @@ public final class SQLiteStore: VaultStore {
         try migrator.migrate(pool)
         clientMACsNeeded = !before.isEmpty && !before.contains(SQLiteSchema.clientMACMigration)
         checkpointer = try Checkpointer(path: path, interval: checkpointInterval, truncateBytes: truncateLogBytes)
-        // A process that stopped while a shred's wipe waited for a reader (or was killed) may
-        // have left page images from before the shred in the log; they are wiped now, or as soon
-        // as a reader that outlived that process lets go.
-        if !checkpointer.tryWipe() { checkpointer.requestWipe() }
         self.durability = durability
         // The pool has made the log (GRDB keeps a non-empty one), and the file lives as long
         // as the pool: SQLite removes it only when the last connection closes.
@@ -178,7 +174,14 @@ public final class SQLiteStore: VaultStore {
     /// or empty it: it does so when the checkpointer asks (see `Checkpointer`). Starting again
     /// reuses the file's blocks, so the file keeps the largest size the log reached (about
     /// 64 MiB at most). Both are quick, because most pages are already back in the main file.
-    public func boundLog() { checkpointer.boundLog() }
+    ///
+    /// The checkpoint runs on the pool's writer queue, so that one from the rewrap's thread waits
+    /// for the committer's batch (and the other way round) instead of meeting it in SQLite's
+    /// busy handler, which sleeps.
+    public func boundLog() {
+        guard checkpointer.logActionRequested else { return }
+        _ = try? pool.writeWithoutTransaction { _ in checkpointer.boundLog() }
+    }
 
     /// Copies the whole WAL into the database file and empties it, so that page images from
     /// before a shred survive nowhere.

@@ -6,13 +6,15 @@ extension SQLiteTransaction {
         try String.fetchAll(db, sql: "SELECT subject_id FROM pending_wipe ORDER BY subject_id")
     }
 
-    func addPendingWipe(_ subject: String) throws {
+    func addPendingWipe(_ subject: String) throws -> Bool {
         try db.execute(sql: "INSERT OR IGNORE INTO pending_wipe (subject_id) VALUES (?)", arguments: [subject])
+        return true
     }
 
     func removePendingWipes(_ subjects: [String]) throws {
-        for subject in subjects {
-            try db.execute(sql: "DELETE FROM pending_wipe WHERE subject_id = ?", arguments: [subject])
-        }
+        guard !subjects.isEmpty else { return }
+        let marks = Array(repeating: "?", count: subjects.count).joined(separator: ", ")
+        try db.execute(
+            sql: "DELETE FROM pending_wipe WHERE subject_id IN (\(marks))", arguments: StatementArguments(subjects))
     }
 }

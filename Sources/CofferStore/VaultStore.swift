@@ -174,7 +174,8 @@ public protocol StoreWriting: StoreReading {
     /// Records that the wipe of a shredded subject's old page images still waits, so that it is
     /// finished (and audited) even if the process stops first; a store that offers no wipe
     /// ignores it.
-    func addPendingWipe(_ subject: String) throws
+    /// Returns false if the store records none (it offers no wipe).
+    func addPendingWipe(_ subject: String) throws -> Bool
     /// The wipe of these subjects is done.
     func removePendingWipes(_ subjects: [String]) throws
 

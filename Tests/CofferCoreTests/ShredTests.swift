@@ -138,8 +138,12 @@ import Testing
         #expect(try t.vault.shred(subject: "victim", as: TestVault.admin) == .pending)
         try t.vault.close()
 
-        // The next process opens while the reader still holds its snapshot.
-        let next = try Vault.open(t.configuration)
+        // A command beside the server (no lock) leaves the wipe alone.
+        let beside = try Vault.open(t.configuration)
+        #expect(!beside.wipePending)
+        try beside.close()
+        // The next server opens while the reader still holds its snapshot.
+        let next = try Vault.open(t.configuration, owner: .init(command: "test"))
         defer { try? next.close() }
         #expect(next.wipePending)
         release.signal()
@@ -157,10 +161,28 @@ import Testing
             let chunk = Array(dek[start..<min(start + 32, dek.count)])
             #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
         }
-        // Audited once: a later open has nothing left to resume.
+        // Audited once: a later open has nothing left to take over.
         try next.close()
-        let third = try Vault.open(t.configuration)
+        let third = try Vault.open(t.configuration, owner: .init(command: "test"))
         defer { try? third.close() }
         #expect(!third.wipePending)
+        #expect(try third.auditTail(50, as: TestVault.admin).filter { $0.contains("SHRED.WIPED") }.count == 1)
+        let queue = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
+        defer { try? queue.close() }
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pending_wipe") } == 0)
+    }
+
+    /// A shred wiped at once owes nothing: no row is left for the next owner to audit again.
+    @Test func aShredWipedAtOnceLeavesNothingOwed() throws {
+        let t = try TestVault()
+        _ = try t.put("victim", [("name", "Victim Name")])
+        #expect(try t.vault.shred(subject: "victim", as: TestVault.admin) == .wiped)
+        let queue = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pending_wipe") } == 0)
+        try queue.close()
+        try t.vault.close()
+        let next = try Vault.open(t.configuration, owner: .init(command: "test"))
+        defer { try? next.close() }
+        #expect(try next.auditTail(50, as: TestVault.admin).filter { $0.contains("SHRED.WIPED") }.isEmpty)
     }
 }
