@@ -264,7 +264,15 @@ extension Vault {
         let persisted = try Self.storageCall { try store.read { try $0.pendingWipes() } }
         guard !persisted.isEmpty else { return }
         pendingWipes.withLock { pending in pending += persisted.filter { !pending.contains($0) } }
-        if store.tryWipe() {
+        // Tried for up to a second, as SHRED does: the background checkpointer's first pass,
+        // which starts with the store, holds the checkpoint lock for a moment, and a command
+        // run offline exits before any retry of its own.
+        var wiped = false
+        for attempt in 0..<50 where !wiped {
+            if attempt > 0 { usleep(20_000) }
+            wiped = store.tryWipe()
+        }
+        if wiped {
             auditCompletedWipes()
         } else {
             logger.notice("shreds whose WAL wipe waits for a reader", metadata: ["count": "\(persisted.count)"])

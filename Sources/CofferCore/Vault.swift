@@ -317,6 +317,8 @@ public final class Vault: Sendable {
 
     /// Closes the database cleanly (checkpointing the WAL).
     public func close() throws {
+        // A wipe completing from here on is audited by the next owner, not by a stopped committer.
+        store.onWipeCompleted {}
         committer.stop()
         defer { if releasesLock { lock?.release() } }
         try Self.storageCall { try store.close() }

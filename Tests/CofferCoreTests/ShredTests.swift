@@ -185,4 +185,42 @@ import Testing
         defer { try? next.close() }
         #expect(try next.auditTail(50, as: TestVault.admin).filter { $0.contains("SHRED.WIPED") }.isEmpty)
     }
+
+    /// A command run offline while the server is stopped (`coffer clients`, `coffer keys`) opens
+    /// and exits within moments: with no reader left, the wipe it owes is done, and audited,
+    /// before `open` returns. It used to meet the background checkpointer's first pass, fail, and
+    /// leave the wipe to a retry the command never lived to make (found by an outside attack).
+    @Test func anOwnerWithNoReaderLeftWipesBeforeOpenReturns() throws {
+        let t = try TestVault()
+        for i in 0..<50 { _ = try t.put("other-\(i)", [("name", "Person \(i)")]) }
+        _ = try t.put("victim", [("name", "Victim Name")])
+        let dek = try #require(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='victim'"))
+        let reader = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
+        let release = DispatchSemaphore(value: 0)
+        let holding = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            try? reader.read { db in
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subject")
+                holding.signal()
+                release.wait()
+            }
+            finished.signal()
+        }.start()
+        holding.wait()
+        #expect(try t.vault.shred(subject: "victim", as: TestVault.admin) == .pending)
+        try t.vault.close()
+        release.signal()
+        finished.wait()
+        try reader.close()
+
+        let offline = try Vault.open(t.configuration, owner: .init(command: "clients"))
+        #expect(!offline.wipePending)
+        #expect(try offline.auditTail(20, as: TestVault.admin).filter { $0.contains("SHRED.WIPED") }.count == 1)
+        try offline.close()
+        for start in stride(from: 0, to: dek.count, by: 32) {
+            let chunk = Array(dek[start..<min(start + 32, dek.count)])
+            #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
+        }
+    }
 }
