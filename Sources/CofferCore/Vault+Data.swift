@@ -273,7 +273,8 @@ extension Vault {
             wiped = store.tryWipe()
         }
         if wiped {
-            auditCompletedWipes()
+            // The list was read before this wipe, which so covers every subject on it.
+            auditWipes(pendingWipes.withLock { $0 })
         } else {
             logger.notice("shreds whose WAL wipe waits for a reader", metadata: ["count": "\(persisted.count)"])
             store.requestWipe()
@@ -295,6 +296,13 @@ extension Vault {
             store.requestWipe()
             return
         }
+        auditWipes(subjects)
+    }
+
+    /// Audits `SHRED.WIPED` for `subjects` (the first ones of the pending list), whose page
+    /// images a wipe begun after they were listed has removed.
+    private func auditWipes(_ subjects: [String]) {
+        guard !subjects.isEmpty else { return }
         defer { pendingWipes.withLock { $0.removeFirst(min(subjects.count, $0.count)) } }
         do {
             try committer.perform { [audit] tx in
