@@ -86,20 +86,16 @@ final class Checkpointer: Sendable {
             }
         }
 
-        /// One RESTART checkpoint, without waiting: false if the writer or a reader was busy
-        /// (a reader's snapshot may still need the log), and the next pass asks again.
-        func tryRestart() -> Bool {
-            (try? wiper.writeWithoutTransaction { db -> Bool in
-                let result = try db.checkpoint(.restart)
-                return result.walFrameCount == result.checkpointedFrameCount
-            }) ?? false
-        }
-
         /// One TRUNCATE checkpoint, without waiting: true if the whole log was copied into the
         /// database file (whose freed pages `secure_delete` has zeroed) and the log emptied.
-        func tryWipe() -> Bool {
+        func tryWipe() -> Bool { checkpointWithoutWaiting(.truncate) }
+
+        /// One checkpoint of `mode` on the wiper's connection: false if the writer or a reader
+        /// was busy (a reader's snapshot may still need the log), and it is tried again later.
+        /// RESTART makes the next commit write the log from its start; TRUNCATE also empties it.
+        func checkpointWithoutWaiting(_ mode: Database.CheckpointMode) -> Bool {
             (try? wiper.writeWithoutTransaction { db -> Bool in
-                let result = try db.checkpoint(.truncate)
+                let result = try db.checkpoint(mode)
                 return result.walFrameCount == 0 || result.walFrameCount == result.checkpointedFrameCount
             }) ?? false
         }
@@ -135,14 +131,14 @@ final class Checkpointer: Sendable {
 
     func tryWipe() -> Bool { shared.tryWipe() }
 
-    /// Called by the writer between transactions, so the checkpoint never waits for it. If a
-    /// reader is busy it does nothing, and the next pass asks again.
     /// A plain load: the writer asks after every batch, and there is seldom anything to do.
     var logActionRequested: Bool { shared.logAction.load(ordering: .relaxed) != 0 }
 
+    /// Called by the writer between transactions, so the checkpoint never waits for it. If a
+    /// reader is busy it does nothing, and the next pass asks again.
     func boundLog() {
         switch shared.logAction.exchange(0, ordering: .acquiringAndReleasing) {
-        case Shared.restart: _ = shared.tryRestart()
+        case Shared.restart: _ = shared.checkpointWithoutWaiting(.restart)
         case Shared.truncate: _ = shared.tryWipe()
         default: break
         }
