@@ -72,33 +72,18 @@ import Testing
     /// wipe is pending, nobody else waits, and once the reader lets go the wipe completes by
     /// itself and is audited; then no byte of the subject is left.
     @Test func aShredBehindALongReaderAnswersAtOnceAndWipesLater() throws {
-        let t = try TestVault()
-        for i in 0..<50 { _ = try t.put("other-\(i)", [("name", "Person \(i)")]) }
+        let t = try Self.vaultWithOthers()
         _ = try t.put("victim", [("name", "Victim Name"), ("email", "victim@example.com")])
         let dek = try #require(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='victim'"))
         // A reader that holds its snapshot, as a backup in progress does.
-        let reader = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
-        let release = DispatchSemaphore(value: 0)
-        let holding = DispatchSemaphore(value: 0)
-        let finished = DispatchSemaphore(value: 0)
-        Thread {
-            try? reader.read { db in
-                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subject")
-                holding.signal()
-                release.wait()
-            }
-            finished.signal()
-        }.start()
-        holding.wait()
+        let reader = try HeldReader(t)
         let outcome = try t.vault.shred(subject: "victim", as: TestVault.admin)
         #expect(outcome == .pending)
         // Others are not held up: a write and a read go through while the wipe waits.
         _ = try t.put("after", [("name", "After")])
         #expect(try t.get("after", ["name"], as: TestVault.support) == ["After"])
         #expect(try t.get("victim", ["name"], as: TestVault.support) == [nil])
-        release.signal()
-        finished.wait()
-        try reader.close()
+        try reader.release()
         // The background checkpointer retries every 250 ms; poll with a deadline.
         let deadline = Date().addingTimeInterval(10)
         var audited = false
@@ -107,10 +92,7 @@ import Testing
             if !audited { usleep(50_000) }
         }
         #expect(audited, "the completed wipe was not audited")
-        for start in stride(from: 0, to: dek.count, by: 32) {
-            let chunk = Array(dek[start..<min(start + 32, dek.count)])
-            #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
-        }
+        try Self.expectNoChunk(of: dek, under: t.configuration.dataDirectory)
     }
 
     /// A process that stops (or is killed) while a shred's wipe waits for a reader used to
@@ -118,23 +100,10 @@ import Testing
     /// no longer grows into, and `SHRED.WIPED` never came (found by an outside attack on
     /// 2026-12-07). The next process wipes as it opens, or once the reader lets go, and audits it.
     @Test func aWipeLeftPendingIsFinishedAndAuditedByTheNextProcess() throws {
-        let t = try TestVault()
-        for i in 0..<50 { _ = try t.put("other-\(i)", [("name", "Person \(i)")]) }
+        let t = try Self.vaultWithOthers()
         _ = try t.put("victim", [("name", "Victim Name"), ("email", "victim@example.com")])
         let dek = try #require(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='victim'"))
-        let reader = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
-        let release = DispatchSemaphore(value: 0)
-        let holding = DispatchSemaphore(value: 0)
-        let finished = DispatchSemaphore(value: 0)
-        Thread {
-            try? reader.read { db in
-                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subject")
-                holding.signal()
-                release.wait()
-            }
-            finished.signal()
-        }.start()
-        holding.wait()
+        let reader = try HeldReader(t)
         #expect(try t.vault.shred(subject: "victim", as: TestVault.admin) == .pending)
         try t.vault.close()
 
@@ -146,9 +115,7 @@ import Testing
         let next = try Vault.open(t.configuration, owner: .init(command: "test"))
         defer { try? next.close() }
         #expect(next.wipePending)
-        release.signal()
-        finished.wait()
-        try reader.close()
+        try reader.release()
         let deadline = Date().addingTimeInterval(10)
         var wiped: [String] = []
         while Date() < deadline && wiped.isEmpty {
@@ -157,10 +124,7 @@ import Testing
         }
         #expect(wiped.count == 1 && wiped.first?.contains("victim") == true, "\(wiped)")
         #expect(!next.wipePending)
-        for start in stride(from: 0, to: dek.count, by: 32) {
-            let chunk = Array(dek[start..<min(start + 32, dek.count)])
-            #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
-        }
+        try Self.expectNoChunk(of: dek, under: t.configuration.dataDirectory)
         // Audited once: a later open has nothing left to take over.
         try next.close()
         let third = try Vault.open(t.configuration, owner: .init(command: "test"))
@@ -191,36 +155,64 @@ import Testing
     /// before `open` returns. It used to meet the background checkpointer's first pass, fail, and
     /// leave the wipe to a retry the command never lived to make (found by an outside attack).
     @Test func anOwnerWithNoReaderLeftWipesBeforeOpenReturns() throws {
-        let t = try TestVault()
-        for i in 0..<50 { _ = try t.put("other-\(i)", [("name", "Person \(i)")]) }
+        let t = try Self.vaultWithOthers()
         _ = try t.put("victim", [("name", "Victim Name")])
         let dek = try #require(try t.fetchBlob("SELECT wrapped_dek FROM subject WHERE id='victim'"))
-        let reader = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
-        let release = DispatchSemaphore(value: 0)
-        let holding = DispatchSemaphore(value: 0)
-        let finished = DispatchSemaphore(value: 0)
-        Thread {
-            try? reader.read { db in
-                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subject")
-                holding.signal()
-                release.wait()
-            }
-            finished.signal()
-        }.start()
-        holding.wait()
+        let reader = try HeldReader(t)
         #expect(try t.vault.shred(subject: "victim", as: TestVault.admin) == .pending)
         try t.vault.close()
-        release.signal()
-        finished.wait()
-        try reader.close()
+        try reader.release()
 
         let offline = try Vault.open(t.configuration, owner: .init(command: "clients"))
         #expect(!offline.wipePending)
         #expect(try offline.auditTail(20, as: TestVault.admin).filter { $0.contains("SHRED.WIPED") }.count == 1)
         try offline.close()
-        for start in stride(from: 0, to: dek.count, by: 32) {
-            let chunk = Array(dek[start..<min(start + 32, dek.count)])
-            #expect(try DataFileScan.occurrences(of: chunk, under: t.configuration.dataDirectory).isEmpty)
+        try Self.expectNoChunk(of: dek, under: t.configuration.dataDirectory)
+    }
+
+    /// A vault with 50 bystanders, so that a victim's pages are not the file's only ones.
+    static func vaultWithOthers() throws -> TestVault {
+        let t = try TestVault()
+        for i in 0..<50 { _ = try t.put("other-\(i)", [("name", "Person \(i)")]) }
+        return t
+    }
+
+    /// No 32-byte chunk of `bytes` in any file under `directory`.
+    static func expectNoChunk(
+        of bytes: [UInt8], under directory: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        for start in stride(from: 0, to: bytes.count, by: 32) {
+            let chunk = Array(bytes[start..<min(start + 32, bytes.count)])
+            #expect(
+                try DataFileScan.occurrences(of: chunk, under: directory).isEmpty, sourceLocation: sourceLocation)
         }
+    }
+}
+
+/// A reader that holds its snapshot of the vault's database on a thread of its own, as a
+/// backup in progress does, until `release()`.
+final class HeldReader {
+    private let queue: DatabaseQueue
+    private let releasing = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ t: TestVault) throws {
+        queue = try DatabaseQueue(path: t.configuration.dataDirectory + "/coffer.db")
+        let holding = DispatchSemaphore(value: 0)
+        Thread { [queue, releasing, finished] in
+            try? queue.read { db in
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subject")
+                holding.signal()
+                releasing.wait()
+            }
+            finished.signal()
+        }.start()
+        holding.wait()
+    }
+
+    func release() throws {
+        releasing.signal()
+        finished.wait()
+        try queue.close()
     }
 }
