@@ -115,7 +115,9 @@ public enum RESPValue: Hashable, Sendable {
 
     /// Simple strings and errors cannot hold line breaks.
     private static func singleLine(_ string: String) -> String {
-        guard string.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) else { return string }
+        // Scanned as UTF-8: CR and LF are never part of a multi-byte sequence, and decoding
+        // scalars for every simple reply (+PONG, +OK) was most of encoding one.
+        guard string.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) else { return string }
         return String(String.UnicodeScalarView(string.unicodeScalars.map { $0 == "\r" || $0 == "\n" ? " " : $0 }))
     }
 }
