@@ -65,6 +65,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readPending = false
     private var closing = false
     private var inputClosed = false
+    /// The protocol error that ended the input: written once every earlier reply is.
+    private var protocolFailure: RESPProtocolError?
     /// True while replies are being produced in a burst that flushes once at its end.
     fileprivate var batching = false
     /// Replies due to be written, coalesced into one buffer per flush.
@@ -221,7 +223,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
+        guard !closing, protocolFailure == nil else { return }
         var bytes = unwrapInboundIn(data)
         if input == nil || input!.readableBytes == 0 {
             input = bytes
@@ -260,7 +262,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var mayRead: Bool {
         // A refused TLS client is read from until its handshake is done, so that it can be told why.
         if refusal != nil { return true }
-        return !closing && !barrierRunning && pendingBarrier == nil && slots.count < limits.maximumInFlight
+        return !closing && protocolFailure == nil && !barrierRunning && pendingBarrier == nil
+            && slots.count < limits.maximumInFlight
             && (input?.readableBytes ?? 0) <= parser.limits.maximumRequestBytes
     }
 
@@ -516,7 +519,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard inputClosed, slots.isEmpty, !barrierRunning, !closing else { return }
         closing = true
         flushIfNeeded()
-        writeThenClose(context.channel.allocator.buffer(capacity: 0), context, grace: .seconds(30))
+        var last = context.channel.allocator.buffer(capacity: 0)
+        if let protocolFailure {
+            RESPValue.error("ERR \(protocolFailure)").encode(into: &last, version: session.protocolVersion)
+            writeThenClose(last, context)
+        } else {
+            writeThenClose(last, context, grace: .seconds(30))
+        }
     }
 
     private func apply(_ update: SessionUpdate, _ context: ChannelHandlerContext) {
@@ -564,18 +573,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
+    /// Nothing after a protocol error is read or run. Every command read before it is answered
+    /// first, in order, then the error, and the connection closes, as Redis does: a pipelined
+    /// PUT still waiting on its commit when the bad bytes arrived used to lose its reply (the
+    /// write committed, and its client read the protocol error in its place).
     private func protocolError(_ error: RESPProtocolError, _ context: ChannelHandlerContext) {
+        guard protocolFailure == nil else { return }
         logger.info("closing connection after a protocol error", metadata: ["connection": "\(session.id)"])
-        closing = true
-        // Replies already due are written first, in order; the error follows them.
-        flushIfNeeded()
-        while let head = slots.first, let bytes = head.reply {
-            slots.removeFirst()
-            context.write(wrapOutboundOut(bytes), promise: nil)
-        }
-        var buffer = context.channel.allocator.buffer(capacity: 128)
-        RESPValue.error("ERR \(error)").encode(into: &buffer, version: session.protocolVersion)
-        writeThenClose(buffer, context)
+        protocolFailure = error
+        inputClosed = true
+        input = nil
+        requestDeadline?.cancel()
+        requestDeadline = nil
+        closeIfDone(context)
     }
 
     private func armAuthDeadline(_ context: ChannelHandlerContext) {
@@ -602,7 +612,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// cannot hold a partial request (and its buffer) open at a trickle.
     private func updateRequestDeadline(_ context: ChannelHandlerContext) {
         let partial = (input?.readableBytes ?? 0) > 0 || !parser.isIdle
-        guard partial, !closing, !barrierRunning, pendingBarrier == nil else {
+        guard partial, !closing, protocolFailure == nil, !barrierRunning, pendingBarrier == nil else {
             requestDeadline?.cancel()
             requestDeadline = nil
             return

@@ -136,6 +136,27 @@ import Testing
         #expect(try bystander.call("PING") == .simple("PONG"))
     }
 
+    /// Found by an outside attack: a protocol error read in the same write as a command still
+    /// waiting on its commit closed the connection at once, so a PUT committed while its client
+    /// read the protocol error in place of its reply, and the replies queued behind it were lost.
+    @Test func aProtocolErrorIsAnsweredOnlyAfterEveryCommandReadBeforeIt() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("pe", role: "support")
+        for round in 0..<10 {
+            let c = try server.authenticated("pe", secret: secret)
+            let words = [
+                ["PUT", "pe-\(round)", "name", "Name \(round)"], ["PING", "p"], ["GET", "pe-\(round)", "name"],
+            ]
+            try c.send(words.flatMap { RESPClient.encode($0.map { Array($0.utf8) }) } + Array("*1\r\n$x\r\n".utf8))
+            #expect(try c.read() == .integer(1), "round \(round)")
+            #expect(try c.read() == .bulk("p"), "round \(round)")
+            #expect(try c.read() == .array([.bulk("Name \(round)")]), "round \(round)")
+            #expect(try c.read() == .error("ERR Protocol error: invalid bulk length"), "round \(round)")
+            #expect(c.isClosed(), "round \(round)")
+        }
+        #expect(server.stop() == 0)
+    }
+
     @Test(arguments: TestBackend.allCases) func revokedClientsFailOnTheirNextCommandAndCLIChangesAreSeenAtOnce(
         backend: TestBackend
     ) throws {
