@@ -147,7 +147,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         } else {
             address = "unix"
         }
-        switch registry.register(channel, address: address) {
+        let evictable = NIOLoopBound(self, eventLoop: context.eventLoop)
+        switch registry.register(channel, address: address, evict: { evictable.value.evict() }) {
         case .refused(let reason):
             logger.info("connection refused", metadata: ["origin": "\(origin)", "reason": "\(reason)"])
             // Told in `channelActive` (after a TLS handshake); a client that never gets that far
@@ -169,6 +170,28 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context.channel.closeFuture.assumeIsolated().whenComplete { [self] _ in finish() }
         setOutputLimit(limits.anonymousOutputBytes, context)
         armAuthDeadline(context)
+    }
+
+    /// Called on this connection's event loop when a newer connection took its place at the
+    /// anonymous cap (`ConnectionRegistry`): it is told why, if it can still be told, and closed.
+    /// An AUTH whose answer arrives here between the registry's choice and this call does not
+    /// save it: the registry no longer counts it, and an uncounted connection would escape the
+    /// caps and the drain.
+    func evict() {
+        guard let context, !closing else { return }
+        logger.info(
+            "closing connection: the oldest unauthenticated one, to make room for a newer one",
+            metadata: ["connection": "\(session.id)"])
+        closing = true
+        authDeadline?.cancel()
+        authDeadline = nil
+        requestDeadline?.cancel()
+        requestDeadline = nil
+        flushIfNeeded()
+        var buffer = context.channel.allocator.buffer(capacity: 96)
+        RESPValue.error("ERR max number of unauthenticated clients reached; this connection was the oldest")
+            .encode(into: &buffer, version: session.protocolVersion)
+        writeThenClose(buffer, context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -6,7 +6,11 @@ import Synchronization
 ///
 /// Connections that have not authenticated (TLS ones still in their handshake included) have a
 /// cap of their own, below the total, so that idle anonymous connections can never take the
-/// slots authenticated clients need.
+/// slots authenticated clients need. At that cap a new connection is admitted and the oldest
+/// unauthenticated one is closed: refusing the new one instead let anyone who held the cap's
+/// worth of silent connections (reconnecting as the AUTH deadline closed them) keep every new
+/// client from reaching AUTH. Evicted, a legitimate client's connection would need as many newer
+/// ones to arrive in the moment its AUTH takes.
 final class ConnectionRegistry: Sendable {
     struct Registration: Sendable, Hashable {
         let id: Int
@@ -23,8 +27,16 @@ final class ConnectionRegistry: Sendable {
         case refused(String)
     }
 
+    private struct Entry {
+        let channel: any Channel
+        var authenticated: Bool
+        let info: ConnectionInfo
+        /// Closes the connection, telling it why, on its own event loop (`register`).
+        let evict: (@Sendable () -> Void)?
+    }
+
     private struct State {
-        var open: [ObjectIdentifier: (channel: any Channel, authenticated: Bool, info: ConnectionInfo)] = [:]
+        var open: [ObjectIdentifier: Entry] = [:]
         var anonymous = 0
         var nextID = 0
         var draining = false
@@ -41,20 +53,40 @@ final class ConnectionRegistry: Sendable {
         self.stats = stats
     }
 
-    /// Registers a new (anonymous) connection, or says why it is refused.
-    func register(_ channel: any Channel, address: String = "unix") -> Admission {
-        let admission = state.withLock { state -> Admission in
-            if state.draining { return .refused("server is shutting down") }
-            if state.open.count >= maximumClients { return .refused("max number of clients reached") }
+    /// Registers a new (anonymous) connection, or says why it is refused. At the anonymous cap
+    /// the oldest unauthenticated connection makes room: it is forgotten here at once, and
+    /// `evict` of its registration (or, without one, a plain close) runs on its event loop.
+    func register(
+        _ channel: any Channel, address: String = "unix", evict: (@Sendable () -> Void)? = nil
+    ) -> Admission {
+        let (admission, evicted) = state.withLock { state -> (Admission, (any Channel, (@Sendable () -> Void)?)?) in
+            if state.draining { return (.refused("server is shutting down"), nil) }
+            if state.open.count >= maximumClients { return (.refused("max number of clients reached"), nil) }
+            var evicted: (any Channel, (@Sendable () -> Void)?)?
             if state.anonymous >= maximumAnonymous {
-                return .refused("max number of unauthenticated clients reached")
+                guard
+                    let oldest = state.open.filter({ !$0.value.authenticated }).min(by: {
+                        $0.value.info.id < $1.value.info.id
+                    })
+                else { return (.refused("max number of unauthenticated clients reached"), nil) }
+                state.open.removeValue(forKey: oldest.key)
+                state.anonymous -= 1
+                evicted = (oldest.value.channel, oldest.value.evict)
             }
             state.nextID += 1
             let key = ObjectIdentifier(channel)
             let info = ConnectionInfo(id: state.nextID, address: address)
-            state.open[key] = (channel, false, info)
+            state.open[key] = Entry(channel: channel, authenticated: false, info: info, evict: evict)
             state.anonymous += 1
-            return .admitted(Registration(id: state.nextID, key: key, info: info))
+            return (.admitted(Registration(id: state.nextID, key: key, info: info)), evicted)
+        }
+        if let (victim, evict) = evicted {
+            stats.connectionEvicted()
+            if let evict {
+                victim.eventLoop.execute(evict)
+            } else {
+                victim.close(promise: nil)
+            }
         }
         switch admission {
         case .admitted: stats.connectionOpened(open: count)

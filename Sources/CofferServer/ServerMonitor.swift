@@ -74,6 +74,7 @@ final class ServerMonitor: Sendable {
                 "total_commands_processed:\(stats.totalCommands)",
                 "instantaneous_ops_per_sec:\(stats.opsPerSecond)",
                 "rejected_connections:\(stats.connectionsRejected.load)",
+                "evicted_clients:\(stats.connectionsEvicted.load)",
                 "total_error_replies:\(stats.errorReplies)",
             ]
         case "commandstats":

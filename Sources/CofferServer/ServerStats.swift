@@ -150,6 +150,7 @@ final class ServerStats: Sendable {
     private let shardOfLoop = Mutex<[ObjectIdentifier: Int]>([:])
     let connectionsReceived = Cell()
     let connectionsRejected = Cell()
+    let connectionsEvicted = Cell()
     let started = Date()
 
     /// Commands per second over the last full second (sampled once a second).
@@ -157,6 +158,7 @@ final class ServerStats: Sendable {
 
     let connectionsOpened: Counter
     let connectionsRefused: Counter
+    let connectionsEvictedCounter: Counter
     let connectionsOpen: Gauge
 
     /// One shard per loop of the shared event loop group (`coffer serve --event-loops`).
@@ -164,6 +166,7 @@ final class ServerStats: Sendable {
         self.shards = (0..<max(1, shards)).map { _ in Shard(factory: factory) }
         connectionsOpened = Counter(label: "coffer_connections_received_total", factory: factory)
         connectionsRefused = Counter(label: "coffer_connections_rejected_total", factory: factory)
+        connectionsEvictedCounter = Counter(label: "coffer_connections_evicted_total", factory: factory)
         connectionsOpen = Gauge(label: "coffer_connections", factory: factory)
     }
 
@@ -196,6 +199,12 @@ final class ServerStats: Sendable {
     func connectionRefused() {
         connectionsRejected.add(1)
         connectionsRefused.increment()
+    }
+
+    /// An unauthenticated connection closed to make room for a newer one (`ConnectionRegistry`).
+    func connectionEvicted() {
+        connectionsEvicted.add(1)
+        connectionsEvictedCounter.increment()
     }
 
     func connectionClosed(open: Int) { connectionsOpen.record(open) }

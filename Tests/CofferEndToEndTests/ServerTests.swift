@@ -245,6 +245,37 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: server.socketPath))
     }
 
+    /// Found by an outside attack: silent connections held at the anonymous cap (reconnecting as
+    /// the AUTH deadline closed them) refused every new connection, so no client could reach AUTH.
+    /// Now the oldest unauthenticated connection makes room for the newest.
+    @Test func silentConnectionsAtTheAnonymousCapDoNotKeepANewClientFromAuth() throws {
+        let server = try TestServer(extraArguments: ["--max-anonymous-clients", "4", "--auth-timeout", "30"])
+        var silent: [RESPClient] = []
+        for _ in 0..<4 {
+            silent.append(try server.client())
+            usleep(50_000)  // in this order: the first is the oldest
+        }
+        let admin = try server.authenticated()
+        #expect(try admin.call("WHOAMI") == .array([.bulk("admin"), .bulk("admin")]))
+        // The oldest silent connection was told why, and closed; the other three still answer.
+        #expect(
+            try silent[0].read()
+                == .error("ERR max number of unauthenticated clients reached; this connection was the oldest"))
+        #expect(silent[0].isClosed())
+        for client in silent.dropFirst() { #expect(try client.call("PING") == .simple("PONG")) }
+        // Once it authenticated the newcomer left the anonymous cap: more fit without evicting,
+        // and authenticated clients are never the ones to go.
+        for _ in 0..<6 { #expect(try server.authenticated().call("PING") == .simple("PONG")) }
+        for client in silent.dropFirst() { #expect(try client.call("PING") == .simple("PONG")) }
+        #expect(try admin.call("PING") == .simple("PONG"))
+        guard case .bulk(let info) = try admin.call("INFO", "stats") else {
+            Issue.record("INFO stats did not answer a bulk string")
+            return
+        }
+        #expect(info.contains("evicted_clients:1"), "\(info)")
+        #expect(server.stop() == 0)
+    }
+
     @Test func startupFailureExitsNonZeroWithTheReason() throws {
         let root = CofferBinary.temporaryDirectory("bad")
         #expect(try CofferBinary.run(["init", "--data", root + "/d", "--keys", root + "/k"]).status == 0)

@@ -105,24 +105,41 @@ enum Shell {
     }
 
     /// Connections that never start their TLS handshake count as unauthenticated from the moment
-    /// they connect: they cannot take the slots authenticated clients need, they are closed at
-    /// the AUTH deadline, and a TLS client refused at the cap reads the documented error.
+    /// they connect: at the anonymous cap the oldest of them makes room for a new client, they
+    /// are closed at the AUTH deadline, and a TLS client refused at the total cap reads the
+    /// documented error.
     @Test func silentTLSConnectionsAreCappedAndClosedAtTheDeadline() throws {
         let certs = try TestCertificates()
         let server = try TestServer(
             extraArguments: tlsArguments(certs) + ["--max-anonymous-clients", "2", "--auth-timeout", "3"])
         // Two connections that never say a word.
-        let silent = try (0..<2).map { _ in try RESPClient(tcpPort: server.tcpPort) }
+        let silent = try (0..<2).map { _ -> RESPClient in
+            usleep(50_000)
+            return try RESPClient(tcpPort: server.tcpPort)
+        }
         usleep(200_000)
-        let refused = try redisCLI(server, ["--tls", "--cacert", certs.ca], ["PING"], secret: server.adminSecret)
-        #expect(refused.1.contains("max number of unauthenticated clients reached"), "\(refused)")
-        // An authenticated Unix-socket client is not affected by the anonymous cap... once it
-        // has authenticated; the silent ones are closed at the deadline.
-        let deadline = Date().addingTimeInterval(10)
-        while !silent.allSatisfy({ $0.isClosed() }) && Date() < deadline { usleep(100_000) }
-        #expect(silent.allSatisfy { $0.isClosed() })
         let served = try redisCLI(server, ["--tls", "--cacert", certs.ca], ["PING"], secret: server.adminSecret)
         #expect(served.1.contains("PONG"), "\(served)")
+        // The older silent one made room (closed within its 1 s grace); the other is closed at
+        // the deadline.
+        let deadline = Date().addingTimeInterval(10)
+        while !silent[0].isClosed() && Date() < deadline { usleep(100_000) }
+        #expect(silent[0].isClosed())
+        while !silent.allSatisfy({ $0.isClosed() }) && Date() < deadline { usleep(100_000) }
+        #expect(silent.allSatisfy { $0.isClosed() })
+
+        // At the total cap nothing is evicted, and a TLS client is told why after its handshake.
+        let full = try TestServer(
+            extraArguments: tlsArguments(certs) + [
+                "--max-clients", "2", "--max-anonymous-clients", "2", "--auth-timeout", "3",
+            ])
+        let quiet = try (0..<2).map { _ in try RESPClient(tcpPort: full.tcpPort) }
+        usleep(200_000)
+        let refused = try redisCLI(full, ["--tls", "--cacert", certs.ca], ["PING"], secret: full.adminSecret)
+        #expect(refused.1.contains("max number of clients reached"), "\(refused)")
+        while !quiet.allSatisfy({ $0.isClosed() }) && Date() < deadline { usleep(100_000) }
+        let servedAfter = try redisCLI(full, ["--tls", "--cacert", certs.ca], ["PING"], secret: full.adminSecret)
+        #expect(servedAfter.1.contains("PONG"), "\(servedAfter)")
     }
 
     @Test func plaintextClientOnTLSPortGetsAClearErrorAndOthersAreServed() throws {

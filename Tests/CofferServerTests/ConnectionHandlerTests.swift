@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import CofferServer
@@ -142,38 +143,60 @@ import Testing
 }
 
 @Suite struct ConnectionRegistryTests {
-    @Test func anonymousConnectionsHaveTheirOwnCap() throws {
+    @Test func anonymousConnectionsHaveTheirOwnCapAndTheOldestMakesRoom() throws {
         let registry = ConnectionRegistry(maximumClients: 4, maximumAnonymous: 2)
-        let channels = (0..<5).map { _ in EmbeddedChannel() }
-        guard case .admitted(let first) = registry.register(channels[0]),
-            case .admitted = registry.register(channels[1])
-        else {
+        let channels = (0..<7).map { _ in EmbeddedChannel() }
+        let evicted = Mutex<[Int]>([])
+        func register(_ index: Int) -> ConnectionRegistry.Registration? {
+            guard
+                case .admitted(let registration) = registry.register(
+                    channels[index], evict: { evicted.withLock { $0.append(index) } })
+            else { return nil }
+            // The eviction runs on the evicted connection's own loop.
+            for channel in channels { channel.embeddedEventLoop.run() }
+            return registration
+        }
+        guard let first = register(0), register(1) != nil else {
             Issue.record("the first two were refused")
             return
         }
-        guard case .refused(let reason) = registry.register(channels[2]) else {
-            Issue.record("a third anonymous connection was admitted")
+        // A third anonymous connection is admitted, and the oldest unauthenticated one goes: a
+        // cap full of silent connections must not keep new clients from reaching AUTH.
+        guard let third = register(2) else {
+            Issue.record("a third anonymous connection was refused")
             return
         }
-        #expect(reason == "max number of unauthenticated clients reached")
-        // Once one authenticates, another anonymous connection fits.
-        registry.authenticated(first)
-        guard case .admitted(let third) = registry.register(channels[2]) else {
+        #expect(evicted.withLock { $0 } == [0])
+        #expect(registry.connections.map(\.id) == [2, 3])
+        #expect(registry.count == 2)
+        // The evicted one's own close later changes nothing.
+        registry.unregister(first)
+        #expect(registry.count == 2)
+        // Authenticated connections are never evicted, and do not count against the cap.
+        registry.authenticated(third)
+        guard register(3) != nil else {
             Issue.record("no room after an AUTH")
             return
         }
-        registry.authenticated(third)
-        guard case .admitted = registry.register(channels[3]) else {
-            Issue.record("no room for the fourth")
+        #expect(evicted.withLock { $0 } == [0])
+        guard let fifth = register(4) else {
+            Issue.record("the total cap was reached early")
             return
         }
-        // The total cap still holds.
-        guard case .refused(let total) = registry.register(channels[4]) else {
-            Issue.record("a fifth connection was admitted")
+        #expect(evicted.withLock { $0 } == [0, 1])
+        registry.authenticated(fifth)
+        guard register(5) != nil else {
+            Issue.record("the total cap was reached early")
+            return
+        }
+        #expect(registry.count == 4)
+        // The total cap still holds, and refuses rather than evicts.
+        guard case .refused(let total) = registry.register(channels[6]) else {
+            Issue.record("a connection past the total cap was admitted")
             return
         }
         #expect(total == "max number of clients reached")
-        registry.unregister(first)
-        #expect(registry.count == 3)
+        #expect(evicted.withLock { $0 } == [0, 1])
+        #expect(registry.count == 4)
     }
 }
