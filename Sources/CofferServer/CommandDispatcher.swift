@@ -72,6 +72,12 @@ struct CommandDispatcher: Sendable {
         do {
             command = try CommandParser.parse(request)
         } catch let error as CommandError {
+            if Self.isHTTPLine(request) {
+                // A browser can be made to send an HTTP request, whose body lines would be read
+                // as inline commands, to a loopback port; Redis closes on these two words too.
+                logger.warning("closing connection: an HTTP request reached the RESP listener")
+                return .refused(Reply(value: .error("ERR HTTP requests are not served here"), close: true))
+            }
             // Anonymous connections learn nothing about the command set but that AUTH is needed.
             if !authenticated { return .refused(Reply(value: .error("NOAUTH Authentication required."))) }
             return .refused(Reply(value: .error(error.description)))
@@ -96,6 +102,17 @@ struct CommandDispatcher: Sendable {
             return .refused(Reply(value: .error("NOAUTH Authentication required.")))
         }
         return .command(command)
+    }
+
+    /// `POST` or `Host:` as the command name (any case): an HTTP request line or header, never
+    /// a command (Redis's cross-protocol check).
+    static func isHTTPLine(_ request: RESPRequest) -> Bool {
+        guard request.count > 0 else { return false }
+        return request.withArgument(0) { name in
+            ["POST", "HOST:"].contains { word in
+                name.count == word.utf8.count && zip(name, word.utf8).allSatisfy { $0 & 0xDF == $1 & 0xDF }
+            }
+        }
     }
 
     /// What a sealed server answers: the connection's own commands (PING, HELLO without AUTH,

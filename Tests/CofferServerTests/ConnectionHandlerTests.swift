@@ -126,6 +126,27 @@ import Testing
         #expect(!f.channel.isActive)
     }
 
+    /// A browser made to POST to a loopback port sends its body as lines; the first of the
+    /// request line or a `Host:` header closes the connection before any line after it is read.
+    @Test(arguments: [
+        ("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nAUTH admin x\r\nPING\r\n", ""),
+        ("GET / HTTP/1.1\r\nhost: localhost\r\n\r\nPING\r\n", "-NOAUTH Authentication required.\r\n"),
+        ("PING\r\npost /x HTTP/1.0\r\nPING\r\n", "+PONG\r\n"),
+    ])
+    func anHTTPRequestClosesTheConnection(wire: String, before: String) throws {
+        let f = try Fixture()
+        try f.send(wire)
+        #expect(try f.output() == before + "-ERR HTTP requests are not served here\r\n")
+        #expect(!f.channel.isActive)
+    }
+
+    @Test func postAndHostAreCrossProtocolOnlyAsWholeNames() {
+        for word in ["POST", "post", "Host:", "HOST:"] { #expect(CommandDispatcher.isHTTPLine(RESPRequest(word))) }
+        for word in ["POSTS", "HOST", "PING", "PUT", "Host:x", "P0ST"] {
+            #expect(!CommandDispatcher.isHTTPLine(RESPRequest(word)), "\(word)")
+        }
+    }
+
     @Test func quitAnswersAndCloses() throws {
         let f = try Fixture()
         try f.send("QUIT\r\nPING\r\n")
