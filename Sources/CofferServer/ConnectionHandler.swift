@@ -453,8 +453,20 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// Records a command's reply and writes every reply now ready in order.
     fileprivate func complete(_ sequence: Int, _ reply: CommandDispatcher.Reply) {
-        guard let context, !slots.isEmpty, sequence >= firstSlot else { return }
-        if let update = reply.update { apply(update, context) }
+        // A closing connection writes nothing more: after an eviction's error, a late AUTH's
+        // `+OK` would have told the client it was in.
+        guard let context, !closing, !slots.isEmpty, sequence >= firstSlot else { return }
+        if let update = reply.update {
+            if update.authenticated != nil, !session.isAuthenticated, let registration,
+                !registry.authenticated(registration)
+            {
+                // Evicted while its AUTH ran: told so in place of the AUTH's answer, and nothing
+                // after it runs (a PUT pipelined behind the AUTH used to commit unanswered).
+                evict()
+                return
+            }
+            apply(update, context)
+        }
         let offset = sequence - firstSlot
         let index = slots.index(slots.startIndex, offsetBy: offset)
         // One copy of the slot: each subscript read copied all of it (a value-witness call).
@@ -561,7 +573,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
             logger.info(
                 "connection authenticated",
                 metadata: ["connection": "\(session.id)", "client": "\(session.client ?? "-")"])
-            if let registration { registry.authenticated(registration) }
             authDeadline?.cancel()
             authDeadline = nil
             setOutputLimit(limits.outputBytes, context)

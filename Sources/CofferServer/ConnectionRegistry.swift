@@ -61,14 +61,23 @@ final class ConnectionRegistry: Sendable {
     ) -> Admission {
         let (admission, evicted) = state.withLock { state -> (Admission, (any Channel, (@Sendable () -> Void)?)?) in
             if state.draining { return (.refused("server is shutting down"), nil) }
-            if state.open.count >= maximumClients { return (.refused("max number of clients reached"), nil) }
             var evicted: (any Channel, (@Sendable () -> Void)?)?
-            if state.anonymous >= maximumAnonymous {
+            // At either cap an unauthenticated connection makes room; only authenticated ones
+            // fill the server (else the total cap, once authenticated clients took all but the
+            // anonymous cap's worth of it, let silent connections lock newcomers out again).
+            let full = state.open.count >= maximumClients
+            if full || state.anonymous >= maximumAnonymous {
                 guard
                     let oldest = state.open.filter({ !$0.value.authenticated }).min(by: {
                         $0.value.info.id < $1.value.info.id
                     })
-                else { return (.refused("max number of unauthenticated clients reached"), nil) }
+                else {
+                    return (
+                        .refused(
+                            full ? "max number of clients reached" : "max number of unauthenticated clients reached"),
+                        nil
+                    )
+                }
                 state.open.removeValue(forKey: oldest.key)
                 state.anonymous -= 1
                 evicted = (oldest.value.channel, oldest.value.evict)
@@ -100,12 +109,17 @@ final class ConnectionRegistry: Sendable {
         state.withLock { $0.open.values.map(\.info) }.sorted { $0.id < $1.id }
     }
 
-    /// The connection has authenticated: it no longer counts against the anonymous cap.
-    func authenticated(_ registration: Registration) {
+    /// The connection has authenticated: it no longer counts against the anonymous cap, and is
+    /// never evicted. False if it was evicted already (its AUTH ran while a newer connection
+    /// took its place): the eviction stands, and the caller must not serve it as authenticated.
+    @discardableResult
+    func authenticated(_ registration: Registration) -> Bool {
         state.withLock { state in
-            guard let entry = state.open[registration.key], !entry.authenticated else { return }
+            guard let entry = state.open[registration.key] else { return false }
+            guard !entry.authenticated else { return true }
             state.open[registration.key]?.authenticated = true
             state.anonymous -= 1
+            return true
         }
     }
 

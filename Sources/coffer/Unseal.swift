@@ -36,7 +36,11 @@ struct Unseal: ParsableCommand {
     var status = false
 
     func run() throws {
-        let connection = try connect()
+        // The server is found first (a wrong --data fails before anyone types a share), but
+        // connected to only once the share is read: a connection left unauthenticated while a
+        // holder types meets the AUTH deadline, and at the anonymous cap a newer connection
+        // closes it (found by an outside attack on 2026-12-07).
+        let path = try serverSocketPath()
         let words: [String]
         if status {
             words = ["SEAL.STATUS"]
@@ -54,6 +58,10 @@ struct Unseal: ParsableCommand {
             }
             words = ["UNSEAL", share]
         }
+        guard let connection = ServerConnection(socketPath: path) else {
+            note("coffer: nothing answers on \(path)")
+            throw ExitCode.failure
+        }
         let reply: RESPValue
         do { reply = try connection.expect(words) } catch let error as CLIError {
             note("coffer: \(error)")
@@ -69,7 +77,7 @@ struct Unseal: ParsableCommand {
         }
     }
 
-    private func connect() throws -> ServerConnection {
+    private func serverSocketPath() throws -> String {
         var path = socket
         if path == nil {
             guard let data = data ?? ProcessInfo.processInfo.environment["COFFER_DATA"], !data.isEmpty else {
@@ -82,10 +90,10 @@ struct Unseal: ParsableCommand {
             }
             path = found
         }
-        guard let path, let connection = ServerConnection(socketPath: path) else {
+        guard let path, FileManager.default.fileExists(atPath: path) else {
             note("coffer: nothing answers on \(path ?? "-")")
             throw ExitCode.failure
         }
-        return connection
+        return path
     }
 }

@@ -276,6 +276,42 @@ import Testing
         #expect(server.stop() == 0)
     }
 
+    /// Found by an outside attack on the eviction: a connection evicted while its AUTH ran got
+    /// `+OK`, then the eviction's error, and a PUT pipelined behind the AUTH committed while its
+    /// client read that error as its answer. Raced here round after round: each connection either
+    /// gets in (`+OK`, `:1`, stays) or is evicted (the error in place of `+OK`, nothing stored).
+    @Test func aConnectionEvictedDuringItsAuthIsNeitherLetInNorAnswered() throws {
+        let server = try TestServer(extraArguments: ["--max-anonymous-clients", "1"])
+        let secret = try server.addClient("racer", role: "support")
+        let reader = try server.authenticated("racer", secret: secret)
+        let auth = RESPClient.encode([Array("AUTH".utf8), Array("racer".utf8), Array(secret.utf8)])
+        var evicted = 0
+        var admitted = 0
+        for round in 0..<300 {
+            let c = try server.client()
+            let put = RESPClient.encode(["PUT", "race-\(round)", "name", "N"].map { Array($0.utf8) })
+            try c.send(auth + put)
+            usleep(UInt32(round % 20) * 250)  // 0 to 5 ms: the eviction lands before, during and after the AUTH
+            let newcomer = try server.client()  // takes the only anonymous slot: evicts `c` if still anonymous
+            let first = try c.read()
+            if first == .simple("OK") {
+                admitted += 1
+                #expect(try c.read() == .integer(1), "round \(round): admitted, but the PUT was not answered")
+            } else {
+                evicted += 1
+                #expect(
+                    first
+                        == .error("ERR max number of unauthenticated clients reached; this connection was the oldest"),
+                    "round \(round): \(first)")
+                #expect(c.isClosed(), "round \(round)")
+                #expect(try reader.call("EXISTS", "race-\(round)") == .integer(0), "round \(round): stored unanswered")
+            }
+            _ = newcomer
+        }
+        print("eviction race: \(admitted) admitted, \(evicted) evicted")
+        #expect(server.stop() == 0)
+    }
+
     @Test func startupFailureExitsNonZeroWithTheReason() throws {
         let root = CofferBinary.temporaryDirectory("bad")
         #expect(try CofferBinary.run(["init", "--data", root + "/d", "--keys", root + "/k"]).status == 0)

@@ -166,7 +166,7 @@ import Testing
 @Suite struct ConnectionRegistryTests {
     @Test func anonymousConnectionsHaveTheirOwnCapAndTheOldestMakesRoom() throws {
         let registry = ConnectionRegistry(maximumClients: 4, maximumAnonymous: 2)
-        let channels = (0..<7).map { _ in EmbeddedChannel() }
+        let channels = (0..<8).map { _ in EmbeddedChannel() }
         let evicted = Mutex<[Int]>([])
         func register(_ index: Int) -> ConnectionRegistry.Registration? {
             guard
@@ -206,18 +206,28 @@ import Testing
         }
         #expect(evicted.withLock { $0 } == [0, 1])
         registry.authenticated(fifth)
-        guard register(5) != nil else {
+        guard let sixth = register(5) else {
             Issue.record("the total cap was reached early")
             return
         }
         #expect(registry.count == 4)
-        // The total cap still holds, and refuses rather than evicts.
-        guard case .refused(let total) = registry.register(channels[6]) else {
-            Issue.record("a connection past the total cap was admitted")
+        // At the total cap too an unauthenticated connection makes room, the oldest first.
+        guard let seventh = register(6) else {
+            Issue.record("a newcomer at the total cap was refused while an anonymous connection held a slot")
+            return
+        }
+        #expect(evicted.withLock { $0 } == [0, 1, 3])
+        #expect(registry.count == 4)
+        // Only when authenticated clients fill it does the total cap refuse.
+        #expect(registry.authenticated(sixth))
+        #expect(registry.authenticated(seventh))
+        guard case .refused(let total) = registry.register(channels[7]) else {
+            Issue.record("a connection past a cap full of authenticated clients was admitted")
             return
         }
         #expect(total == "max number of clients reached")
-        #expect(evicted.withLock { $0 } == [0, 1])
         #expect(registry.count == 4)
+        // An AUTH that completes after its connection was evicted is not let in.
+        #expect(!registry.authenticated(first))
     }
 }
