@@ -326,8 +326,9 @@ import Testing
     @Test func clientCapAndIdleTimeout() throws {
         let server = try TestServer(
             extraArguments: ["--max-clients", "2", "--max-anonymous-clients", "2", "--idle-timeout", "1"])
-        let a = try server.client()
-        let b = try server.client()
+        // Authenticated clients fill the server: an unauthenticated one would make room instead.
+        let a = try server.authenticated()
+        let b = try server.authenticated()
         #expect(try a.call("PING") == .simple("PONG"))
         #expect(try b.call("PING") == .simple("PONG"))
         let c = try server.client()
