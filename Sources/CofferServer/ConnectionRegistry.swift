@@ -68,7 +68,7 @@ final class ConnectionRegistry: Sendable {
             let full = state.open.count >= maximumClients
             if full || state.anonymous >= maximumAnonymous {
                 guard
-                    let oldest = state.open.filter({ !$0.value.authenticated }).min(by: {
+                    let oldest = state.open.lazy.filter({ !$0.value.authenticated }).min(by: {
                         $0.value.info.id < $1.value.info.id
                     })
                 else {
