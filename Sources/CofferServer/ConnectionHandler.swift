@@ -438,9 +438,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .auth, .hello: authDeadlineSuspended = true
         default: authDeadlineSuspended = false
         }
+        let entersShare: Bool
+        if case .unseal = command { entersShare = true } else { entersShare = false }
+        if entersShare { registration?.info.enteringShare.store(true, ordering: .releasing) }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         dispatcher.run(command, session: session, on: context.eventLoop) { reply in
             let this = handler.value
+            if entersShare { this.registration?.info.enteringShare.store(false, ordering: .releasing) }
             this.beginTurn()
             this.barrierRunning = false
             this.complete(sequence, reply)

@@ -68,7 +68,9 @@ final class ConnectionRegistry: Sendable {
             let full = state.open.count >= maximumClients
             if full || state.anonymous >= maximumAnonymous {
                 guard
-                    let oldest = state.open.lazy.filter({ !$0.value.authenticated }).min(by: {
+                    let oldest = state.open.lazy.filter({
+                        !$0.value.authenticated && !$0.value.info.enteringShare.load(ordering: .acquiring)
+                    }).min(by: {
                         $0.value.info.id < $1.value.info.id
                     })
                 else {
@@ -172,6 +174,13 @@ final class ConnectionInfo: Sendable {
         self.id = id
         self.address = address
     }
+
+    /// True while the connection enters a key share (UNSEAL): the registry does not evict it
+    /// then. The share that completes the threshold opens the vault, which takes milliseconds,
+    /// and evicting the connection meanwhile told its holder the share failed when it had
+    /// unsealed the vault (found by an outside attack on 2026-12-07). Strangers' share entries
+    /// are limited per peer (10 a minute), so this cannot hold slots for long.
+    let enteringShare = Atomic<Bool>(false)
 
     /// One relaxed store per command.
     func commandStarted(at uptimeNanoseconds: UInt64) {

@@ -101,6 +101,25 @@ import Testing
         #expect(server.stop() == 0)
     }
 
+    /// Found by an outside attack: at the anonymous cap a newcomer evicted the connection
+    /// entering the share that completes the threshold while the vault opened; the vault
+    /// unsealed, but its holder was told the share had failed.
+    @Test func theConnectionEnteringAShareIsNotEvicted() throws {
+        let (server, shares) = try Self.sealedServer(["--max-anonymous-clients", "1"])
+        for share in shares.prefix(2) { #expect(try unseal(server, share).status == 0) }
+        let holder = try server.client()
+        try holder.send(RESPClient.encode([Array("UNSEAL".utf8), Array(shares[2].utf8)]))
+        usleep(2_000)
+        // The only unauthenticated slot is the holder's, and it may not be taken while the
+        // vault opens: the newcomer is refused instead.
+        let newcomer = try server.client()
+        let reply = try holder.read()
+        #expect(!"\(reply)".contains("this connection was the oldest"), "\(reply)")
+        #expect(try holder.call("SEAL.STATUS").description.contains(":0"), "the vault did not unseal")
+        _ = newcomer
+        #expect(server.stop() == 0)
+    }
+
     @Test func aWrongOrForeignShareIsRefusedAtEntry() throws {
         let (server, shares) = try Self.sealedServer()
         let (other, otherShares) = try Self.sealedServer()
