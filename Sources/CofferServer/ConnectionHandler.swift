@@ -172,8 +172,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         armAuthDeadline(context)
     }
 
-    /// Called on this connection's event loop when a newer connection took its place at the
-    /// anonymous cap (`ConnectionRegistry`): it is told why, if it can still be told, and closed.
+    /// Called on this connection's event loop when a newer connection took its place at a
+    /// connection cap (`ConnectionRegistry`): it is told why, if it can still be told, and closed.
     /// An AUTH whose answer arrives here between the registry's choice and this call does not
     /// save it: the registry no longer counts it, and an uncounted connection would escape the
     /// caps and the drain.

@@ -6,8 +6,8 @@ import Synchronization
 ///
 /// Connections that have not authenticated (TLS ones still in their handshake included) have a
 /// cap of their own, below the total, so that idle anonymous connections can never take the
-/// slots authenticated clients need. At that cap a new connection is admitted and the oldest
-/// unauthenticated one is closed: refusing the new one instead let anyone who held the cap's
+/// slots authenticated clients need. At that cap, or at the total one while any connection is
+/// unauthenticated, a new connection is admitted and the oldest unauthenticated one is closed: refusing the new one instead let anyone who held the cap's
 /// worth of silent connections (reconnecting as the AUTH deadline closed them) keep every new
 /// client from reaching AUTH. Evicted, a legitimate client's connection would need as many newer
 /// ones to arrive in the moment its AUTH takes.
@@ -53,8 +53,8 @@ final class ConnectionRegistry: Sendable {
         self.stats = stats
     }
 
-    /// Registers a new (anonymous) connection, or says why it is refused. At the anonymous cap
-    /// the oldest unauthenticated connection makes room: it is forgotten here at once, and
+    /// Registers a new (anonymous) connection, or says why it is refused. At either cap the
+    /// oldest unauthenticated connection not entering a key share makes room: it is forgotten here at once, and
     /// `evict` of its registration (or, without one, a plain close) runs on its event loop.
     func register(
         _ channel: any Channel, address: String = "unix", evict: (@Sendable () -> Void)? = nil

@@ -43,7 +43,7 @@ public struct MetricsEndpoint: Sendable {
         "coffer_connections_received_total": "Connections accepted since start.",
         "coffer_connections_rejected_total": "Connections refused since start (client caps, shutting down).",
         "coffer_connections_evicted_total":
-            "Unauthenticated connections closed since start to make room for newer ones at --max-anonymous-clients.",
+            "Unauthenticated connections closed since start to make room for newer ones at --max-anonymous-clients or --max-clients.",
         "coffer_auth_failures_total": "Failed AUTHs since start.",
         "coffer_auth_lockouts_total": "Lock-outs started since start (a name or an origin locked for 30 minutes).",
         "coffer_unknown_tokens_total":

@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "Most connections that have not authenticated (default: a quarter of --max-clients), so an authenticated client always finds a slot; at this cap a new connection closes the oldest unauthenticated one."
+            "Most connections that have not authenticated (default: a quarter of --max-clients), so an authenticated client always finds a slot; at this cap (or at --max-clients) a new connection closes the oldest unauthenticated one."
     )
     var maxAnonymousClients: Int?
 
