@@ -29,7 +29,8 @@ public final class DataDirectoryLock: Sendable {
         public var pid: Int32
         /// `serve`, or the CLI command that holds the directory (`keys rotate`, `init`, …).
         public var command: String
-        /// The Unix socket a server answers on, if it has one.
+        /// The Unix socket a server answers on, if it has one, as an absolute path: the CLI that
+        /// reads it may run from another directory than the server did.
         public var socket: String?
         /// Every listener of a server once bound, as it logs them (`unix PATH`, `tcp HOST:PORT`).
         public var listeners: [String]
@@ -37,7 +38,10 @@ public final class DataDirectoryLock: Sendable {
         public init(command: String, socket: String? = nil, listeners: [String] = [], pid: Int32 = getpid()) {
             self.pid = pid
             self.command = command
-            self.socket = socket
+            // A relative socket was found from the server's working directory only: `coffer
+            // unseal --data ../d` run elsewhere looked for it in the wrong place. If the working
+            // directory cannot be read the path is kept as given, as it was before.
+            self.socket = socket.map { (try? LocalPath.absolute($0)) ?? $0 }
             self.listeners = listeners
         }
 

@@ -33,4 +33,16 @@ import Testing
         next.release()
         #expect(try DataDirectoryLock.holder(of: data) == nil)
     }
+
+    /// The CLI may look the socket up from another directory than the server started in, so a
+    /// relative socket is recorded against the server's working directory.
+    @Test func aRelativeSocketIsRecordedAsAnAbsolutePath() throws {
+        let t = try TestVault()
+        let data = t.configuration.dataDirectory
+        try t.vault.close()
+        let next = try DataDirectoryLock.acquire(data, for: .init(command: "serve", socket: "d2/coffer.sock"))
+        defer { next.release() }
+        let working = FileManager.default.currentDirectoryPath
+        #expect(try DataDirectoryLock.holder(of: data)?.socket == working + "/d2/coffer.sock")
+    }
 }
