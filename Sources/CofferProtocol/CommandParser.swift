@@ -207,7 +207,7 @@ public enum CommandParser {
         var version: Int?
         var index = 0
         if let first = args.first {
-            guard let v = Int(String(decoding: first, as: UTF8.self)) else {
+            guard let v = DecimalInteger.parse(first) else {
                 throw CommandError("Protocol version is not an integer or out of range")
             }
             version = v

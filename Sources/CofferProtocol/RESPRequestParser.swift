@@ -91,29 +91,10 @@ public struct RESPRequestParser: Sendable {
         return (end, newline + 1)
     }
 
-    /// A decimal integer as Redis's `string2ll` accepts it: optional minus, digits, no spaces;
-    /// the readable bytes `range` of `buffer` (offsets from its reader index).
+    /// The decimal integer in the readable bytes `range` of `buffer` (offsets from its reader
+    /// index).
     private static func integer(_ buffer: ByteBuffer, _ range: Range<Int>) -> Int? {
-        guard !range.isEmpty, range.count <= 20 else { return nil }
-        return buffer.withUnsafeReadableBytes { bytes -> Int? in
-            var negative = false
-            var value = 0
-            for index in range {
-                let byte = bytes[index]
-                if index == range.lowerBound && byte == UInt8(ascii: "-") && range.count > 1 {
-                    negative = true
-                    continue
-                }
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                // 19 digits can exceed Int.max (the fuzzer found "*9999499999999999999", which
-                // trapped and took the whole server down): out of range is not a number.
-                let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, overflow2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
-                guard !overflow1, !overflow2 else { return nil }
-                value = sum
-            }
-            return negative ? -value : value
-        }
+        buffer.withUnsafeReadableBytes { bytes in DecimalInteger.parse(bytes[range]) }
     }
 
     private mutating func beginArray(_ buffer: inout ByteBuffer) throws -> Outcome {

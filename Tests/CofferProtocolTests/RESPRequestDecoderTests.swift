@@ -43,6 +43,14 @@ import Testing
         ("*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n", "invalid bulk length"),
         ("*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n", "invalid bulk length"),
         ("*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n", "invalid bulk length"),
+        // Redis 7 answers these too (checked against redis-server): its string2ll takes no
+        // plus sign, no leading zero and no -0.
+        ("*-0\r\n", "invalid multibulk length"),
+        ("*01\r\n$4\r\nPING\r\n", "invalid multibulk length"),
+        ("*+1\r\n$4\r\nPING\r\n", "invalid multibulk length"),
+        ("*1\r\n$-0\r\n", "invalid bulk length"),
+        ("*1\r\n$04\r\nPING\r\n", "invalid bulk length"),
+        ("*1\r\n$+4\r\nPING\r\n", "invalid bulk length"),
         ("*1\r\nfoo\r\n", "expected '$', got 'f'"),
         ("*1\r\n$3\r\nfoobar\r\n", "expected CRLF after bulk string"),
         ("set \"unbalanced\r\n", "unbalanced quotes"),

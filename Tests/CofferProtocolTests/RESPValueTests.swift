@@ -124,11 +124,16 @@ import Testing
         #expect(throws: CommandError.self) { _ = try parse("SHRED", "s", "PURPOSE", "support") }
     }
 
-    @Test func unknownCommandsAreNamed() {
+    @Test func unknownCommandsAreNamed() throws {
         #expect {
             _ = try parse("FLUSHALL")
         } throws: { ($0 as? CommandError)?.message.hasPrefix("unknown command 'flushall'") == true }
         #expect(throws: CommandError.self) { _ = try parse("HELLO", "x") }
+        // As in Redis: a version is a plain decimal.
+        for version in ["03", "+3", "-0", " 3", "3 ", ""] {
+            #expect(throws: CommandError.self) { _ = try parse("HELLO", version) }
+        }
+        #expect(try parse("HELLO", "3") == .hello(version: 3, auth: nil, clientName: nil))
         #expect(throws: CommandError.self) { _ = try parse("HELLO", "3", "BOGUS") }
     }
 }
