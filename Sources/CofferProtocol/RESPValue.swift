@@ -55,19 +55,13 @@ public enum RESPValue: Hashable, Sendable {
     public func encode(into buffer: inout ByteBuffer, version: Int) {
         switch self {
         case .simpleString(let string):
-            buffer.writeInteger(UInt8(ascii: "+"))
-            buffer.writeString(Self.singleLine(string))
-            buffer.writeStaticString("\r\n")
+            Self.writeLine("+", Self.singleLine(string), into: &buffer)
         case .error(let message):
-            buffer.writeInteger(UInt8(ascii: "-"))
-            buffer.writeString(Self.singleLine(message))
-            buffer.writeStaticString("\r\n")
+            Self.writeLine("-", Self.singleLine(message), into: &buffer)
         case .integer(let value):
             Self.writeHeader(":", value, into: &buffer)
         case .bulkString(let bytes):
-            Self.writeHeader("$", bytes.count, into: &buffer)
-            buffer.writeBytes(bytes)
-            buffer.writeStaticString("\r\n")
+            bytes.withUnsafeBytes { Self.writeHeader("$", bytes.count, then: $0, into: &buffer) }
         case .null:
             buffer.writeStaticString(version >= 3 ? "_\r\n" : "$-1\r\n")
         case .nullArray:
@@ -91,27 +85,61 @@ public enum RESPValue: Hashable, Sendable {
         }
     }
 
-    /// A type marker, a decimal integer and CRLF, written without building a string through
-    /// interpolation for every element of every reply.
-    private static func writeHeader(_ marker: Unicode.Scalar, _ value: Int, into buffer: inout ByteBuffer) {
-        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &scratch) { digits in
-            var start = digits.count
-            var rest = value.magnitude
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            } while rest > 0
-            if value < 0 {
-                start -= 1
-                digits[start] = UInt8(ascii: "-")
+    /// A type marker, a decimal integer and CRLF, then `data` and CRLF if there is data: one
+    /// write into the buffer, not one per part. Each write is a uniqueness and an exclusivity
+    /// check on the buffer's storage, and three per reply showed in the event loop's profile.
+    private static func writeHeader(
+        _ marker: Unicode.Scalar, _ value: Int, then data: UnsafeRawBufferPointer? = nil,
+        into buffer: inout ByteBuffer
+    ) {
+        let dataLength = data.map { $0.count + 2 } ?? 0
+        // A marker, a sign, 19 digits and CRLF.
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 23 + dataLength) { out in
+            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            let headerLength = withUnsafeMutableBytes(of: &digits) { digits in
+                var start = digits.count
+                var rest = value.magnitude
+                repeat {
+                    start -= 1
+                    digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                } while rest > 0
+                if value < 0 {
+                    start -= 1
+                    digits[start] = UInt8(ascii: "-")
+                }
+                out[0] = UInt8(ascii: marker)
+                let count = digits.count - start
+                UnsafeMutableRawBufferPointer(rebasing: out[1...]).copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: digits[start...]))
+                out[1 + count] = cr
+                out[2 + count] = lf
+                return 3 + count
             }
-            buffer.writeInteger(UInt8(ascii: marker))
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: digits[start...]))
+            guard let data else { return headerLength }
+            UnsafeMutableRawBufferPointer(rebasing: out[headerLength...]).copyMemory(from: data)
+            out[headerLength + data.count] = cr
+            out[headerLength + data.count + 1] = lf
+            return headerLength + data.count + 2
         }
-        buffer.writeStaticString("\r\n")
     }
+
+    /// A marker, `text` and CRLF, in one write.
+    private static func writeLine(_ marker: Unicode.Scalar, _ text: String, into buffer: inout ByteBuffer) {
+        var text = text
+        _ = text.withUTF8 { utf8 in
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: utf8.count + 3) { out in
+                out[0] = UInt8(ascii: marker)
+                UnsafeMutableRawBufferPointer(rebasing: out[1...]).copyMemory(from: UnsafeRawBufferPointer(utf8))
+                out[utf8.count + 1] = cr
+                out[utf8.count + 2] = lf
+                return utf8.count + 3
+            }
+        }
+    }
+
+    private static let cr = UInt8(ascii: "\r")
+    private static let lf = UInt8(ascii: "\n")
 
     /// Simple strings and errors cannot hold line breaks.
     private static func singleLine(_ string: String) -> String {

@@ -33,6 +33,22 @@ import Testing
         }
     }
 
+    /// Each reply is written in one piece after whatever the buffer holds: empty and long
+    /// (heap-allocated) strings, bytes of every value, one after another.
+    @Test func repliesAppendToWhatTheBufferHolds() {
+        let long = String(repeating: "é-x", count: 300)
+        let values: [RESPValue] = [
+            .simpleString(""), .simpleString(long), .error("ERR " + long), .bulkString([]),
+            .bulkString(Array(0...255)), .integer(Int.min), .simpleString("PONG"),
+        ]
+        var buffer = ByteBuffer(string: "head")
+        for value in values { value.encode(into: &buffer, version: 2) }
+        let expected =
+            Array("head+\r\n+\(long)\r\n-ERR \(long)\r\n$0\r\n\r\n$256\r\n".utf8) + Array(0...255)
+            + Array("\r\n:\(Int.min)\r\n+PONG\r\n".utf8)
+        #expect(Array(buffer.readableBytesView) == expected)
+    }
+
     /// A reply encoded ahead of time is written exactly as the value it came from, per version.
     @Test func aPreencodedReplyIsWrittenAsItsValue() {
         let value = RESPValue.array([
