@@ -242,6 +242,11 @@ public struct RESPRequestParser: Sendable {
         guard words.count <= limits.maximumArguments else {
             throw RESPProtocolError("too many arguments: at most \(limits.maximumArguments) per command")
         }
+        // An argument has the same bound however it is sent: before AUTH an inline secret
+        // could be 4 KB (the inline limit) where a bulk one is cut at 1 KB.
+        guard words.allSatisfy({ $0.count <= limits.maximumBulkLength }) else {
+            throw RESPProtocolError("bulk string longer than \(limits.maximumBulkLength) bytes")
+        }
         return .request(RESPRequest(arguments: words))
     }
 

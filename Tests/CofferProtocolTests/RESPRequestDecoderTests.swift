@@ -104,6 +104,13 @@ import Testing
         #expect {
             _ = try RESPRequestParser.parse(&big, limits: .anonymous)
         } throws: { ($0 as? RESPProtocolError)?.message.contains("longer than 1024") == true }
+        // The same bound on an inline argument.
+        var inline = ByteBuffer(string: "AUTH admin " + String(repeating: "s", count: 1025) + "\r\n")
+        #expect {
+            _ = try RESPRequestParser.parse(&inline, limits: .anonymous)
+        } throws: { ($0 as? RESPProtocolError)?.message.contains("longer than 1024") == true }
+        var fits = ByteBuffer(string: "AUTH admin " + String(repeating: "s", count: 1024) + "\r\n")
+        #expect(try RESPRequestParser.parse(&fits, limits: .anonymous) != .needMoreData)
         var many = ByteBuffer(string: "*9\r\n")
         #expect(throws: RESPProtocolError.self) { _ = try RESPRequestParser.parse(&many, limits: .anonymous) }
         var again = ByteBuffer(string: "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2000\r\n")
