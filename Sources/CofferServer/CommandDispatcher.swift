@@ -19,6 +19,8 @@ struct CommandDispatcher: Sendable {
     /// behind each other and never make an AUTH wait.
     let longPool: NIOThreadPool
     let logger: Logger
+    /// Failed AUTHs are logged at most 10 a second across the server (every one is audited).
+    let authFailureLog = LogThrottle(limit: 10, per: .seconds(1))
     /// INFO, CLIENT LIST and CONFIG GET read the server's figures here; without it (tests of
     /// the handler alone) they answer from an empty registry.
     var monitor: ServerMonitor = ServerMonitor(
@@ -259,6 +261,7 @@ struct CommandDispatcher: Sendable {
         let vaults = self.vaults
         let caller = session.caller
         let logger = self.logger
+        let authFailureLog = self.authFailureLog
         let monitor = self.monitor
         let pool: NIOThreadPool
         switch command {
@@ -285,7 +288,11 @@ struct CommandDispatcher: Sendable {
             case .success(let reply):
                 completion(reply)
             case .failure(let error as AuthFailure):
-                logger.notice("AUTH failed", metadata: ["connection": "\(session.id)"])
+                if let heldBack = authFailureLog.admit() {
+                    var metadata: Logger.Metadata = ["connection": "\(session.id)"]
+                    if heldBack > 0 { metadata["not_logged_before"] = "\(heldBack)" }
+                    logger.notice("AUTH failed", metadata: metadata)
+                }
                 loop.scheduleTask(in: .milliseconds(Int64(50 * min(error.failures, 10)))) {
                     completion(Reply(value: .error(Self.wrongPass.description)))
                 }

@@ -265,4 +265,35 @@ import Testing
             }
         }
     }
+
+    /// A burst of failed AUTHs on many connections logs at most 10 lines a second; the next
+    /// line let through says how many were held back.
+    @Test func failedAuthsAreLoggedAtMostTenASecond() throws {
+        let server = try TestServer()
+        let clients = try (0..<40).map { _ in try server.client() }
+        // Each under its own name, so that no (name, origin) delay grows.
+        for (index, client) in clients.enumerated() {
+            try client.send(RESPClient.encode([Array("AUTH".utf8), Array("nobody\(index)".utf8), Array("x".utf8)]))
+        }
+        let started = Date()
+        for client in clients {
+            guard case .error(let message) = try client.read() else { throw TestFailure("AUTH did not fail") }
+            #expect(message.hasPrefix("WRONGPASS"))
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        Thread.sleep(forTimeInterval: 1.1)
+        guard case .error = try server.client().call("AUTH", "nobody-later", "x") else {
+            throw TestFailure("AUTH did not fail")
+        }
+        server.stop()
+        let lines = server.stderr.split(separator: "\n").filter { $0.contains("AUTH failed") }
+        // 40 failures within `elapsed` seconds: at most 10 per started second, plus the last one.
+        #expect(lines.count <= 10 * (Int(elapsed) + 2) + 1 && lines.count < 40, "\(lines.count) lines in \(elapsed) s")
+        let heldBack = lines.compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("not_logged_before=") }.flatMap {
+                Int($0.dropFirst("not_logged_before=".count))
+            }
+        }
+        #expect(heldBack.reduce(0, +) + lines.count == 41, "\(lines)")
+    }
 }
