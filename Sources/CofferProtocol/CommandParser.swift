@@ -111,7 +111,7 @@ public enum CommandParser {
             return .keysStatus
         case "KEYS.RETIRE":
             try arity(args.count == 1)
-            guard let version = UInt32(text(0)), version > 0 else {
+            guard let version = DecimalInteger.parse(args[0]).flatMap(UInt32.init(exactly:)), version > 0 else {
                 throw CommandError("KEK version must be a positive integer")
             }
             return .keysRetire(version: version)
@@ -120,7 +120,7 @@ public enum CommandParser {
             return .rekey(subject: text(0))
         case "AUDIT.TAIL":
             try arity(args.count <= 1)
-            guard let count = args.isEmpty ? 10 : Int(text(0)) else {
+            guard let count = args.isEmpty ? 10 : DecimalInteger.parse(args[0]) else {
                 throw CommandError("value is not an integer or out of range")
             }
             return .auditTail(count: count)

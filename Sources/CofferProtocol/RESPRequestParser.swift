@@ -154,7 +154,11 @@ public struct RESPRequestParser: Sendable {
                 in: buffer, limit: min(limits.maximumInlineLength, Self.maximumHeaderLength),
                 tooLong: "too big mbulk count string")
         else { return .needMoreData }
-        guard let count = Self.integer(buffer, 1..<max(1, header.length)), count <= 1024 * 1024 else {
+        // A header line ends in CRLF, as Redis requires (it reads up to the CR): `*1\n` is not
+        // a count.
+        guard header.consumed == header.length + 2, let count = Self.integer(buffer, 1..<max(1, header.length)),
+            count <= 1024 * 1024
+        else {
             throw RESPProtocolError("invalid multibulk length")
         }
         buffer.moveReaderIndex(forwardBy: header.consumed)
@@ -207,7 +211,8 @@ public struct RESPRequestParser: Sendable {
             guard marker == UInt8(ascii: "$") else {
                 throw RESPProtocolError("expected '$', got '\(Self.printable(marker))'")
             }
-            guard let length = Self.integer(buffer, 1..<bulkHeader.length), length >= 0, length <= 512 * 1024 * 1024
+            guard bulkHeader.consumed == bulkHeader.length + 2,
+                let length = Self.integer(buffer, 1..<bulkHeader.length), length >= 0, length <= 512 * 1024 * 1024
             else {
                 throw RESPProtocolError("invalid bulk length")
             }

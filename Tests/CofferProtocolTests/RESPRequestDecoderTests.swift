@@ -51,6 +51,9 @@ import Testing
         ("*1\r\n$-0\r\n", "invalid bulk length"),
         ("*1\r\n$04\r\nPING\r\n", "invalid bulk length"),
         ("*1\r\n$+4\r\nPING\r\n", "invalid bulk length"),
+        // A header line ends in CRLF (Redis reads a count or length up to the CR).
+        ("*1\n$4\r\nPING\r\n", "invalid multibulk length"),
+        ("*1\r\n$4\nPING\r\n", "invalid bulk length"),
         ("*1\r\nfoo\r\n", "expected '$', got 'f'"),
         ("*1\r\n$3\r\nfoobar\r\n", "expected CRLF after bulk string"),
         ("set \"unbalanced\r\n", "unbalanced quotes"),
@@ -75,6 +78,10 @@ import Testing
         let channel = EmbeddedChannel(
             handler: ByteToMessageHandler(RESPRequestDecoder(limits: .authenticated)))
         try channel.writeInbound(ByteBuffer(string: "*-10\r\nPING\r\n"))
+        #expect(try channel.readInbound(as: RESPRequest.self) == RESPRequest("PING"))
+        #expect(try channel.readInbound(as: RESPRequest.self) == nil)
+        // The most negative 64-bit count too, as Redis does.
+        try channel.writeInbound(ByteBuffer(string: "*-9223372036854775808\r\nPING\r\n"))
         #expect(try channel.readInbound(as: RESPRequest.self) == RESPRequest("PING"))
         #expect(try channel.readInbound(as: RESPRequest.self) == nil)
     }

@@ -150,6 +150,14 @@ import Testing
             #expect(throws: CommandError.self) { _ = try parse("HELLO", version) }
         }
         #expect(try parse("HELLO", "3") == .hello(version: 3, auth: nil, clientName: nil))
+        // Numbers of other commands follow the same rules.
+        for text in ["+5", "05", " 5", "5x"] {
+            #expect(throws: CommandError.self) { _ = try parse("AUDIT.TAIL", text) }
+            #expect(throws: CommandError.self) { _ = try parse("KEYS.RETIRE", text) }
+        }
+        #expect(try parse("AUDIT.TAIL", "5") == .auditTail(count: 5))
+        #expect(try parse("KEYS.RETIRE", "2") == .keysRetire(version: 2))
+        #expect(throws: CommandError.self) { _ = try parse("KEYS.RETIRE", "4294967296") }
         #expect(throws: CommandError.self) { _ = try parse("HELLO", "3", "BOGUS") }
     }
 }
