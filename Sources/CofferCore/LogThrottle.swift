@@ -1,25 +1,24 @@
-import NIOCore
 import Synchronization
 
 /// Lets at most `limit` lines of one kind into the log per `interval`, and counts the rest, so
-/// that a client repeating a logged failure (a wrong AUTH, thousands a second from many
-/// connections) cannot flood the log and the disk under it. The next line let through says how
-/// many were held back. The audit trail still has every one of them.
-final class LogThrottle: Sendable {
-    let limit: Int
-    let interval: TimeAmount
-    private let state = Mutex<(windowStart: NIODeadline, logged: Int, heldBack: Int)>((.distantPast, 0, 0))
+/// that a client repeating a logged event (a wrong AUTH, an HTTP request, a lock-out, thousands
+/// a second from many connections) cannot flood the log and the disk under it. The next line
+/// let through says how many were held back. The audit trail still has every audited event.
+public final class LogThrottle: Sendable {
+    public let limit: Int
+    public let interval: Duration
+    private let state = Mutex<(windowStart: ContinuousClock.Instant?, logged: Int, heldBack: Int)>((nil, 0, 0))
 
-    init(limit: Int, per interval: TimeAmount) {
+    public init(limit: Int, per interval: Duration) {
         self.limit = limit
         self.interval = interval
     }
 
     /// nil if this line is to be held back; otherwise the number of lines held back since the
     /// last one let through.
-    func admit(now: NIODeadline = .now()) -> Int? {
+    public func admit(now: ContinuousClock.Instant = .now) -> Int? {
         state.withLock { state in
-            if now - state.windowStart >= interval {
+            if state.windowStart.map({ now - $0 >= interval }) ?? true {
                 state.windowStart = now
                 state.logged = 0
             }
@@ -31,5 +30,10 @@ final class LogThrottle: Sendable {
             defer { state.heldBack = 0 }
             return state.heldBack
         }
+    }
+
+    /// Metadata for a line let through: `not_logged_before` when lines were held back.
+    public static func metadata(heldBack: Int) -> [String: String] {
+        heldBack > 0 ? ["not_logged_before": "\(heldBack)"] : [:]
     }
 }

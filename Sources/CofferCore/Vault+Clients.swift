@@ -1,6 +1,7 @@
 import CofferCrypto
 import CofferStore
 import Foundation
+import Logging
 
 /// What a client listing shows: never a secret or its hash.
 public struct ClientInfo: Sendable, Hashable {
@@ -208,10 +209,12 @@ extension Vault {
                         client: shown, role: "-", origin: origin, command: "AUTH", subject: nil, fields: [],
                         outcome: .denied))
             }
+            if failure.lockedNow, let heldBack = lockOutLog.admit() {
+                var metadata: Logger.Metadata = ["client": "\(shown)", "peer": "\(key.origin)"]
+                if heldBack > 0 { metadata["not_logged_before"] = "\(heldBack)" }
+                logger.warning("client locked out after repeated failed AUTH", metadata: metadata)
+            }
             if failure.lockedNow {
-                logger.warning(
-                    "client locked out after repeated failed AUTH",
-                    metadata: ["client": "\(shown)", "peer": "\(key.origin)"])
                 entries.append(
                     AuditDraft(
                         client: shown, role: "-", origin: origin, command: "AUTH.LOCKOUT", subject: nil, fields: [],

@@ -15,6 +15,10 @@ public final class Vault: Sendable {
     let scratch = KeyScratchPool()
     let committer: GroupCommitter
     let throttle: AuthThrottle
+    /// Lock-outs are logged at most 10 a second (each is audited as `AUTH.LOCKOUT`): many
+    /// names and loopback origins could otherwise write a line each (an outside attack made 200
+    /// in 15 s, growing with names and addresses).
+    let lockOutLog = LogThrottle(limit: 10, per: .seconds(1))
     /// Shredded subjects whose WAL wipe waits behind a reader.
     let pendingWipes = Mutex<[String]>([])
     /// Clients running a long command (AUDIT.VERIFY) right now.

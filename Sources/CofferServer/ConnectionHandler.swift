@@ -178,7 +178,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// save it: the registry no longer counts it, and an uncounted connection would escape the
     /// caps and the drain.
     func evict() {
-        guard let context, !closing else { return }
+        guard let context else { return }
+        // Already closing, its last replies waiting to be read: it makes room now, not at the
+        // end of its grace period.
+        if closing {
+            context.close(promise: nil)
+            return
+        }
         logger.info(
             "closing connection: the oldest unauthenticated one, to make room for a newer one",
             metadata: ["connection": "\(session.id)"])
@@ -254,6 +260,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             input!.writeBuffer(&bytes)
         }
         batching = true
+        // Behind already: the queued task goes on where the last turn stopped, and the socket
+        // is not read again until it has (`mayRead`).
+        guard !resumeScheduled else { return }
         beginTurn()
         process(context)
     }
@@ -285,7 +294,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var mayRead: Bool {
         // A refused TLS client is read from until its handshake is done, so that it can be told why.
         if refusal != nil { return true }
-        return !closing && protocolFailure == nil && !barrierRunning && pendingBarrier == nil
+        return !closing && protocolFailure == nil && !barrierRunning && pendingBarrier == nil && !resumeScheduled
             && slots.count < limits.maximumInFlight
             && (input?.readableBytes ?? 0) <= parser.limits.maximumRequestBytes
     }
@@ -300,14 +309,33 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// True while `process` runs: replies completed inside it must not start it again.
     private var processing = false
 
-    /// Parses and starts requests until the input runs out or the connection must wait.
+    /// Requests (or skipped lines) one call of `process` parses before it lets the event loop
+    /// serve other connections. Without a bound, one read of blank lines, which get no reply and
+    /// so meet neither the output nor the in-flight limit, held the loop for as long as parsing
+    /// took: an outside attack with 1 MiB writes of `\n` before AUTH stalled every other client
+    /// for 121 ms a write (Redis parses at most one 16 KiB read per turn).
+    static let requestsPerTurn = 512
+
+    /// True while the rest of the input waits for the event loop's next round.
+    private var resumeScheduled = false
+    private var resumeQueue: NIOLoopBound<ResumeQueue>?
+
+    /// Parses and starts requests until the input runs out, the connection must wait, or this
+    /// turn's share is used up (then the rest waits, and the socket is not read, until the
+    /// other connections' ready events have been served: `scheduleResume`).
     private func process(_ context: ChannelHandlerContext) {
         guard !processing else { return }
         processing = true
         defer { processing = false }
+        var budget = Self.requestsPerTurn
         while !closing && !barrierRunning && pendingBarrier == nil && slots.count < limits.maximumInFlight {
             if parser.isIdle { parser.limits = session.isAuthenticated ? limits.authenticated : limits.anonymous }
             guard input != nil, input!.readableBytes > 0 else { break }
+            guard budget > 0 else {
+                scheduleResume(context)
+                break
+            }
+            budget -= 1
             // Parsed in place: the parser only moves the reader index, so nothing is copied, and
             // taking the buffer out and putting it back cost two retains and releases a request.
             let outcome: RESPRequestParser.Outcome
@@ -346,6 +374,23 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if inputClosed { closeIfDone(context) }
         updateRequestDeadline(context)
         resumeReadingIfAllowed(context)
+    }
+
+    /// Parsing goes on in the loop's next round of waiting connections (`ResumeQueue`), after
+    /// the loop has served its other ready sockets.
+    private func scheduleResume(_ context: ChannelHandlerContext) {
+        guard !resumeScheduled else { return }
+        resumeScheduled = true
+        if resumeQueue == nil { resumeQueue = registry.resumeQueue(for: context.eventLoop) }
+        resumeQueue!.value.add(self)
+    }
+
+    /// Called by the `ResumeQueue` in its round.
+    func resume() {
+        resumeScheduled = false
+        guard !closing, let context else { return }
+        beginTurn()
+        process(context)
     }
 
     // MARK: Running commands
@@ -555,16 +600,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func closeIfDone(_ context: ChannelHandlerContext) {
-        guard inputClosed, slots.isEmpty, !barrierRunning, !closing else { return }
+        // Input left for the next round is still to be answered: that round closes, if due.
+        guard inputClosed, slots.isEmpty, !barrierRunning, !closing, !resumeScheduled else { return }
         closing = true
         flushIfNeeded()
         var last = context.channel.allocator.buffer(capacity: 0)
+        // The replies before the error and the error itself get as long to be read as those
+        // before a half-close: with 1 s, a client that paused before reading lost replies to
+        // commands that had run (a PUT committed, its `:1` never sent; found by an outside
+        // attack). What waits is bounded by the output limit.
         if let protocolFailure {
             RESPValue.error("ERR \(protocolFailure)").encode(into: &last, version: session.protocolVersion)
-            writeThenClose(last, context)
-        } else {
-            writeThenClose(last, context, grace: .seconds(30))
         }
+        writeThenClose(last, context, grace: .seconds(30))
     }
 
     private func apply(_ update: SessionUpdate, _ context: ChannelHandlerContext) {
@@ -604,9 +652,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func closeForLimit(_ reason: String, _ context: ChannelHandlerContext) {
-        logger.warning(
-            "closing connection: \(reason)",
-            metadata: ["connection": "\(session.id)", "client": "\(session.client ?? "-")"])
+        if let heldBack = dispatcher.connectionEventLog.admit() {
+            logger.warning(
+                "closing connection: \(reason)",
+                metadata: CommandDispatcher.metadata(
+                    ["connection": "\(session.id)", "client": "\(session.client ?? "-")"], heldBack: heldBack))
+        }
         closing = true
         context.close(promise: nil)
     }
@@ -649,7 +700,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// A request that has started arriving must finish within `requestTimeout`, so a client
     /// cannot hold a partial request (and its buffer) open at a trickle.
     private func updateRequestDeadline(_ context: ChannelHandlerContext) {
-        let partial = (input?.readableBytes ?? 0) > 0 || !parser.isIdle
+        // Input left for the next round (`scheduleResume`) is being served, not waited on.
+        let partial = !resumeScheduled && ((input?.readableBytes ?? 0) > 0 || !parser.isIdle)
         guard partial, !closing, protocolFailure == nil, !barrierRunning, pendingBarrier == nil else {
             requestDeadline?.cancel()
             requestDeadline = nil

@@ -47,6 +47,21 @@ final class ConnectionRegistry: Sendable {
     let maximumAnonymous: Int
     let stats: ServerStats
 
+    /// Each event loop's `ResumeQueue`, made on first use.
+    private let resumeQueues = Mutex<[ObjectIdentifier: NIOLoopBound<ResumeQueue>]>([:])
+
+    /// The `ResumeQueue` of `loop` (once per connection that needs it).
+    func resumeQueue(for loop: any EventLoop) -> NIOLoopBound<ResumeQueue> {
+        resumeQueues.withLock { queues in
+            if let queue = queues[ObjectIdentifier(loop)] { return queue }
+            // A server has a fixed set of loops; only tests make thousands.
+            if queues.count >= 1024 { queues.removeAll() }
+            let queue = NIOLoopBound(ResumeQueue(loop: loop), eventLoop: loop)
+            queues[ObjectIdentifier(loop)] = queue
+            return queue
+        }
+    }
+
     init(maximumClients: Int, maximumAnonymous: Int, stats: ServerStats = ServerStats()) {
         self.maximumClients = maximumClients
         self.maximumAnonymous = maximumAnonymous

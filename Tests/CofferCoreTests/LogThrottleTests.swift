@@ -1,15 +1,13 @@
-import NIOCore
+import CofferCore
 import Testing
-
-@testable import CofferServer
 
 @Suite struct LogThrottleTests {
     /// Ten lines a second go through; the rest are counted, and the first line of the next
     /// second says how many were held back.
     @Test func linesPastTheLimitAreCountedAndReportedByTheNextOneLetThrough() {
         let throttle = LogThrottle(limit: 10, per: .seconds(1))
-        let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
-        let first = (0..<25).map { throttle.admit(now: start + .milliseconds(Int64($0))) }
+        let start = ContinuousClock.now
+        let first = (0..<25).map { throttle.admit(now: start + .milliseconds($0)) }
         #expect(first.prefix(10).allSatisfy { $0 == 0 })
         #expect(first.dropFirst(10).allSatisfy { $0 == nil })
         // Still the same second.

@@ -59,8 +59,13 @@ final class RESPClient {
         setTimeout(timeoutSeconds)
     }
 
-    init(tcpPort: Int, timeoutSeconds: Int = 10) throws {
+    /// `receiveBuffer`: the socket's SO_RCVBUF, set before connecting, for a client that
+    /// takes its replies slowly.
+    init(tcpPort: Int, timeoutSeconds: Int = 10, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(tcpPort).bigEndian)

@@ -157,6 +157,25 @@ import Testing
         #expect(server.stop() == 0)
     }
 
+    /// A client that pauses before reading still gets every reply before the protocol error,
+    /// and the error: an outside attack (3 MiB of replies, a PUT, bad bytes, a 1.5 s pause) got
+    /// 2.8 MB, then the close, without the PUT's `:1`, though the PUT had committed.
+    @Test func repliesBeforeAProtocolErrorWaitForAClientThatPauses() throws {
+        let server = try TestServer()
+        let secret = try server.addClient("slow", role: "support")
+        let c = try RESPClient(tcpPort: server.tcpPort, receiveBuffer: 4096)
+        #expect(try c.call("AUTH", "slow", secret) == .simple("OK"))
+        let big = String(repeating: "e", count: 1024 * 1024)
+        let words = [["ECHO", big], ["ECHO", big], ["ECHO", big], ["PUT", "slow-1", "name", "Committed"]]
+        try c.send(words.flatMap { RESPClient.encode($0.map { Array($0.utf8) }) } + Array("*1\r\n$x\r\n".utf8))
+        Thread.sleep(forTimeInterval: 2.5)
+        for _ in 0..<3 { #expect(try c.read() == .bulk(big)) }
+        #expect(try c.read() == .integer(1))
+        #expect(try c.read() == .error("ERR Protocol error: invalid bulk length"))
+        #expect(c.isClosed())
+        #expect(server.stop() == 0)
+    }
+
     @Test(arguments: TestBackend.allCases) func revokedClientsFailOnTheirNextCommandAndCLIChangesAreSeenAtOnce(
         backend: TestBackend
     ) throws {

@@ -67,6 +67,33 @@ import Testing
         #expect(writes == ["+PONG\r\n$2\r\nhi\r\n+PONG\r\n-NOAUTH Authentication required.\r\n"])
     }
 
+    /// Before AUTH, a malformed AUTH or HELLO gets its real error, as in Redis; anything else
+    /// learns only that AUTH is needed.
+    @Test func aMalformedAuthOrHelloBeforeAuthIsToldWhatIsWrong() throws {
+        let f = try Fixture()
+        try f.send("HELLO 03\r\nAUTH x\r\nHELLO 3 AUTH a\r\nNOSUCH x\r\nGET\r\n")
+        #expect(
+            try f.output()
+                == "-ERR Protocol version is not an integer or out of range\r\n"
+                + "-ERR wrong number of arguments for 'auth' command\r\n"
+                + "-ERR Syntax error in HELLO option 'AUTH'\r\n"
+                + "-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n")
+    }
+
+    /// One read of many requests is parsed a share at a time: the rest waits for a task queued
+    /// behind the other connections' events (an outside attack stalled every client for 121 ms
+    /// with one 1 MiB write of blank lines before AUTH), and is then answered in full, in order.
+    @Test func oneReadIsParsedAShareAtATime() throws {
+        let f = try Fixture()
+        let share = ConnectionHandler.requestsPerTurn
+        try f.send(String(repeating: "\n", count: share) + String(repeating: "PING\r\n", count: 2 * share))
+        // This turn's share went to the blank lines: nothing answered yet.
+        #expect(try f.output() == "")
+        // The rest, once the loop has served the others (its clock moved past the pause).
+        f.channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(try f.output() == String(repeating: "+PONG\r\n", count: 2 * share))
+    }
+
     @Test func eachPipelinedCommandIsCountedUnderItsOwnName() throws {
         let f = try Fixture()
         // The handler remembers the last command's label: alternating names must not inherit it.
