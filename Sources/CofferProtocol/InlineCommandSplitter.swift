@@ -7,6 +7,9 @@ public enum InlineCommandSplitter {
         var index = 0
         let count = line.count
         func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d || b == 0x0b || b == 0x0c }
+        // Inside an unquoted word only these end it, as in `sdssplitargs`: a vertical tab or a
+        // form feed there is part of the word (they are blanks only between words).
+        func endsWord(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d }
         func hex(_ b: UInt8) -> UInt8? {
             switch b {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
@@ -70,7 +73,7 @@ public enum InlineCommandSplitter {
                         break
                     }
                     let b = line[index]
-                    if isBlank(b) {
+                    if endsWord(b) {
                         done = true
                     } else if b == UInt8(ascii: "\"") {
                         inDouble = true

@@ -86,6 +86,17 @@ import Testing
         #expect(try channel.readInbound(as: RESPRequest.self) == nil)
     }
 
+    /// As in Redis's `sdssplitargs`: a vertical tab or form feed separates words only where
+    /// blanks are skipped, and inside a word it is part of it.
+    @Test func aVerticalTabInsideAnInlineWordIsPartOfIt() throws {
+        var buffer = ByteBuffer(string: "\u{0B} ECHO a\u{0B}b\u{0C}c \u{0C}d\r\n")
+        guard case .request(let request) = try RESPRequestParser.parse(&buffer, limits: .authenticated) else {
+            Issue.record("no request")
+            return
+        }
+        #expect(request.arguments == [Array("ECHO".utf8), Array("a\u{0B}b\u{0C}c".utf8), Array("d".utf8)])
+    }
+
     @Test func nulBytesInAnInlineLineAreJustBytes() throws {
         let channel = EmbeddedChannel(
             handler: ByteToMessageHandler(RESPRequestDecoder(limits: .authenticated)))
