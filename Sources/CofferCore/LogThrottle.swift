@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Lets at most `limit` lines of one kind into the log per `interval`, and counts the rest, so
@@ -32,8 +33,11 @@ public final class LogThrottle: Sendable {
         }
     }
 
-    /// Metadata for a line let through: `not_logged_before` when lines were held back.
-    public static func metadata(heldBack: Int) -> [String: String] {
-        heldBack > 0 ? ["not_logged_before": "\(heldBack)"] : [:]
+    /// `metadata` for a line let through, with `not_logged_before` when lines were held back.
+    public static func metadata(_ metadata: Logger.Metadata, heldBack: Int) -> Logger.Metadata {
+        guard heldBack > 0 else { return metadata }
+        var metadata = metadata
+        metadata["not_logged_before"] = "\(heldBack)"
+        return metadata
     }
 }

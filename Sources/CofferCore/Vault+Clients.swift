@@ -210,9 +210,9 @@ extension Vault {
                         outcome: .denied))
             }
             if failure.lockedNow, let heldBack = lockOutLog.admit() {
-                var metadata: Logger.Metadata = ["client": "\(shown)", "peer": "\(key.origin)"]
-                if heldBack > 0 { metadata["not_logged_before"] = "\(heldBack)" }
-                logger.warning("client locked out after repeated failed AUTH", metadata: metadata)
+                logger.warning(
+                    "client locked out after repeated failed AUTH",
+                    metadata: LogThrottle.metadata(["client": "\(shown)", "peer": "\(key.origin)"], heldBack: heldBack))
             }
             if failure.lockedNow {
                 entries.append(

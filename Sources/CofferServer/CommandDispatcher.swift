@@ -84,7 +84,7 @@ struct CommandDispatcher: Sendable {
                 if let heldBack = connectionEventLog.admit() {
                     logger.warning(
                         "closing connection: an HTTP request reached the RESP listener",
-                        metadata: Self.metadata([:], heldBack: heldBack))
+                        metadata: LogThrottle.metadata([:], heldBack: heldBack))
                 }
                 return .refused(Reply(value: .error("ERR HTTP requests are not served here"), close: true))
             }
@@ -309,7 +309,8 @@ struct CommandDispatcher: Sendable {
             case .failure(let error as AuthFailure):
                 if let heldBack = authFailureLog.admit() {
                     logger.notice(
-                        "AUTH failed", metadata: Self.metadata(["connection": "\(session.id)"], heldBack: heldBack))
+                        "AUTH failed",
+                        metadata: LogThrottle.metadata(["connection": "\(session.id)"], heldBack: heldBack))
                 }
                 loop.scheduleTask(in: .milliseconds(Int64(50 * min(error.failures, 10)))) {
                     completion(Reply(value: .error(Self.wrongPass.description)))
@@ -318,11 +319,6 @@ struct CommandDispatcher: Sendable {
                 completion(Self.reply(.failure(error), command: command, logger: logger))
             }
         }
-    }
-
-    /// `metadata` with the count of lines a `LogThrottle` held back before this one.
-    static func metadata(_ metadata: Logger.Metadata, heldBack: Int) -> Logger.Metadata {
-        metadata.merging(LogThrottle.metadata(heldBack: heldBack).mapValues { .string($0) }) { $1 }
     }
 
     private struct AuthFailure: Error {

@@ -655,7 +655,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if let heldBack = dispatcher.connectionEventLog.admit() {
             logger.warning(
                 "closing connection: \(reason)",
-                metadata: CommandDispatcher.metadata(
+                metadata: LogThrottle.metadata(
                     ["connection": "\(session.id)", "client": "\(session.client ?? "-")"], heldBack: heldBack))
         }
         closing = true

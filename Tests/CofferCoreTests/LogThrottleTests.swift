@@ -1,4 +1,5 @@
 import CofferCore
+import Logging
 import Testing
 
 @Suite struct LogThrottleTests {
@@ -17,5 +18,12 @@ import Testing
         #expect(throttle.admit(now: start + .seconds(1) + .milliseconds(1)) == 0)
         // A quiet stretch: the window starts again at the next line.
         #expect(throttle.admit(now: start + .seconds(60)) == 0)
+    }
+
+    /// The count goes into the line's metadata only when lines were held back.
+    @Test func theHeldBackCountIsAddedToTheLinesMetadata() {
+        let base: Logger.Metadata = ["connection": "7"]
+        #expect(LogThrottle.metadata(base, heldBack: 0) == base)
+        #expect(LogThrottle.metadata(base, heldBack: 16) == ["connection": "7", "not_logged_before": "16"])
     }
 }
