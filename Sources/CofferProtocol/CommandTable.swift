@@ -129,8 +129,14 @@ public enum CommandTable {
     /// The label index of a raw request, for requests refused before they became a `Command`:
     /// the first argument if it names a known command, else `other`.
     public static func labelIndex(ofRequest request: RESPRequest) -> Int {
-        guard request.count > 0, request.length(of: 0) <= 16 else { return labels.count - 1 }
-        return labelIndex(ofName: request.text(0).uppercased())
+        name(ofRequest: request).map(labelIndex(ofName:)) ?? labels.count - 1
+    }
+
+    /// The request's command name in upper case; nil if it has none, or one too long to be a
+    /// command's.
+    public static func name(ofRequest request: RESPRequest) -> String? {
+        guard request.count > 0, request.length(of: 0) <= 16 else { return nil }
+        return request.text(0).uppercased()
     }
 
     public static func entry(named name: String) -> Entry? {

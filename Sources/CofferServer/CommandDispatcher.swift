@@ -91,7 +91,7 @@ struct CommandDispatcher: Sendable {
             // Anonymous connections learn nothing about the command set but that AUTH is needed;
             // the commands they may run (a malformed AUTH or HELLO) get their real error, as in
             // Redis.
-            if !authenticated && !Policy.allowsUnauthenticated(Self.commandName(request)) {
+            if !authenticated && !Policy.allowsUnauthenticated(CommandTable.name(ofRequest: request) ?? "") {
                 return .refused(Reply(value: .error("NOAUTH Authentication required.")))
             }
             return .refused(Reply(value: .error(error.description)))
@@ -116,13 +116,6 @@ struct CommandDispatcher: Sendable {
             return .refused(Reply(value: .error("NOAUTH Authentication required.")))
         }
         return .command(command)
-    }
-
-    /// The request's command name in upper case, or "" if there is none or it is too long to
-    /// be one.
-    static func commandName(_ request: RESPRequest) -> String {
-        guard request.count > 0, request.length(of: 0) <= 16 else { return "" }
-        return request.text(0).uppercased()
     }
 
     /// `POST` or `Host:` as the command name (any case): an HTTP request line or header, never
