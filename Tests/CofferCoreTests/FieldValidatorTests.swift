@@ -1,6 +1,7 @@
-import CofferCore
 import Foundation
 import Testing
+
+@testable import CofferCore
 
 @Suite struct FieldValidatorTests {
     static let today = ISO8601DateFormatter().date(from: "2026-06-15T12:00:00Z")!
@@ -76,6 +77,31 @@ import Testing
             // The value itself is never echoed in the error.
             if example.1.count > 3 { #expect(!error.message.contains(example.1)) }
         }
+    }
+
+    /// Coffer trims text by hand (Foundation's bridging was 5 % of the committer per PUT): it
+    /// must trim exactly what `trimmingCharacters(in: .whitespaces)` trims, for every scalar at
+    /// both ends and, for the first 12,544 scalars (every whitespace Foundation knows, U+3000
+    /// the last), alone, repeated at either end and inside.
+    @Test func trimsExactlyWhatFoundationTrims() {
+        var differing: [String] = []
+        for value in UInt32(0)...0x10FFFF {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            let c = String(Character(scalar))
+            let texts =
+                value < 0x3100
+                ? [c, c + "a" + c, c + c + "b", "b" + c + c, "a" + c + "b", " " + c + " "] : [c + "a" + c]
+            for text in texts {
+                let expected = text.trimmingCharacters(in: .whitespaces)
+                if FieldValidator.trimmingWhitespace(text) != expected {
+                    differing.append(String(value, radix: 16))
+                    break
+                }
+            }
+        }
+        #expect(differing.isEmpty, "U+\(differing.prefix(20))")
+        #expect(FieldValidator.trimmingWhitespace(" \u{A0}\tx y\u{3000}") == "x y")
+        #expect(FieldValidator.trimmingWhitespace("\nx\n") == "\nx\n")
     }
 
     @Test func refusesOverlongValues() throws {
