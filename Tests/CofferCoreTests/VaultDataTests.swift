@@ -83,6 +83,32 @@ import Testing
         #expect(try t.get("a", ["name", "email"], as: TestVault.support) == ["Alice", "a@example.com"])
     }
 
+    /// A PUT's values are validated before it reaches the committer, but the outcome is
+    /// looked at only after the caller's checks: one who may not write a field learns nothing
+    /// of whether its value was valid, and an unknown field is named before any bad value.
+    @Test func aPutIsRefusedForPermissionBeforeItsValuesAreJudged() throws {
+        let t = try TestVault()
+        for values in [[("card.pan", "not a card")], [("email", "not-an-email"), ("card.pan", "4111")]] {
+            do {
+                _ = try t.vault.put(
+                    subject: "w", values: values.map { ($0.0, Array($0.1.utf8)) }, as: TestVault.support)
+                Issue.record("\(values) was written")
+            } catch let error as VaultError {
+                #expect(error.code == .noPermission, "\(error)")
+            }
+        }
+        for values in [[("shoe_size", "9"), ("email", "bad")], [("email", "bad"), ("shoe_size", "9")]] {
+            #expect(throws: VaultError(.invalid, "unknown field 'shoe_size'")) {
+                _ = try t.vault.put(
+                    subject: "w", values: values.map { ($0.0, Array($0.1.utf8)) }, as: TestVault.support)
+            }
+        }
+        #expect(throws: VaultError(.invalid, "email: must contain exactly one @")) {
+            _ = try t.put("w", [("name", "Ann"), ("email", "bad")])
+        }
+        #expect(try t.vault.exists(subject: "w", as: TestVault.support) == false)
+    }
+
     @Test func multiFieldWriteIsAllOrNothing() throws {
         let t = try TestVault()
         _ = try t.put("c", [("name", "Old Name")])
